@@ -1,0 +1,57 @@
+# Two commands for a fresh machine (see README.md):
+#   make quickstart   set up .venv and run the main job on the embedded procedural default
+#   make test         set up .venv with the dev extra and run the test suite
+#
+# PYTHON must be CPython 3.11 or 3.12. TORCH_SPEC is installed before the project so that
+# pip never resolves a CUDA build of torch on CPU machines; on a laptop without the local
+# CPU wheel, add TORCH_INDEX=https://download.pytorch.org/whl/cpu for the CPU build.
+
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+TORCH_INDEX ?=
+CONFIG ?= configs/quickstart.yaml
+PYTEST_ARGS ?=
+
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
+PIP := $(BIN)/python -m pip
+TORCH_INDEX_ARG := $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX),)
+
+# Quiet, reproducible tool behaviour: no update checks or telemetry from the stack.
+export NO_ALBUMENTATIONS_UPDATE := 1
+export MLFLOW_DISABLE_TELEMETRY := true
+export RAY_USAGE_STATS_ENABLED := 0
+
+.PHONY: quickstart test lint venv dev clean
+
+quickstart: $(STAMP)
+	$(BIN)/pare quickstart $(CONFIG)
+
+test: $(DEV_STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(DEV_STAMP)
+	$(BIN)/ruff check pare_model preprocessing pipelines tests bench
+
+venv: $(STAMP)
+
+dev: $(DEV_STAMP)
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; v = sys.version_info; sys.exit(0 if (3, 11) <= v[:2] <= (3, 12) else "Python 3.11 or 3.12 is needed, found %d.%d: run make PYTHON=python3.11" % v[:2])'
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(PIP) install --quiet $(TORCH_INDEX_ARG) $(TORCH_SPEC)
+	$(PIP) install --quiet -e .
+	touch $@
+
+$(DEV_STAMP): $(STAMP)
+	$(PIP) install --quiet -e '.[dev]'
+	touch $@
+
+clean:
+	rm -rf $(VENV) outputs .pytest_cache
