@@ -1,0 +1,57 @@
+"""Shared fixtures: one procedural body model per test session, written in both formats."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+REAL_FIXTURES = SHARED / "fixtures" / "real"
+
+
+@pytest.fixture(scope="session")
+def procedural_model():
+    """The generated arrays of the seed-0 procedural body model."""
+    from pare_model.body_model.procedural.generator import generate
+
+    return generate(0)
+
+
+@pytest.fixture(scope="session")
+def procedural_dir(procedural_model, tmp_path_factory) -> Path:
+    """An asset folder with the seed-0 model as SMPL-style pickles."""
+    from pare_model.body_model.procedural.files import write_asset_folder
+
+    folder = tmp_path_factory.mktemp("body_model_pkl")
+    write_asset_folder(procedural_model, folder, "pkl")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def procedural_npz_dir(procedural_model, tmp_path_factory) -> Path:
+    """The same model as .npz model files."""
+    from pare_model.body_model.procedural.files import write_asset_folder
+
+    folder = tmp_path_factory.mktemp("body_model_npz")
+    write_asset_folder(procedural_model, folder, "npz")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def body_model(procedural_dir):
+    from pare_model.body_model import load_body_model
+
+    return load_body_model(procedural_dir)
+
+
+def require_real_fixture(relative: str) -> Path:
+    """Path of a real-format sample file in ../shared, or skip when the checkout lacks it."""
+    path = REAL_FIXTURES / relative
+    if not path.exists():
+        pytest.skip(f"real fixture {path} is not present")
+    return path
