@@ -1,0 +1,100 @@
+"""Field documentation of the config dataclasses, read from their attribute docstrings.
+
+A config field is documented by a string literal right below it (as in torchtitan):
+
+    seed: int = 0
+    \"\"\"Seed of the procedural stand-in.\"\"\"
+
+These docstrings feed ``pare config show --docs`` and ``docs/configuration.md``.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import functools
+import inspect
+import textwrap
+import typing
+from collections.abc import Iterator
+from typing import Any
+
+import yaml
+
+from pipelines.config.loader import expected_value
+
+
+@functools.cache
+def field_docs(cls: type) -> dict[str, str]:
+    """Docstring of every documented field of a dataclass (missing ones are absent)."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    body = tree.body[0].body
+    docs = {}
+    for node, following in zip(body, body[1:], strict=False):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and isinstance(following, ast.Expr)
+            and isinstance(following.value, ast.Constant)
+            and isinstance(following.value.value, str)
+        ):
+            docs[node.target.id] = inspect.cleandoc(following.value.value)
+    return docs
+
+
+def walk_fields(config: Any, prefix: str = "") -> Iterator[tuple[str, Any, Any, str, bool]]:
+    """(dotted key, value, type, doc, is_section) for every field, depth first."""
+    hints = typing.get_type_hints(type(config))
+    docs = field_docs(type(config))
+    for field in dataclasses.fields(config):
+        key = f"{prefix}.{field.name}" if prefix else field.name
+        value = getattr(config, field.name)
+        is_section = dataclasses.is_dataclass(value)
+        yield key, value, hints[field.name], docs.get(field.name, ""), is_section
+        if is_section:
+            yield from walk_fields(value, key)
+
+
+def _scalar(value: Any) -> str:
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+
+
+def commented_yaml(config: Any) -> str:
+    """The config as YAML with each field's docstring as a comment above it."""
+    lines = []
+    for key, value, field_type, doc, is_section in walk_fields(config):
+        depth = key.count(".")
+        indent = "  " * depth
+        for doc_line in doc.splitlines():
+            lines.append(f"{indent}# {doc_line}".rstrip())
+        name = key.rsplit(".", 1)[-1]
+        if is_section:
+            lines.append(f"{indent}{name}:")
+        else:
+            lines.append(f"{indent}# ({expected_value(field_type)})")
+            lines.append(f"{indent}{name}: {_scalar(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def markdown_reference(config: Any) -> str:
+    """A Markdown table per section: key, default, accepted values and meaning."""
+    out = [
+        "# Configuration reference",
+        "",
+        "Generated from the config dataclasses in `pipelines/config/` by `pare config docs`;",
+        "do not edit by hand. Set values in a YAML file (see `configs/`) or on the command line",
+        "as `section.key=value`.",
+    ]
+    for key, value, _, doc, is_section in walk_fields(config):
+        if not is_section:
+            continue
+        out += ["", f"## `{key}`", "", " ".join(doc.split()), "", "| key | default | accepts | meaning |", "| --- | --- | --- | --- |"]
+        hints = typing.get_type_hints(type(value))
+        docs = field_docs(type(value))
+        for field in dataclasses.fields(value):
+            if dataclasses.is_dataclass(getattr(value, field.name)):
+                continue
+            meaning = " ".join(docs.get(field.name, "").split()).replace("|", "\\|")
+            default = _scalar(getattr(value, field.name)).replace("|", "\\|")
+            out.append(f"| `{field.name}` | `{default}` | {expected_value(hints[field.name])} | {meaning} |")
+    return "\n".join(out) + "\n"

@@ -1,0 +1,150 @@
+"""Load the configuration: typed defaults, then a YAML file, then ``key=value`` overrides.
+
+Every key is checked against the dataclasses before merging, so a misspelt key fails with
+the list of valid keys (and a suggestion), a section given a scalar or a value given a
+mapping fails naming the key, and OmegaConf's structured merge checks value types. Last,
+the dataclasses are built section by section, so their own validation (``__post_init__``
+raising ``ValueError`` with a message that starts with the field name) is reported with
+the section's path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import typing
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from pare_model.errors import UserFacingError
+from pipelines.config.schema import PareConfig
+
+
+class ConfigError(UserFacingError):
+    """The configuration file or an override is wrong; the message names the key."""
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def expected_value(annotation: Any) -> str:
+    """Human description of what a field of this type accepts."""
+    if typing.get_origin(annotation) is Literal:
+        return "one of: " + ", ".join(str(choice) for choice in typing.get_args(annotation))
+    names = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+    return names.get(annotation, getattr(annotation, "__name__", str(annotation)))
+
+
+def _join(prefix: str, key: str) -> str:
+    return f"{prefix}.{key}" if prefix else key
+
+
+def check_keys(data: dict, cls: type, origin: str, prefix: str = "") -> None:
+    """Raise ConfigError for keys that ``cls`` does not have, or of the wrong kind."""
+    types = _field_types(cls)
+    for key, value in data.items():
+        path = _join(prefix, str(key))
+        if key not in types:
+            valid = sorted(types)
+            hint = difflib.get_close_matches(str(key), valid, n=1)
+            suggestion = f" Did you mean '{_join(prefix, hint[0])}'?" if hint else ""
+            where = f"under '{prefix}'" if prefix else "at the top level"
+            raise ConfigError(
+                f"unknown config key '{path}' ({origin}). Valid keys {where}: {', '.join(valid)}.{suggestion}"
+            )
+        field_type = types[key]
+        if dataclasses.is_dataclass(field_type):
+            if not isinstance(value, dict):
+                raise ConfigError(
+                    f"'{path}' is a section with keys {', '.join(sorted(_field_types(field_type)))} "
+                    f"({origin}); give it a mapping, not {value!r}"
+                )
+            check_keys(value, field_type, origin, path)
+        elif isinstance(value, dict):
+            raise ConfigError(f"'{path}' takes a single value ({expected_value(field_type)}), not a mapping ({origin})")
+
+
+def parse_overrides(overrides: Sequence[str]) -> dict:
+    """``["a.b=1", "c=x"]`` -> ``{"a": {"b": 1}, "c": "x"}``; values are parsed as YAML."""
+    tree: dict = {}
+    for override in overrides:
+        key, sep, raw = override.partition("=")
+        if not sep or not key or any(not part for part in key.split(".")):
+            raise ConfigError(f"override {override!r} must look like section.key=value, e.g. body_model.seed=3")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError as error:
+            raise ConfigError(f"cannot parse the value of override {override!r}: {error}") from error
+        node = tree
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {override!r} conflicts with another override of '{part}'")
+        node[parts[-1]] = value
+    return tree
+
+
+def read_yaml(path: str | Path) -> dict:
+    """The mapping in a YAML config file; empty files give an empty mapping."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist; the shipped configs are in configs/")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise ConfigError(f"config file {path} is not valid YAML: {error}") from error
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of sections, found {type(data).__name__}")
+    return data
+
+
+def _merge(config: DictConfig, data: dict, origin: str) -> DictConfig:
+    check_keys(data, PareConfig, origin)
+    try:
+        return OmegaConf.merge(config, OmegaConf.create(data))
+    except OmegaConfBaseException as error:
+        key = error.full_key or "?"
+        section_type = error.object_type
+        expected = ""
+        if section_type is not None and dataclasses.is_dataclass(section_type) and error.key in _field_types(section_type):
+            expected = f"; expected {expected_value(_field_types(section_type)[error.key])}"
+        raise ConfigError(f"bad value for '{key}' ({origin}): {getattr(error, 'value', None)!r}{expected}") from error
+
+
+def _instantiate(node: DictConfig, cls: type, prefix: str) -> Any:
+    kwargs = {}
+    for name, field_type in _field_types(cls).items():
+        value = node[name]
+        if dataclasses.is_dataclass(field_type):
+            kwargs[name] = _instantiate(value, field_type, _join(prefix, name))
+        else:
+            kwargs[name] = OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+    try:
+        return cls(**kwargs)
+    except ValueError as error:
+        raise ConfigError(f"invalid config value: {_join(prefix, str(error))}") from error
+
+
+def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> PareConfig:
+    """Defaults, then ``path`` (YAML) if given, then ``key=value`` overrides; validated."""
+    config = OmegaConf.structured(PareConfig)
+    if path is not None:
+        config = _merge(config, read_yaml(path), f"in {path}")
+    if overrides:
+        config = _merge(config, parse_overrides(overrides), "on the command line")
+    return _instantiate(config, PareConfig, "")
+
+
+def to_yaml(config: Any) -> str:
+    """A resolved config as YAML."""
+    return OmegaConf.to_yaml(OmegaConf.structured(config))

@@ -1,0 +1,27 @@
+"""Configuration of the quickstart job, the README's first command."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass
+class QuickstartConfig:
+    """What the quickstart job writes and how its picture looks."""
+
+    output_dir: str = "outputs/quickstart"
+    """Folder for everything the quickstart writes. Relative paths are relative to the
+    working directory."""
+
+    pose: Literal["walk", "wave", "t_pose", "mean"] = "walk"
+    """Pose of the body in the picture; 'mean' is the mean pose of smpl_mean_params.npz."""
+
+    panel_size: int = 480
+    """Height in pixels of each view in the picture."""
+
+    def __post_init__(self) -> None:
+        if not self.output_dir.strip():
+            raise ValueError("output_dir must name a folder")
+        if not 128 <= self.panel_size <= 4096:
+            raise ValueError(f"panel_size must be between 128 and 4096 pixels, got {self.panel_size}")
