@@ -1,0 +1,1 @@
+"""Subcommands of ``pare``; each module registers one command group."""

@@ -1,0 +1,27 @@
+"""``pare quickstart [CONFIG] [key=value ...]``: the main job on the embedded default."""
+
+from __future__ import annotations
+
+import argparse
+
+from pipelines.commands.config import _split_config_args
+
+
+def _run(args: argparse.Namespace) -> int:
+    from pipelines.config.loader import load_config
+    from pipelines.quickstart import run_quickstart, summary
+
+    path, overrides = _split_config_args(args.args)
+    config = load_config(path, overrides)
+    print(summary(run_quickstart(config.body_model, config.quickstart)))
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "quickstart",
+        help="run the main job on the embedded procedural default",
+        description="Generate the procedural body model (on first use), pose it and draw it.",
+    )
+    parser.add_argument("args", nargs="*", metavar="[CONFIG] [key=value ...]", help="a YAML config file and/or overrides")
+    parser.set_defaults(handler=_run)
