@@ -78,7 +78,7 @@ def run_quickstart(body_config: BodyModelConfig, config: QuickstartConfig) -> Qu
 
 
 def summary(result: QuickstartResult) -> str:
-    kind = "procedural stand-in (not SMPL)" if result.procedural else "user-supplied"
+    kind = "a procedural stand-in, NOT SMPL" if result.procedural else "user-supplied files"
     return "\n".join([
         "Quickstart finished.",
         f"  body model ({kind}): {result.asset_dir.resolve()}",
