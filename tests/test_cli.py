@@ -54,6 +54,8 @@ def test_body_model_synth_and_info(tmp_path):
     assert "procedural stand-in" in info.stdout and "vertices 6890, faces 13776" in info.stdout
     again = run_pare("body-model", "synth", "--out", str(out))
     assert again.returncode == 2 and "--force" in again.stderr
+    negative = run_pare("body-model", "synth", "--out", str(tmp_path / "other"), "--seed", "-1")
+    assert negative.returncode == 2 and "--seed must be >= 0" in negative.stderr
     missing = run_pare("body-model", "info", str(tmp_path / "nothing"))
     assert missing.returncode == 2 and "does not exist" in missing.stderr
 

@@ -3,25 +3,25 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 from pathlib import Path
 
 from pare_model.errors import UserFacingError
 
 
 def _synth(args: argparse.Namespace) -> int:
+    from pare_model.body_model.assets import PROCEDURAL_MANIFEST
     from pipelines.body_model_source import generate_procedural_folder
 
+    if args.seed < 0:
+        raise UserFacingError(f"--seed must be >= 0, got {args.seed}")
     out = Path(args.out)
     if out.exists() and any(out.iterdir()):
         if not args.force:
             raise UserFacingError(f"{out} is not empty; pass --force to replace its contents, or choose another --out")
-        if not (out / "procedural.json").is_file():
+        if not (out / PROCEDURAL_MANIFEST).is_file():
             raise UserFacingError(f"{out} holds files that are not a procedural body model; refusing to replace them")
-        import shutil
-
         shutil.rmtree(out)
-    if args.seed < 0:
-        raise UserFacingError(f"--seed must be >= 0, got {args.seed}")
     generate_procedural_folder(out, args.seed, args.format)
     print(f"Wrote the procedural body model (stand-in, NOT SMPL), seed {args.seed}, to {out.resolve()}")
     for path in sorted(out.iterdir()):
