@@ -171,3 +171,14 @@ def test_bad_model_arrays_are_named(procedural_npz_dir, tmp_path):
     np.savez(folder / "SMPL_NEUTRAL.npz", **missing)
     with pytest.raises(AssetError, match="posedirs"):
         load_body_model_assets(folder)
+
+
+def test_part_label_conventions():
+    from pare_model.body_model.parts import NUM_PART_LABELS, PART_NAMES, face_parts, label_flip_perm
+
+    assert face_parts(np.array([[0, 1, 2], [2, 3, 1]]), np.array([5, 3, 9, 7])).tolist() == [3, 3]
+    perm = label_flip_perm()
+    assert len(perm) == NUM_PART_LABELS == 25 and perm[0] == 0  # background stays
+    assert (perm[perm] == np.arange(25)).all()
+    left_hip_label = PART_NAMES.index("left_hip") + 1
+    assert PART_NAMES[perm[left_hip_label] - 1] == "right_hip"

@@ -17,9 +17,3 @@ PART_COLORS = np.array(
     ],
     dtype=np.uint8,
 )
-BACKGROUND_COLOR = np.array((0, 0, 0), dtype=np.uint8)
-
-
-def label_colors() -> np.ndarray:
-    """(25, 3) colours for label maps: background, then parts 1..24."""
-    return np.concatenate([BACKGROUND_COLOR[None], PART_COLORS])

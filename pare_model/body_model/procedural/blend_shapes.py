@@ -29,7 +29,8 @@ from __future__ import annotations
 import numpy as np
 
 from pare_model.body_model.procedural.design import design_joints
-from pare_model.body_model.procedural.rigging import J, adjacency, bone_segments
+from pare_model.body_model.procedural.mesh import diffuse, neighbour_average
+from pare_model.body_model.procedural.rigging import J, bone_segments
 from pare_model.body_model.procedural.symmetry import symmetrize
 from pare_model.joint_sets import SMPL_PARENTS
 
@@ -91,11 +92,8 @@ def shape_directions(vertices: np.ndarray, faces: np.ndarray, weights: np.ndarra
     muscle = np.where(np.isin(np.arange(24), LIMB_PARTS), 0.06, 0.0)
     muscle[[J["pelvis"], J["spine1"]]] = -0.04
     directions[:, :, 9] = np.einsum("vj,vjk->vk", weights * muscle, radial) * (limb_w + torso_w)[:, None]
-    average = adjacency(faces, len(vertices))
-    flat = directions.reshape(len(vertices), -1)
-    for _ in range(SHAPE_SMOOTHING_STEPS):
-        flat = 0.5 * flat + 0.5 * (average @ flat)
-    return symmetrize(flat.reshape(directions.shape), mirror)
+    smoothed = diffuse(directions, neighbour_average(faces, len(vertices)), SHAPE_SMOOTHING_STEPS)
+    return symmetrize(smoothed, mirror)
 
 
 def pose_directions(normals: np.ndarray, weights: np.ndarray) -> np.ndarray:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import deque
 
 import numpy as np
+import scipy.sparse
 
 
 class MeshBuilder:
@@ -24,10 +25,6 @@ class MeshBuilder:
         self._count = 0
         self.region = 0
         """Region id given to the vertices added from now on."""
-
-    @property
-    def num_vertices(self) -> int:
-        return self._count
 
     def add(self, points: np.ndarray) -> np.ndarray:
         """Append (N, 3) points; return their (N,) indices."""
@@ -172,28 +169,35 @@ def topology_report(faces: np.ndarray, num_vertices: int) -> dict[str, int | boo
     }
 
 
-def vertex_neighbours(faces: np.ndarray, num_vertices: int) -> list[np.ndarray]:
-    """Sorted neighbour indices of every vertex."""
+def neighbour_average(faces: np.ndarray, num_vertices: int) -> scipy.sparse.csr_matrix:
+    """(V, V) sparse operator averaging each vertex's neighbours (the uniform Laplacian + I)."""
     edges = _directed_edges(faces)
-    edges = np.unique(np.concatenate([edges, edges[:, ::-1]], axis=0), axis=0)
-    splits = np.searchsorted(edges[:, 0], np.arange(1, num_vertices))
-    return np.split(edges[:, 1], splits)
+    edges = np.concatenate([edges, edges[:, ::-1]])
+    matrix = scipy.sparse.coo_matrix(
+        (np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(num_vertices, num_vertices)
+    ).tocsr()
+    matrix.data[:] = 1.0  # each edge is listed once per adjacent face; count it once
+    degree = np.asarray(matrix.sum(axis=1)).ravel()
+    return scipy.sparse.diags(1.0 / degree) @ matrix
+
+
+def diffuse(field: np.ndarray, average: scipy.sparse.csr_matrix, steps: int) -> np.ndarray:
+    """Blur a per-vertex (V, ...) field over the surface: ``steps`` half steps to the neighbours."""
+    flat = field.reshape(len(field), -1)
+    for _ in range(steps):
+        flat = 0.5 * flat + 0.5 * (average @ flat)
+    return flat.reshape(field.shape)
 
 
 def taubin_smooth(
     vertices: np.ndarray, faces: np.ndarray, iterations: int, lam: float = 0.5, mu: float = -0.53
 ) -> np.ndarray:
     """Taubin's lambda/mu smoothing with the uniform Laplacian: smooths without shrinking."""
-    neighbours = vertex_neighbours(faces, len(vertices))
-    degree = np.array([len(n) for n in neighbours], dtype=np.float64)
-    rows = np.repeat(np.arange(len(vertices)), degree.astype(np.int64))
-    cols = np.concatenate(neighbours)
+    average = neighbour_average(faces, len(vertices))
     smoothed = vertices.copy()
     for _ in range(iterations):
         for factor in (lam, mu):
-            sums = np.zeros_like(smoothed)
-            np.add.at(sums, rows, smoothed[cols])
-            smoothed = smoothed + factor * (sums / degree[:, None] - smoothed)
+            smoothed = smoothed + factor * (average @ smoothed - smoothed)
     return smoothed
 
 

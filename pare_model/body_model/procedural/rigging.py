@@ -13,12 +13,12 @@
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse
 from scipy.optimize import nnls
 from scipy.spatial import cKDTree
 
 from pare_model.body_model.procedural.anatomy import Region
 from pare_model.body_model.procedural.design import FINGER_TIP, HEAD_TOP, TOE_TIP, design_joints
+from pare_model.body_model.procedural.mesh import diffuse, neighbour_average
 from pare_model.joint_sets import JOINT_SETS, SMPL_JOINT_NAMES, SMPL_PARENTS
 
 J = {name: i for i, name in enumerate(SMPL_JOINT_NAMES)}
@@ -104,28 +104,13 @@ def assign_parts(vertices: np.ndarray, regions: np.ndarray) -> np.ndarray:
     return parts
 
 
-def adjacency(faces: np.ndarray, num_vertices: int) -> scipy.sparse.csr_matrix:
-    """Row-normalised (V, V) adjacency: averaging over each vertex's neighbours."""
-    edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
-    edges = np.concatenate([edges, edges[:, ::-1]])
-    matrix = scipy.sparse.coo_matrix(
-        (np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(num_vertices, num_vertices)
-    ).tocsr()
-    matrix.data[:] = 1.0  # each undirected edge appears in two faces
-    degree = np.asarray(matrix.sum(axis=1)).ravel()
-    return scipy.sparse.diags(1.0 / degree) @ matrix
-
-
 def skinning_weights(faces: np.ndarray, parts: np.ndarray, mirror: np.ndarray) -> np.ndarray:
     """(V, 24) weights: one-hot parts diffused over the surface, pruned to 4 per vertex.
 
     ``mirror`` maps each vertex to its mirror image; the weights are averaged with their
     mirrored twins (left and right parts swapped) so the rig is exactly symmetric.
     """
-    average = adjacency(faces, len(parts))
-    weights = np.eye(NUM_PARTS)[parts]
-    for _ in range(DIFFUSION_STEPS):
-        weights = 0.5 * weights + 0.5 * (average @ weights)
+    weights = diffuse(np.eye(NUM_PARTS)[parts], neighbour_average(faces, len(parts)), DIFFUSION_STEPS)
     weights = 0.5 * (weights + weights[mirror][:, list(JOINT_SETS["smpl24"].flip_perm)])
     # Keep the weights above the fifth largest. Where a left and a right part tie for fourth
     # place both go, so pruning never breaks the symmetry.
