@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from pare_model.loss_config import LossConfig
+from pare_model.model_config import ModelConfig
 from pipelines.config.body_model import BodyModelConfig
+from pipelines.config.predict import PredictConfig
 from pipelines.config.quickstart import QuickstartConfig
 
 
@@ -18,6 +21,15 @@ class PareConfig:
 
     body_model: BodyModelConfig = field(default_factory=BodyModelConfig)
     """The body model and its asset files."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    """The network: backbone, head and their sizes."""
+
+    loss: LossConfig = field(default_factory=LossConfig)
+    """Training loss weights and the part-segmentation schedule."""
+
+    predict: PredictConfig = field(default_factory=PredictConfig)
+    """Inference on images (``pare predict``)."""
 
     quickstart: QuickstartConfig = field(default_factory=QuickstartConfig)
     """The quickstart job (``pare quickstart``)."""
