@@ -12,9 +12,9 @@ import sys
 from collections.abc import Sequence
 
 from pare_model.errors import UserFacingError
-from pipelines.commands import body_model, checkpoint, config, quickstart
+from pipelines.commands import body_model, checkpoint, config, predict, quickstart
 
-COMMANDS = (quickstart, config, body_model, checkpoint)
+COMMANDS = (quickstart, config, body_model, checkpoint, predict)
 
 
 def build_parser() -> argparse.ArgumentParser:
