@@ -121,7 +121,7 @@ def main() -> None:
                     forward, train = measure(
                         model, PareLoss(LossConfig()), batch_size, setting, device, args.steps, args.warmup
                     )
-                    print(f"{backbone:<10} {batch_size:>5} {setting:<14} {forward:>14.1f} {train:>12.1f}", flush=True)
+                    print(f"{backbone:<10} {batch_size:>5} {setting:<14} {forward:>14.2f} {train:>12.2f}", flush=True)
 
 
 if __name__ == "__main__":

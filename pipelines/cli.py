@@ -12,9 +12,9 @@ import sys
 from collections.abc import Sequence
 
 from pare_model.errors import UserFacingError
-from pipelines.commands import body_model, checkpoint, config, predict, quickstart
+from pipelines.commands import body_model, checkpoint, config, predict, quickstart, synth
 
-COMMANDS = (quickstart, config, body_model, checkpoint, predict)
+COMMANDS = (quickstart, config, body_model, checkpoint, predict, synth)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,6 +13,7 @@ from pare_model.model_config import ModelConfig
 from pipelines.config.body_model import BodyModelConfig
 from pipelines.config.predict import PredictConfig
 from pipelines.config.quickstart import QuickstartConfig
+from pipelines.config.synth import SynthConfig
 
 
 @dataclass
@@ -33,3 +34,6 @@ class PareConfig:
 
     quickstart: QuickstartConfig = field(default_factory=QuickstartConfig)
     """The quickstart job (``pare quickstart``)."""
+
+    synth: SynthConfig = field(default_factory=SynthConfig)
+    """The synthetic data generator (``pare synth``)."""

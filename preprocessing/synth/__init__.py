@@ -1,0 +1,49 @@
+"""Synthetic datasets in the real datasets' file layouts, rendered from the body model with exact ground truth.
+
+- :mod:`.poses`: random body poses within joint limits and random shapes;
+- :mod:`.textures`, :mod:`.occluders`: procedural backgrounds and occluding objects;
+- :mod:`.scene`: one picture (bodies, lighting, background, occluders) and keypoint visibility;
+- :mod:`.layouts`: one writer per layout (``coco_eft``, ``3dpw``, ``h36m``, ``mpii``, ``spin_npz``).
+
+:func:`synthesize` is the entry point; ``pare synth`` calls it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from preprocessing.synth.bodies import BodyModels
+from preprocessing.synth.common import LayoutResult, PreviewTile, SynthOptions, write_notice
+
+__all__ = ["BodyModels", "LayoutResult", "PreviewTile", "SynthOptions", "synthesize"]
+
+
+def synthesize(
+    layout: str, out: str | Path, num: int, seed: int, models: BodyModels, options: SynthOptions | None = None
+) -> LayoutResult:
+    """Write ``num`` samples of ``layout`` into ``out`` (created if missing) with the notice files.
+
+    Args:
+        layout: a name in :data:`preprocessing.synth.layouts.LAYOUTS`.
+        out: output folder; existing files with the same names are overwritten.
+        num: number of samples (for ``3dpw``: frames).
+        seed: same seed, same options and same body model give the same bytes.
+        models: the body models to render.
+        options: how the pictures look (defaults if None).
+    """
+    from preprocessing.synth.layouts import get_layout
+
+    write = get_layout(layout)
+    if num < 1:
+        raise ValueError(f"num must be >= 1, got {num}")
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
+    options = options or SynthOptions()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    result = write(out, num, seed, models, options)
+    kind = (
+        "procedural body model (a stand-in, NOT SMPL)" if models.procedural else "user-supplied SMPL-format body model"
+    )
+    write_notice(out, result, seed, options, kind)
+    return result

@@ -1,0 +1,93 @@
+"""``pare synth --layout h36m``: frames, cameras pickle and SPIN-style npz files against the real samples."""
+
+from __future__ import annotations
+
+import pickle
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+from scipy.spatial.transform import Rotation
+
+from pare_model.safe_pickle import load_pickle
+from preprocessing.synth.bodies import pose_bodies
+from preprocessing.synth.keypoints import NUM_OPENPOSE, gt_indices, h36m_gt_mask
+from tests.conftest import require_real_fixture
+from tests.synth_helpers import check_dtype_like, generate
+
+NUM = 9
+PELVIS, HEAD = gt_indices(("Pelvis (MPII)", "Head (H36M)"))
+NAME = re.compile(r"^(S\d+)_([A-Za-z]+(?:_\d)?)\.(\d{8})_(\d{6})\.jpg$")
+
+
+@pytest.fixture(scope="module")
+def h36m(procedural_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("synth_h36m")
+    generate(procedural_dir, out, "h36m", NUM, seed=5, occluders=0.3)
+    train = dict(np.load(out / "h36m_train.npz"))
+    valid = dict(np.load(out / "h36m_valid_protocol2.npz"))
+    with (out / "cameras.pkl").open("rb") as handle:
+        cameras = pickle.load(handle, encoding="latin1")
+    return out, train, valid, cameras
+
+
+def test_cameras_pickle_matches_the_real_one(h36m):
+    _, _, _, cameras = h36m
+    real = load_pickle(require_real_fixture("mmpose/h36m/cameras.pkl"))
+    real_entry = next(iter(real.values()))
+    assert {cid for _, cid in cameras} == {cid for _, cid in real}
+    assert {s for s, _ in cameras} == {"S1", "S5", "S6", "S7", "S8", "S9", "S11"}
+    for key, camera in cameras.items():
+        assert all(isinstance(part, str) for part in key)
+        assert set(camera) == set(real_entry)
+        for field, value in real_entry.items():
+            if isinstance(value, np.ndarray):
+                assert camera[field].shape == value.shape and camera[field].dtype == value.dtype, field
+            else:
+                assert type(camera[field]) is type(value), field
+        rotation = camera["R"]
+        np.testing.assert_allclose(rotation @ rotation.T, np.eye(3), atol=1e-9)
+        assert camera["id"] == key[1] and camera["name"] == real[("S1", key[1])]["name"]
+        assert 1.3 < camera["T"][2, 0] < 1.8  # camera centres about 1.5 m up, world z up
+
+
+def test_npz_files_match_the_real_sample(h36m):
+    out, train, valid, cameras = h36m
+    real = np.load(require_real_fixture("mmpose/h36m/test_h36m.npz"))
+    for ours in (train, valid):
+        for key in real.files:
+            if key == "iuv_names":  # DensePose renderings, not written
+                continue
+            check_dtype_like(ours[key], real[key], key)
+        np.testing.assert_array_equal(ours["part"][:, ~h36m_gt_mask()], 0.0)  # unannotated joints are zero, as real
+        np.testing.assert_array_equal(ours["S"][:, h36m_gt_mask(), 3], 1.0)
+    assert len(train["imgname"]) + len(valid["imgname"]) == NUM and len(valid["imgname"]) >= 2
+    for split, subjects in ((train, {"S1", "S5", "S6", "S7", "S8"}), (valid, {"S9", "S11"})):
+        for name in split["imgname"]:
+            subject, action, camera, frame = NAME.match(name).groups()
+            assert subject in subjects and (int(frame) - 1) % 5 == 0
+            assert split is train or camera == "60457274"
+            image = Image.open(out / subject / f"{subject}_{action}.{camera}" / name)
+            assert image.size == (cameras[(subject, camera)]["w"], cameras[(subject, camera)]["h"])
+
+
+def test_annotations_are_exact_and_consistent_with_the_cameras(h36m, body_model):
+    _, train, valid, cameras = h36m
+    mask = h36m_gt_mask()
+    for split in (train, valid):
+        bodies = pose_bodies(body_model, split["pose"].reshape(-1, 24, 3), split["shape"])
+        for k, name in enumerate(split["imgname"]):
+            subject, _, camera_id, _ = NAME.match(name).groups()
+            camera = cameras[(subject, camera_id)]
+            S = split["S"][k, mask, :3]
+            model = bodies.joints[k, NUM_OPENPOSE:][mask]
+            np.testing.assert_allclose(model - model[0], S - S[0], atol=1e-5)  # same body up to a translation
+            projected = S[:, :2] / S[:, 2:] * camera["f"].ravel() + camera["c"].ravel()
+            assert np.abs(projected - split["part"][k, mask, :2]).max() < 0.5
+            # In the world (R camera-to-world, T centre; z up) the person stands upright.
+            world = split["S"][k, :, :3] @ camera["R"].T + camera["T"].ravel()
+            assert world[HEAD, 2] > world[PELVIS, 2] + 0.25
+            # The root is in the camera frame: the body's up axis (rest y) points up the screen (-y).
+            root = Rotation.from_rotvec(split["pose"][k, :3]).as_matrix()
+            assert root[1, 1] < -0.5
