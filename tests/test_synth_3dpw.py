@@ -124,3 +124,16 @@ def test_motion_is_smooth_and_the_camera_drifts_slowly(procedural_dir, tmp_path)
     assert np.abs(np.diff(poses, axis=0)).max() > 1e-3  # but it moves
     centres = -np.einsum("nji,nj->ni", cameras[:, :3, :3], cameras[:, :3, 3])
     assert np.linalg.norm(np.diff(centres, axis=0), axis=1).max() < 0.5
+
+
+def test_sequence_files_also_load_through_the_restricted_unpickler(pw3d):
+    """The project's readers open user pickles with pare_model.safe_pickle; our files must pass it."""
+    from pare_model.safe_pickle import load_pickle
+
+    out, sequences = pw3d
+    for (split, name), plain in sequences.items():
+        safe = load_pickle(out / "sequenceFiles" / split / f"{name}.pkl")
+        assert sorted(safe) == sorted(plain)
+        np.testing.assert_array_equal(safe["cam_poses"], plain["cam_poses"])
+        for actor_safe, actor_plain in zip(safe["poses"], plain["poses"], strict=True):
+            np.testing.assert_array_equal(actor_safe, actor_plain)

@@ -91,3 +91,13 @@ def test_annotations_are_exact_and_consistent_with_the_cameras(h36m, body_model)
             # The root is in the camera frame: the body's up axis (rest y) points up the screen (-y).
             root = Rotation.from_rotvec(split["pose"][k, :3]).as_matrix()
             assert root[1, 1] < -0.5
+
+
+def test_cameras_pickle_also_loads_through_the_restricted_unpickler(h36m):
+    from pare_model.safe_pickle import load_pickle
+
+    out, _, _, cameras = h36m
+    safe = load_pickle(out / "cameras.pkl")
+    assert sorted(safe) == sorted(cameras)
+    for key, camera in cameras.items():
+        np.testing.assert_array_equal(safe[key]["R"], camera["R"])
