@@ -24,6 +24,7 @@ from pare_model.checkpoint.native import (
 from pare_model.checkpoint.official import (
     ImportReport,
     body_model_key,
+    infer_config,
     split_official,
     strip_lightning,
     to_official_state_dict,
@@ -55,8 +56,6 @@ def import_official_state(
     state: dict, body_model_dir: str | Path, gender: str = "neutral"
 ) -> tuple[PareModel, ImportReport]:
     """Build the matching model and load an official state dict into it."""
-    from pare_model.checkpoint.official import infer_config
-
     model = build_model_from_assets(infer_config(state), body_model_dir, gender)
     network_keys = {k: v.shape for k, v in model.network_state_dict().items()}
     network, report = split_official(state, network_keys, _unused_backbone_keys(model))

@@ -93,9 +93,10 @@ def _run_batch(model: PareModel, group: list[ImagePeople], device: torch.device)
     return {k: v.float().cpu().numpy() for k, v in output.items()}
 
 
-def _write_image(item: ImagePeople, out: dict, start: int, model: PareModel, config: PredictConfig, folder: Path):
+def _write_image(
+    item: ImagePeople, out: dict, start: int, model: PareModel, faces: np.ndarray, config: PredictConfig, folder: Path
+):
     records, files = [], []
-    faces = model.body_model.faces.cpu().numpy()
     for offset, person in enumerate(item.people):
         record = _person_record(person, out, start + offset, model, item.image)
         path = folder / f"{item.path.stem}_person{person.person}.json"
@@ -126,6 +127,7 @@ def run_predict(model: PareModel, images_dir: str | Path, boxes: dict | None, co
     summary = PredictSummary(folder)
     device = torch.device(config.device)
     model = model.to(device).eval()
+    faces = model.body_model.faces.cpu().numpy()
     people = iter_people(paths, boxes, config.detector, config.box_scale, model.image_size, summary.rejects)
     with open(folder / "predictions.jsonl", "w") as jsonl, tqdm(total=len(paths), desc="predict", unit="image") as bar:
         for group in _batches(people, config.batch_size):
@@ -133,7 +135,7 @@ def run_predict(model: PareModel, images_dir: str | Path, boxes: dict | None, co
             out = _run_batch(model, with_people, device) if with_people else {}
             start = 0
             for item in with_people:
-                records, files = _write_image(item, out, start, model, config, folder)
+                records, files = _write_image(item, out, start, model, faces, config, folder)
                 start += len(item.people)
                 summary.num_people += len(records)
                 summary.files += files

@@ -11,7 +11,13 @@ import numpy as np
 from PIL import Image
 
 from pare_model.geometry import FOCAL_LENGTH
-from preprocessing.render import invert_affine, rasterize, shade, weak_perspective_to_screen
+from preprocessing.render import (
+    invert_affine,
+    rasterize,
+    shade,
+    weak_perspective_to_screen,
+    weak_perspective_translation,
+)
 from preprocessing.render.cameras import CROP_SIZE
 
 # One clay-like colour per person, cycling.
@@ -36,7 +42,7 @@ def draw_meshes(
         in_front = (fragments.face_index >= 0) & (fragments.depth < nearest)
         if not in_front.any():
             continue
-        translation = np.array([cam[1], cam[2], 2.0 * focal_length / (crop_size * cam[0])])
+        translation = weak_perspective_translation(cam, crop_size, focal_length)
         colours = np.broadcast_to(PERSON_COLORS[index % len(PERSON_COLORS)], vertices.shape)
         shaded = shade(fragments, screen, faces, camera_vertices=vertices + translation, vertex_colors=colours)
         canvas[in_front] = (1 - opacity) * canvas[in_front] + opacity * shaded[in_front]

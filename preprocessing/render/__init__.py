@@ -22,6 +22,7 @@ from preprocessing.render.cameras import (
     scale_affine,
     translation_affine,
     weak_perspective_to_screen,
+    weak_perspective_translation,
 )
 from preprocessing.render.labels import labels_from_face_index, part_labels, render_part_labels
 from preprocessing.render.rasterize import NEAR_PLANE, Fragments, rasterize
@@ -47,4 +48,5 @@ __all__ = [
     "shade",
     "translation_affine",
     "weak_perspective_to_screen",
+    "weak_perspective_translation",
 ]

@@ -115,6 +115,14 @@ def _project(points, rotation, translation, intrinsics, affine) -> np.ndarray:
     return _kernels.project(points, matrix)
 
 
+def weak_perspective_translation(cam, crop_size: int = CROP_SIZE, focal_length: float = FOCAL_LENGTH) -> np.ndarray:
+    """(3,) camera translation ``[tx, ty, 2 f / (crop_size s)]`` of PARE's crop camera ``[s, tx, ty]``."""
+    s, tx, ty = (float(c) for c in np.asarray(cam, dtype=np.float64).reshape(3))
+    if not s > 0:
+        raise ValueError(f"weak-perspective scale must be positive, got cam={[s, tx, ty]}")
+    return np.array([tx, ty, 2.0 * focal_length / (crop_size * s)])
+
+
 def weak_perspective_to_screen(
     vertices: np.ndarray,
     cam,
@@ -127,10 +135,7 @@ def weak_perspective_to_screen(
     ``x, y`` are crop pixels (then mapped by ``affine`` if given, e.g. ``scale_affine(0.25)``
     for a 56 px label map) and ``z`` is the camera depth ``z + 2 f / (crop_size s)``.
     """
-    s, tx, ty = (float(c) for c in np.asarray(cam, dtype=np.float64).reshape(3))
-    if not s > 0:
-        raise ValueError(f"weak-perspective scale must be positive, got cam={[s, tx, ty]}")
-    translation = np.array([tx, ty, 2.0 * focal_length / (crop_size * s)])
+    translation = weak_perspective_translation(cam, crop_size, focal_length)
     center = crop_size / 2.0
     intrinsics = np.array([[focal_length, 0.0, center], [0.0, focal_length, center], [0.0, 0.0, 1.0]])
     return _project(vertices, np.eye(3), translation, intrinsics, affine)

@@ -80,6 +80,7 @@ class BodyModels:
         self.folder = Path(folder)
         self.part_map_file = part_map_file
         self._models: dict[str, BodyModel] = {}
+        self._arrays: dict[str, np.ndarray] = {}  # per-frame lookups of shared mesh arrays
 
     def get(self, gender: str = "neutral") -> BodyModel:
         """The model of ``gender`` ('neutral', 'male', 'female' or a code 'n', 'm', 'f')."""
@@ -89,16 +90,20 @@ class BodyModels:
         return self._models[gender]
 
     def faces(self) -> np.ndarray:
-        """(F, 3) int64 triangles, shared by every gender."""
-        return self.get().faces.numpy().astype(np.int64)
+        """(F, 3) int64 triangles, shared by every gender (computed once; do not modify)."""
+        if "faces" not in self._arrays:
+            self._arrays["faces"] = self.get().faces.numpy().astype(np.int64)
+        return self._arrays["faces"]
 
     def part_map(self) -> np.ndarray:
         """(V,) part 0..23 of each vertex."""
         return self.get().part_map.numpy()
 
     def face_parts(self) -> np.ndarray:
-        """(F,) part 0..23 of each face (PARE's minimum rule)."""
-        return face_parts(self.faces(), self.part_map())
+        """(F,) part 0..23 of each face (PARE's minimum rule; computed once, do not modify)."""
+        if "face_parts" not in self._arrays:
+            self._arrays["face_parts"] = face_parts(self.faces(), self.part_map())
+        return self._arrays["face_parts"]
 
     @property
     def procedural(self) -> bool:

@@ -17,10 +17,10 @@ import numpy as np
 
 from preprocessing.render.cameras import (
     CROP_SIZE,
-    FOCAL_LENGTH,
     crop_affine,
     invert_affine,
     weak_perspective_to_screen,
+    weak_perspective_translation,
 )
 from preprocessing.synth.bodies import BodyModels, pose_bodies
 from preprocessing.synth.common import SynthOptions, chunks, sample_rng
@@ -94,8 +94,9 @@ def crop_samples(models: BodyModels, seed: int, layout: str, num: int, options: 
             affine = image_affine(center, box_size)
             screen = weak_perspective_to_screen(vertices, cam, affine=affine)
             joints_screen = weak_perspective_to_screen(joints, cam, affine=affine)
-            translation = np.array([cam[1], cam[2], 2.0 * FOCAL_LENGTH / (CROP_SIZE * cam[0])])
-            person = PersonView(screen, vertices + translation, random_vertex_colors(rng, part_map))
+            person = PersonView(
+                screen, vertices + weak_perspective_translation(cam), random_vertex_colors(rng, part_map)
+            )
             scene = render_random_scene(rng, [person], faces, face_parts, height, width, options.occluder_probability)
             visibility = keypoint_visibility(joints_screen, depth_tolerance(joints, vertices), scene)
             yield CropSample(
