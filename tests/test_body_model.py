@@ -64,7 +64,13 @@ def test_outputs_and_joint_sets(body_model):
     axis_angle, betas = _random_pose(2, seed=2)
     transl = torch.tensor([[0.1, 0.2, 3.0], [0.0, 0.0, 5.0]])
     out = _forward(body_model, axis_angle, betas, transl)
-    shapes = {"vertices": (2, 6890, 3), "joints": (2, 49, 3), "smpl_joints": (2, 24, 3), "h36m_joints": (2, 17, 3), "lsp14_joints": (2, 14, 3)}
+    shapes = {
+        "vertices": (2, 6890, 3),
+        "joints": (2, 49, 3),
+        "smpl_joints": (2, 24, 3),
+        "h36m_joints": (2, 17, 3),
+        "lsp14_joints": (2, 14, 3),
+    }
     assert {k: tuple(v.shape) for k, v in out.items()} == shapes
     joints, smpl = out["joints"], out["smpl_joints"]
     assert torch.equal(joints[:, SPIN["Right Ankle"]], smpl[:, 8])
@@ -86,7 +92,12 @@ def test_mirrored_pose_gives_the_mirrored_body(procedural_dir, body_model):
     original, flipped = _forward(body_model, axis_angle, betas), _forward(body_model, flipped_pose, betas)
     mirror_x = torch.tensor([-1.0, 1.0, 1.0])
     assert torch.allclose(flipped["vertices"], (original["vertices"] * mirror_x)[:, vert_sym], atol=1e-5)
-    for key, joint_set in (("joints", "spin49"), ("smpl_joints", "smpl24"), ("h36m_joints", "h36m17"), ("lsp14_joints", "lsp14")):
+    for key, joint_set in (
+        ("joints", "spin49"),
+        ("smpl_joints", "smpl24"),
+        ("h36m_joints", "h36m17"),
+        ("lsp14_joints", "lsp14"),
+    ):
         perm = list(JOINT_SETS[joint_set].flip_perm)
         assert torch.allclose(flipped[key], (original[key] * mirror_x)[:, perm], atol=1e-5), key
 

@@ -46,8 +46,14 @@ def test_body_model_synth_and_info(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "NOT SMPL" in result.stdout
     assert {p.name for p in out.iterdir()} >= {
-        "SMPL_NEUTRAL.npz", "SMPL_MALE.npz", "SMPL_FEMALE.npz", "J_regressor_extra.npy",
-        "J_regressor_h36m.npy", "smpl_mean_params.npz", "README.md", "procedural.json",
+        "SMPL_NEUTRAL.npz",
+        "SMPL_MALE.npz",
+        "SMPL_FEMALE.npz",
+        "J_regressor_extra.npy",
+        "J_regressor_h36m.npy",
+        "smpl_mean_params.npz",
+        "README.md",
+        "procedural.json",
     }
     info = run_pare("body-model", "info", str(out), "--gender", "female")
     assert info.returncode == 0, info.stderr
@@ -75,8 +81,10 @@ def _panel_parts(panel: np.ndarray) -> set[int]:
 
 def test_quickstart_draws_a_person_with_coloured_parts(tmp_path):
     result = run_pare(
-        "quickstart", str(ROOT / "configs" / "quickstart.yaml"),
-        f"body_model.asset_dir={tmp_path / 'bm'}", f"quickstart.output_dir={tmp_path / 'out'}",
+        "quickstart",
+        str(ROOT / "configs" / "quickstart.yaml"),
+        f"body_model.asset_dir={tmp_path / 'bm'}",
+        f"quickstart.output_dir={tmp_path / 'out'}",
         "quickstart.panel_size=400",
     )
     assert result.returncode == 0, result.stderr

@@ -52,7 +52,9 @@ def test_unknown_key_names_the_key_the_valid_keys_and_a_suggestion(tmp_path):
 
 
 def test_unknown_section_and_unknown_override_key():
-    with pytest.raises(ConfigError, match=r"'bodymodel'.*top level.*body_model, .*quickstart.*Did you mean 'body_model'"):
+    with pytest.raises(
+        ConfigError, match=r"'bodymodel'.*top level.*body_model, .*quickstart.*Did you mean 'body_model'"
+    ):
         load_config(None, ["bodymodel.seed=1"])
     with pytest.raises(ConfigError, match=r"'quickstart.colour'.*on the command line"):
         load_config(None, ["quickstart.colour=red"])

@@ -55,7 +55,9 @@ def test_axis_angle_round_trip(v):
 
 def test_rodrigues_matches_closed_form_about_z():
     theta = 0.7
-    expected = torch.tensor([[math.cos(theta), -math.sin(theta), 0], [math.sin(theta), math.cos(theta), 0], [0, 0, 1.0]])
+    expected = torch.tensor(
+        [[math.cos(theta), -math.sin(theta), 0], [math.sin(theta), math.cos(theta), 0], [0, 0, 1.0]]
+    )
     assert torch.allclose(g.axis_angle_to_matrix(torch.tensor([0, 0, theta])), expected, atol=1e-12)
 
 

@@ -16,8 +16,55 @@ PUBLISHED_J49_FLIP = [0, 1, 5, 6, 7, 2, 3, 4, 8, 12, 13, 14, 9, 10, 11, 16, 15, 
     25 + i for i in PUBLISHED_J24_FLIP
 ]
 PUBLISHED_JOINT_MAP = [
-    24, 12, 17, 19, 21, 16, 18, 20, 0, 2, 5, 8, 1, 4, 7, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34,
-    8, 5, 45, 46, 4, 7, 21, 19, 17, 16, 18, 20, 47, 48, 49, 50, 51, 52, 53, 24, 26, 25, 28, 27,
+    24,
+    12,
+    17,
+    19,
+    21,
+    16,
+    18,
+    20,
+    0,
+    2,
+    5,
+    8,
+    1,
+    4,
+    7,
+    25,
+    26,
+    27,
+    28,
+    29,
+    30,
+    31,
+    32,
+    33,
+    34,
+    8,
+    5,
+    45,
+    46,
+    4,
+    7,
+    21,
+    19,
+    17,
+    16,
+    18,
+    20,
+    47,
+    48,
+    49,
+    50,
+    51,
+    52,
+    53,
+    24,
+    26,
+    25,
+    28,
+    27,
 ]
 
 
@@ -66,7 +113,9 @@ def test_pose_flip_is_an_involution_and_negates_y_and_z():
     flipped = js.flip_smpl_pose(pose)
     assert np.allclose(js.flip_smpl_pose(flipped), pose)
     left_hip, right_hip = 1, 2
-    assert np.allclose(flipped[:, 3 * left_hip : 3 * left_hip + 3], pose[:, 3 * right_hip : 3 * right_hip + 3] * [1, -1, -1])
+    assert np.allclose(
+        flipped[:, 3 * left_hip : 3 * left_hip + 3], pose[:, 3 * right_hip : 3 * right_hip + 3] * [1, -1, -1]
+    )
 
 
 def test_unknown_joint_set_and_joint_name_errors_list_the_choices():

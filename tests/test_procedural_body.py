@@ -30,8 +30,14 @@ def neutral(procedural_model):
 
 def test_sizes_and_dtypes_match_smpl(neutral):
     expected = {
-        "v_template": (6890, 3), "f": (13776, 3), "weights": (6890, 24), "J_regressor": (24, 6890),
-        "J": (24, 3), "kintree_table": (2, 24), "posedirs": (6890, 3, 207), "shapedirs": (6890, 3, 10),
+        "v_template": (6890, 3),
+        "f": (13776, 3),
+        "weights": (6890, 24),
+        "J_regressor": (24, 6890),
+        "J": (24, 3),
+        "kintree_table": (2, 24),
+        "posedirs": (6890, 3, 207),
+        "shapedirs": (6890, 3, 10),
     }
     for key, shape in expected.items():
         assert neutral[key].shape == shape, key
@@ -162,7 +168,11 @@ def test_smplx_landmark_vertices_sit_where_their_names_say(neutral):
 
 def test_genders_and_seeds_differ_in_shape_only(procedural_model):
     models = procedural_model.models
-    assert _height(models["male"]["v_template"]) > _height(models["neutral"]["v_template"]) > _height(models["female"]["v_template"])
+    assert (
+        _height(models["male"]["v_template"])
+        > _height(models["neutral"]["v_template"])
+        > _height(models["female"]["v_template"])
+    )
     other = generate(1)
     assert not np.allclose(other.models["neutral"]["v_template"], models["neutral"]["v_template"])
     for key in ("f", "weights", "J_regressor", "posedirs", "shapedirs"):
@@ -222,6 +232,8 @@ def test_posed_mesh_keeps_its_volume(body_model):
     rotations = axis_angle_to_matrix(pose)
     with torch.no_grad():
         posed = body_model(rotations[:, :1], rotations[:, 1:], torch.zeros(1, 10))["vertices"][0].numpy()
-        rest = body_model(torch.eye(3)[None, None], torch.eye(3).repeat(1, 23, 1, 1), torch.zeros(1, 10))["vertices"][0].numpy()
+        rest = body_model(torch.eye(3)[None, None], torch.eye(3).repeat(1, 23, 1, 1), torch.zeros(1, 10))["vertices"][
+            0
+        ].numpy()
     faces = body_model.faces.numpy()
     assert signed_volume(posed, faces) == pytest.approx(signed_volume(rest, faces), rel=0.03)

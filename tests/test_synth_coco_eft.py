@@ -10,8 +10,8 @@ import torch
 from PIL import Image
 from pycocotools.coco import COCO
 
+from preprocessing.keypoints import COCO17_TO_SPIN, spin_indices
 from preprocessing.render import crop_affine, invert_affine, weak_perspective_to_screen
-from preprocessing.synth.keypoints import COCO17_TO_SPIN, spin_indices
 from tests.conftest import require_real_fixture
 from tests.synth_helpers import generate, labels_from_screen, on_foreground
 

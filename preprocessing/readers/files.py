@@ -1,0 +1,94 @@
+"""File access for readers: local folders or any fsspec URI (``s3://``, ``gs://``, ``file://``).
+
+Readers address files relative to a source root. Libraries that need a real local file
+(h5py, scipy's ``loadmat``, cdflib, OpenCV's video decoder) get one from :meth:`local_path`,
+which copies remote files into a cache folder once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import posixpath
+import tempfile
+from pathlib import Path
+
+import fsspec
+
+from pare_model.errors import UserFacingError
+
+
+class SourceError(UserFacingError):
+    """A data source cannot be read at all (wrong path, missing or unparseable annotation file)."""
+
+
+def _cache_root() -> Path:
+    return Path(os.environ.get("PARE_SOURCE_CACHE", Path(tempfile.gettempdir()) / "pare-source-cache"))
+
+
+class SourceFiles:
+    """The files under one source root, local or remote."""
+
+    def __init__(self, root: str):
+        self.uri = str(root)
+        self.fs, self.root = fsspec.core.url_to_fs(self.uri)
+        self.is_local = "file" in (self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,))
+
+    def path(self, relative: str) -> str:
+        """Path of ``relative`` for this filesystem."""
+        return posixpath.join(self.root, relative) if relative else self.root
+
+    def url(self, relative: str) -> str:
+        """A string that :func:`open_url` (or ``fsspec.open``) opens from any process."""
+        path = self.path(relative)
+        return path if self.is_local else self.fs.unstrip_protocol(path)
+
+    def exists(self, relative: str) -> bool:
+        return self.fs.exists(self.path(relative))
+
+    def isdir(self, relative: str) -> bool:
+        return self.fs.isdir(self.path(relative))
+
+    def read_bytes(self, relative: str) -> bytes:
+        with self.fs.open(self.path(relative), "rb") as f:
+            return f.read()
+
+    def glob(self, pattern: str) -> list[str]:
+        """Sorted paths relative to the root that match ``pattern`` (fsspec glob syntax)."""
+        base = self.root.rstrip("/") + "/"
+        matches = self.fs.glob(self.path(pattern))
+        return sorted(m[len(base) :] if m.startswith(base) else m for m in matches)
+
+    def require(self, relative: str, what: str, fix: str) -> str:
+        """``relative``'s path, or a :class:`SourceError` naming it, ``what`` it should be and the ``fix``."""
+        if not self.exists(relative):
+            raise SourceError(f"{what} not found: {self.url(relative)}. {fix}")
+        return self.path(relative)
+
+    def local_path(self, relative: str) -> str:
+        """A local file with the content of ``relative`` (the file itself when the source is local)."""
+        if self.is_local:
+            return self.path(relative)
+        url = self.url(relative)
+        target = _cache_root() / hashlib.sha256(url.encode()).hexdigest()[:24] / posixpath.basename(relative)
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_suffix(target.suffix + ".partial")
+            self.fs.get(self.path(relative), str(partial))
+            partial.rename(target)
+        return str(target)
+
+    def fingerprint(self, relatives: list[str]) -> str:
+        """sha256 over the names and bytes of the given files (the annotation files of a source)."""
+        digest = hashlib.sha256()
+        for relative in sorted(relatives):
+            digest.update(relative.encode() + b"\0")
+            with self.fs.open(self.path(relative), "rb") as f:
+                for block in iter(lambda f=f: f.read(1 << 20), b""):
+                    digest.update(block)
+        return digest.hexdigest()
+
+
+def open_url(url: str):
+    """Open a path or fsspec URL for binary reading."""
+    return fsspec.open(url, "rb").open()
