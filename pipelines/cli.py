@@ -12,9 +12,9 @@ import sys
 from collections.abc import Sequence
 
 from pare_model.errors import UserFacingError
-from pipelines.commands import body_model, checkpoint, config, predict, quickstart, synth
+from pipelines.commands import body_model, checkpoint, config, predict, preprocess, quickstart, shards, synth
 
-COMMANDS = (quickstart, config, body_model, checkpoint, predict, synth)
+COMMANDS = (quickstart, config, body_model, checkpoint, predict, synth, preprocess, shards)
 
 
 def build_parser() -> argparse.ArgumentParser:

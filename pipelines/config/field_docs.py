@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from pipelines.config.loader import expected_value
+from pipelines.config.loader import expected_value, mapped_section
 
 
 @functools.cache
@@ -55,7 +55,16 @@ def walk_fields(config: Any, prefix: str = "") -> Iterator[tuple[str, Any, Any, 
             yield from walk_fields(value, key)
 
 
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value):
+        return dataclasses.asdict(value)
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    return value
+
+
 def _scalar(value: Any) -> str:
+    value = _plain(value)
     return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
 
 
@@ -88,7 +97,15 @@ def markdown_reference(config: Any) -> str:
     for key, value, _, doc, is_section in walk_fields(config):
         if not is_section:
             continue
-        out += ["", f"## `{key}`", "", " ".join(doc.split()), "", "| key | default | accepts | meaning |", "| --- | --- | --- | --- |"]
+        out += [
+            "",
+            f"## `{key}`",
+            "",
+            " ".join(doc.split()),
+            "",
+            "| key | default | accepts | meaning |",
+            "| --- | --- | --- | --- |",
+        ]
         hints = typing.get_type_hints(type(value))
         docs = field_docs(type(value))
         for field in dataclasses.fields(value):
@@ -97,4 +114,20 @@ def markdown_reference(config: Any) -> str:
             meaning = " ".join(docs.get(field.name, "").split()).replace("|", "\\|")
             default = _scalar(getattr(value, field.name)).replace("|", "\\|")
             out.append(f"| `{field.name}` | `{default}` | {expected_value(hints[field.name])} | {meaning} |")
+        for field in dataclasses.fields(value):
+            item_type = mapped_section(hints[field.name])
+            if item_type is not None:
+                out += _mapped_section_table(f"{key}.{field.name}", item_type)
     return "\n".join(out) + "\n"
+
+
+def _mapped_section_table(key: str, item_type: type) -> list[str]:
+    """Markdown table of the fields of each entry of a ``dict[str, dataclass]`` field."""
+    doc = " ".join((item_type.__doc__ or "").split())
+    out = ["", f"## `{key}.<name>`", "", doc, "", "| key | default | accepts | meaning |", "| --- | --- | --- | --- |"]
+    example, hints, docs = item_type(), typing.get_type_hints(item_type), field_docs(item_type)
+    for field in dataclasses.fields(item_type):
+        meaning = " ".join(docs.get(field.name, "").split()).replace("|", "\\|")
+        default = _scalar(getattr(example, field.name)).replace("|", "\\|")
+        out.append(f"| `{field.name}` | `{default}` | {expected_value(hints[field.name])} | {meaning} |")
+    return out

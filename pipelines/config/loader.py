@@ -42,6 +42,15 @@ def expected_value(annotation: Any) -> str:
     return names.get(annotation, getattr(annotation, "__name__", str(annotation)))
 
 
+def mapped_section(annotation: Any) -> type | None:
+    """The dataclass ``D`` of a ``dict[str, D]`` field (named sections such as ``preprocess.sources``), else None."""
+    if typing.get_origin(annotation) is dict:
+        value_type = typing.get_args(annotation)[1]
+        if dataclasses.is_dataclass(value_type):
+            return value_type
+    return None
+
+
 def _join(prefix: str, key: str) -> str:
     return f"{prefix}.{key}" if prefix else key
 
@@ -67,7 +76,17 @@ def check_keys(data: dict, cls: type, origin: str, prefix: str = "") -> None:
                     f"({origin}); give it a mapping, not {value!r}"
                 )
             check_keys(value, field_type, origin, path)
-        elif isinstance(value, dict):
+        elif (item_type := mapped_section(field_type)) is not None:
+            if not isinstance(value, dict):
+                raise ConfigError(f"'{path}' maps names to sections ({origin}); give it a mapping, not {value!r}")
+            for name, item in value.items():
+                if not isinstance(item, dict):
+                    raise ConfigError(
+                        f"'{path}.{name}' is a section with keys {', '.join(sorted(_field_types(item_type)))} "
+                        f"({origin}); give it a mapping, not {item!r}"
+                    )
+                check_keys(item, item_type, origin, f"{path}.{name}")
+        elif isinstance(value, dict) and typing.get_origin(field_type) is not dict:
             raise ConfigError(f"'{path}' takes a single value ({expected_value(field_type)}), not a mapping ({origin})")
 
 
@@ -116,7 +135,11 @@ def _merge(config: DictConfig, data: dict, origin: str) -> DictConfig:
         key = error.full_key or "?"
         section_type = error.object_type
         expected = ""
-        if section_type is not None and dataclasses.is_dataclass(section_type) and error.key in _field_types(section_type):
+        if (
+            section_type is not None
+            and dataclasses.is_dataclass(section_type)
+            and error.key in _field_types(section_type)
+        ):
             expected = f"; expected {expected_value(_field_types(section_type)[error.key])}"
         raise ConfigError(f"bad value for '{key}' ({origin}): {getattr(error, 'value', None)!r}{expected}") from error
 
@@ -127,6 +150,9 @@ def _instantiate(node: DictConfig, cls: type, prefix: str) -> Any:
         value = node[name]
         if dataclasses.is_dataclass(field_type):
             kwargs[name] = _instantiate(value, field_type, _join(prefix, name))
+        elif (item_type := mapped_section(field_type)) is not None:
+            path = _join(prefix, name)
+            kwargs[name] = {key: _instantiate(value[key], item_type, f"{path}.{key}") for key in value}
         else:
             kwargs[name] = OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
     try:

@@ -12,6 +12,7 @@ from pare_model.loss_config import LossConfig
 from pare_model.model_config import ModelConfig
 from pipelines.config.body_model import BodyModelConfig
 from pipelines.config.predict import PredictConfig
+from pipelines.config.preprocess import PreprocessConfig
 from pipelines.config.quickstart import QuickstartConfig
 from pipelines.config.synth import SynthConfig
 
@@ -37,3 +38,6 @@ class PareConfig:
 
     synth: SynthConfig = field(default_factory=SynthConfig)
     """The synthetic data generator (``pare synth``)."""
+
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    """The preprocessing job (``pare preprocess``): readers, crops, part labels, shards."""

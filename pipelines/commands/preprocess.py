@@ -1,0 +1,53 @@
+"""``pare preprocess CONFIG [key=value ...]``: dataset sources -> WebDataset shards, on Ray."""
+
+from __future__ import annotations
+
+import argparse
+
+from pipelines.commands.config import _split_config_args
+
+
+def _list_readers() -> int:
+    from preprocessing.readers import READERS, reader_class
+
+    for name in sorted(READERS):
+        cls = reader_class(name)
+        summary = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+        print(f"{name:12s} {summary}")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.readers:
+        return _list_readers()
+    from pipelines.config.loader import load_config
+    from pipelines.preprocess.job import run_preprocess
+
+    path, overrides = _split_config_args(args.args)
+    config = load_config(path, overrides)
+    report = run_preprocess(config, show_progress=not args.quiet)
+    print(f"Shards in {report.output} ({report.seconds:.1f} s):")
+    for folder in report.folders:
+        print(
+            f"  {folder.folder}: {folder.status}; {folder.inputs} inputs -> {folder.samples} samples in "
+            f"{folder.shards} shards, {folder.rejected} rejected (see {folder.folder}/rejects.jsonl)"
+        )
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "preprocess",
+        help="read datasets, crop people, render part labels, write WebDataset shards (a Ray job)",
+        description=(
+            "Read every source in preprocess.sources, crop each person, render part labels from the SMPL fits "
+            "and write <output>/<dataset>/<split>/shard-*.tar with manifest.json and rejects.jsonl. Runs on a "
+            "local Ray cluster, or on preprocess.ray_address. Rerunning skips finished work."
+        ),
+    )
+    parser.add_argument("--readers", action="store_true", help="list the dataset readers and exit")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "args", nargs="*", metavar="[CONFIG] [key=value ...]", help="a YAML config file and/or overrides"
+    )
+    parser.set_defaults(handler=_run)

@@ -1,0 +1,77 @@
+"""Configuration of the preprocessing job (``pare preprocess``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from preprocessing.samples.spec import CropConfig, QualityConfig
+
+
+@dataclass
+class SourceConfig:
+    """One dataset split to preprocess: which reader, where its files are, and the reader's options."""
+
+    reader: str = ""
+    """Reader name: coco_eft, mpii, lspet_eft, h36m, h36m_npz, 3dpw, spin_npz (``pare preprocess --readers`` lists them)."""
+
+    root: str = ""
+    """Folder or fsspec URI (s3://bucket/coco, gs://...) holding the source's files."""
+
+    split: str = "train"
+    """Split to read: train, validation or test."""
+
+    dataset: str = ""
+    """Dataset name used for the output folder and the sample keys; empty: the reader's default."""
+
+    options: dict[str, Any] = field(default_factory=dict)
+    """Reader options (annotation file names, EFT fits, ...); an unknown option fails listing the valid ones."""
+
+    enabled: bool = True
+    """Set to false to keep a source in a config file but skip it."""
+
+
+@dataclass
+class PreprocessConfig:
+    """The preprocessing job: sources in, WebDataset shards out, on a local or remote Ray cluster."""
+
+    output: str = "outputs/shards"
+    """Folder or pyarrow/fsspec URI (s3://bucket/shards) receiving one folder per dataset/split."""
+
+    sources: dict[str, SourceConfig] = field(default_factory=dict)
+    """The sources, by a name of your choice (``preprocess.sources.<name>.root=...`` on the command line)."""
+
+    samples_per_shard: int = 1000
+    """Samples per tar shard (the last shard of a split holds the rest)."""
+
+    chunk_size: int = 64
+    """Records per unit of work: a Ray task builds one chunk, batching the body model over it."""
+
+    num_workers: int = 0
+    """Parallel sample builders (Ray actors, one CPU each); 0: one per CPU of the cluster."""
+
+    ray_address: str = ""
+    """Ray cluster to use: empty starts a local one (``ray.init()``), ``auto`` joins the running one, or ``ray://host:10001``."""
+
+    min_keypoints: int = 1
+    """Records with fewer labelled 2D keypoints are rejected as no_visible_keypoints."""
+
+    keep_work: bool = False
+    """Keep the per-chunk work files (``_work/``) after the shards are written (for debugging)."""
+
+    overwrite: bool = False
+    """Allow replacing shards made with a different config or source; otherwise such a rerun stops with an error."""
+
+    crop: CropConfig = field(default_factory=CropConfig)
+    """The stored loose crop."""
+
+    quality: QualityConfig = field(default_factory=QualityConfig)
+    """The SMPL-fit quality filter."""
+
+    def __post_init__(self) -> None:
+        if self.samples_per_shard < 1:
+            raise ValueError(f"samples_per_shard must be >= 1, got {self.samples_per_shard}")
+        if self.chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1, got {self.chunk_size}")
+        if self.num_workers < 0:
+            raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")

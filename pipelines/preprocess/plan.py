@@ -1,0 +1,122 @@
+"""Planning on the driver, before any cluster work: check every source, read its records, chunk them.
+
+Everything a user can get wrong (a wrong path, a missing annotation file, an unparseable
+source, a missing body model, clashing output folders) fails here with a message that names
+it, before Ray starts. Records are streamed from each reader, validated, de-duplicated by
+sample key and cut into chunks; inputs that fail are kept as rejects with their reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+
+from tqdm import tqdm
+
+from pare_model.errors import UserFacingError
+from pipelines.config.preprocess import PreprocessConfig, SourceConfig
+from preprocessing.readers import Reader, build_reader, validated
+from preprocessing.record import Rejected, SampleRecord
+
+
+@dataclass
+class SourcePlan:
+    """One source's work: where it goes, what identifies it, and its records in chunks."""
+
+    name: str
+    reader: Reader
+    folder: str
+    """Output folder relative to the output root: ``<dataset>/<split>``."""
+    fingerprint: str
+    config_hash: str
+    chunks: list[list[SampleRecord]] = field(default_factory=list)
+    rejects: list[Rejected] = field(default_factory=list)
+    inputs: int = 0
+    genders: set[str] = field(default_factory=set)
+
+
+def build_readers(config: PreprocessConfig) -> dict[str, Reader]:
+    """The enabled sources' readers, each checked; output folders must not clash."""
+    if not config.sources:
+        raise UserFacingError(
+            "no sources configured: add preprocess.sources.<name> with reader and root "
+            "(see configs/preprocess_synthetic.yaml and docs/preprocessing.md)"
+        )
+    readers: dict[str, Reader] = {}
+    folders: dict[str, str] = {}
+    for name, source in config.sources.items():
+        if not source.enabled:
+            continue
+        if not source.reader or not source.root:
+            raise UserFacingError(f"preprocess.sources.{name} needs both reader and root (got {source})")
+        reader = build_reader(source.reader, source.root, source.split, source.options, source.dataset or None)
+        reader.check()
+        folder = f"{reader.dataset}/{reader.split}"
+        if folder in folders:
+            raise UserFacingError(
+                f"preprocess.sources.{name} and .{folders[folder]} both write {folder}; give one a different dataset name"
+            )
+        folders[folder] = name
+        readers[name] = reader
+    if not readers:
+        raise UserFacingError("every source in preprocess.sources is disabled (enabled: false)")
+    return readers
+
+
+def config_hash(source: SourceConfig, config: PreprocessConfig, body_model_fingerprint: str) -> str:
+    """sha256 of everything that changes a source's shards (not how the work is spread)."""
+    identity = {
+        "source": asdict(source),
+        "samples_per_shard": config.samples_per_shard,
+        "min_keypoints": config.min_keypoints,
+        "crop": asdict(config.crop),
+        "quality": asdict(config.quality),
+        "body_model": body_model_fingerprint,
+    }
+    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def plan_records(plan: SourcePlan, chunk_size: int, min_keypoints: int, show_progress: bool = True) -> None:
+    """Stream the reader's records into ``plan``: validated, de-duplicated and chunked."""
+    seen: set[str] = set()
+    chunk: list[SampleRecord] = []
+    items = validated(plan.reader.records(), min_keypoints)
+    for item in tqdm(items, desc=f"read {plan.folder}", unit="record", disable=not show_progress, leave=False):
+        plan.inputs += 1
+        if isinstance(item, Rejected):
+            plan.rejects.append(item)
+            continue
+        if item.key in seen:
+            plan.rejects.append(
+                Rejected(
+                    "duplicate_id",
+                    f"sample key {item.key} seen before",
+                    item.dataset,
+                    item.split,
+                    item.sample_id,
+                    item.source,
+                )
+            )
+            continue
+        seen.add(item.key)
+        if item.has_smpl:
+            plan.genders.add(item.gender)
+        chunk.append(item)
+        if len(chunk) == chunk_size:
+            plan.chunks.append(chunk)
+            chunk = []
+    if chunk:
+        plan.chunks.append(chunk)
+    if plan.inputs == 0:  # the source itself is the one input, rejected, so that counts still add up
+        plan.inputs = 1
+        reader = plan.reader
+        plan.rejects.append(
+            Rejected(
+                "empty_source",
+                f"reader {reader.name} found no samples under {reader.files.uri}",
+                reader.dataset,
+                reader.split,
+                "",
+            )
+        )

@@ -1,0 +1,1 @@
+"""The shard folders: manifest, validation and statistics (``pare shards validate|stats``)."""
