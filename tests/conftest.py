@@ -55,3 +55,16 @@ def require_real_fixture(relative: str) -> Path:
     if not path.exists():
         pytest.skip(f"real fixture {path} is not present")
     return path
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """One local Ray instance for the whole session: starting Ray costs 5-10 s on 2 cores."""
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, configure_logging=False)
+    yield ray
+    ray.shutdown()

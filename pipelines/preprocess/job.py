@@ -49,9 +49,12 @@ class FolderResult:
 
 @dataclass
 class PreprocessReport:
+    """What the job did: per folder, and seconds per stage (plan, build, pack, finish)."""
+
     output: str
     folders: list[FolderResult] = field(default_factory=list)
     seconds: float = 0.0
+    stage_seconds: dict[str, float] = field(default_factory=dict)
 
 
 def folder_fingerprint(folder: Path) -> str:
@@ -258,16 +261,26 @@ def run_preprocess(config, show_progress: bool = True) -> PreprocessReport:
     storage.check_writable()
     plans, done = _plans(config, storage, folder_fingerprint(body_dir), show_progress)
     report = PreprocessReport(storage.uri, list(done))
+    stages = report.stage_seconds
+    stages["plan"] = time.perf_counter() - start
     if plans:
         _check_genders(body_dir, config.body_model.part_map or None, plans)
         for plan in plans:  # a half-rebuilt folder must not look complete
             storage.delete_file(f"{plan.folder}/{MANIFEST_FILE}")
+        mark = time.perf_counter()
         init_ray(pre.ray_address)
         quiet_ray_data()
+        stages["ray_init"] = time.perf_counter() - mark
+        mark = time.perf_counter()
         _build(config, storage, body_dir, plans, show_progress)
+        stages["build"] = time.perf_counter() - mark
+        mark = time.perf_counter()
         summaries = {plan.folder: _summaries(storage, plan) for plan in plans}
         shards = _pack(config, storage, plans, summaries, show_progress)
+        stages["pack"] = time.perf_counter() - mark
+        mark = time.perf_counter()
         for plan in plans:
             report.folders.append(_finish(config, storage, plan, summaries[plan.folder], shards[plan.folder]))
+        stages["finish"] = time.perf_counter() - mark
     report.seconds = time.perf_counter() - start
     return report

@@ -47,8 +47,10 @@ def _configure_worker() -> None:
     """One thread per worker (parallelism comes from the actors) and a shared numba cache."""
     os.environ.setdefault("NUMBA_NUM_THREADS", "1")
     os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(tempfile.gettempdir(), "pare-numba-cache"))
+    import cv2
     import torch
 
+    cv2.setNumThreads(1)
     torch.set_num_threads(1)
 
 

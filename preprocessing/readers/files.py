@@ -36,7 +36,7 @@ class SourceFiles:
 
     def path(self, relative: str) -> str:
         """Path of ``relative`` for this filesystem."""
-        return posixpath.join(self.root, relative) if relative else self.root
+        return posixpath.normpath(posixpath.join(self.root, relative)) if relative else self.root
 
     def url(self, relative: str) -> str:
         """A string that :func:`open_url` (or ``fsspec.open``) opens from any process."""

@@ -10,7 +10,9 @@ from preprocessing.readers.base import Reader, build_options
 from preprocessing.readers.files import SourceError
 
 # name -> "module:Class"; imported on first use so that listing names costs nothing.
-READERS: dict[str, str] = {}
+READERS: dict[str, str] = {
+    "coco_eft": "preprocessing.readers.coco_eft:CocoEftReader",
+}
 
 
 def reader_class(name: str) -> type[Reader]:
