@@ -55,6 +55,10 @@ class PreprocessReport:
     folders: list[FolderResult] = field(default_factory=list)
     seconds: float = 0.0
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    chunks: int = 0
+    """Chunks of records planned for the folders that were built."""
+    chunks_reused: int = 0
+    """Of those, chunks whose part files an earlier, interrupted run had already written."""
 
 
 def folder_fingerprint(folder: Path) -> str:
@@ -128,7 +132,8 @@ def _check_genders(body_dir: Path, part_map: str | None, plans: list[SourcePlan]
         load_body_model(body_dir, gender, part_map)
 
 
-def _build(config, storage: Storage, body_dir: Path, plans: list[SourcePlan], show_progress: bool) -> None:
+def _build(config, storage: Storage, body_dir: Path, plans: list[SourcePlan], show_progress: bool) -> tuple[int, int]:
+    """Build every chunk that has no part yet; returns (chunks, chunks reused from an earlier run)."""
     import ray
 
     from pipelines.preprocess.cluster import cluster_cpus
@@ -144,7 +149,7 @@ def _build(config, storage: Storage, body_dir: Path, plans: list[SourcePlan], sh
                 )
     total = sum(len(plan.chunks) for plan in plans)
     if not items:
-        return
+        return total, total
     workers = min(pre.num_workers or cluster_cpus(), len(items))
     dataset = ray.data.from_items(items, override_num_blocks=len(items)).map(
         ChunkBuilder,
@@ -162,6 +167,7 @@ def _build(config, storage: Storage, body_dir: Path, plans: list[SourcePlan], sh
         for row in dataset.iter_rows():
             bar.update(1)
             bar.set_postfix(samples=row["samples"], rejects=row["rejects"], refresh=False)
+    return total, total - len(items)
 
 
 def _summaries(storage: Storage, plan: SourcePlan) -> list[dict]:
@@ -272,7 +278,7 @@ def run_preprocess(config, show_progress: bool = True) -> PreprocessReport:
         quiet_ray_data()
         stages["ray_init"] = time.perf_counter() - mark
         mark = time.perf_counter()
-        _build(config, storage, body_dir, plans, show_progress)
+        report.chunks, report.chunks_reused = _build(config, storage, body_dir, plans, show_progress)
         stages["build"] = time.perf_counter() - mark
         mark = time.perf_counter()
         summaries = {plan.folder: _summaries(storage, plan) for plan in plans}

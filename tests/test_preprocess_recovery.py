@@ -1,0 +1,141 @@
+"""Failures with real processes: a Ray worker killed mid-job, and the whole job killed and rerun.
+
+Both must end with exactly the manifest (and shards) of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from pipelines.config.loader import load_config
+from pipelines.shards.manifest import MANIFEST_FILE
+from tests.synth_helpers import generate
+
+pytestmark = pytest.mark.slow
+FOLDER = "coco-eft/train"
+
+
+@pytest.fixture(scope="module")
+def source(procedural_dir, tmp_path_factory):
+    root = tmp_path_factory.mktemp("kill_source")
+    generate(procedural_dir, root / "coco", "coco_eft", 24, seed=7)
+    return root / "coco"
+
+
+def overrides(procedural_dir, source: Path, output: Path, *extra: str) -> list[str]:
+    return [
+        f"body_model.asset_dir={procedural_dir}",
+        f"preprocess.output={output}",
+        "preprocess.samples_per_shard=5",
+        "preprocess.chunk_size=1",  # many small units of work, so that a kill lands mid-job
+        "preprocess.num_workers=2",
+        "preprocess.sources.coco.reader=coco_eft",
+        f"preprocess.sources.coco.root={source}",
+        "preprocess.sources.coco.options.images=images/train2014",
+        "preprocess.sources.coco.options.eft=eft_fits/COCO2014-All-ver01.json",
+        *extra,
+    ]
+
+
+@pytest.fixture(scope="module")
+def reference(procedural_dir, source, tmp_path_factory, ray_cluster):
+    from pipelines.preprocess.job import run_preprocess
+
+    output = tmp_path_factory.mktemp("reference")
+    run_preprocess(load_config(None, overrides(procedural_dir, source, output)), show_progress=False)
+    return output
+
+
+def start_job(args: list[str], address: str) -> subprocess.Popen:
+    env = dict(os.environ, RAY_AUTH_MODE="disabled", PYTHONUNBUFFERED="1")
+    command = [
+        sys.executable,
+        "-m",
+        "pipelines.cli",
+        "preprocess",
+        "--quiet",
+        *args,
+        f"preprocess.ray_address={address}",
+    ]
+    return subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
+
+
+def wait_for_parts(output: Path, count: int, job: subprocess.Popen, timeout: float = 180) -> list[Path]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        parts = sorted((output / FOLDER / "_work").glob("part-*.json"))
+        if len(parts) >= count:
+            return parts
+        if job.poll() is not None:
+            pytest.fail(f"job ended before {count} parts were written:\n{job.stdout.read()}")
+        time.sleep(0.02)
+    pytest.fail(f"no {count} parts after {timeout} s")
+
+
+def chunk_builder_pids() -> list[int]:
+    """PIDs of the Ray actor processes that build chunks (Ray titles them ray::MapWorker(Map(ChunkBuilder)))."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
+            except OSError:
+                continue
+            if cmdline.startswith("ray::") and "ChunkBuilder" in cmdline:
+                pids.append(int(entry.name))
+    return pids
+
+
+def same_as_reference(output: Path, reference: Path) -> None:
+    manifest = (output / FOLDER / MANIFEST_FILE).read_text()
+    assert manifest == (reference / FOLDER / MANIFEST_FILE).read_text()
+    for shard in json.loads(manifest)["shards"]:
+        assert (output / FOLDER / shard["name"]).read_bytes() == (reference / FOLDER / shard["name"]).read_bytes()
+    assert not (output / FOLDER / "_work").exists()
+
+
+def test_a_killed_worker_is_replaced_and_the_job_finishes(procedural_dir, source, reference, tmp_path, ray_cluster):
+    output = tmp_path / "out"
+    address = ray_cluster.get_runtime_context().gcs_address
+    job = start_job(overrides(procedural_dir, source, output), address)
+    wait_for_parts(output, 1, job)
+    victims = chunk_builder_pids()
+    assert victims, "no chunk-building Ray worker process found"
+    os.kill(victims[0], signal.SIGKILL)
+    killed_at = len(list((output / FOLDER / "_work").glob("part-*.json")))
+    log, _ = job.communicate(timeout=300)
+    assert job.returncode == 0, log
+    assert killed_at < 24, "the job had finished building before the kill; nothing was tested"
+    same_as_reference(output, reference)
+
+
+def test_a_killed_job_reruns_to_the_same_manifest(procedural_dir, source, reference, tmp_path, ray_cluster):
+    output = tmp_path / "out"
+    address = ray_cluster.get_runtime_context().gcs_address
+    args = overrides(procedural_dir, source, output)
+    job = start_job(args, address)
+    wait_for_parts(output, 3, job)
+    os.killpg(job.pid, signal.SIGKILL)
+    job.wait(timeout=60)
+    deadline = time.monotonic() + 60  # Ray ends a dead driver's actors; wait for them before counting parts
+    while chunk_builder_pids() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    done = sorted((output / FOLDER / "_work").glob("part-*.json"))
+    assert 3 <= len(done) < 24, f"{len(done)} parts: the kill did not land mid-job"
+    assert not (output / FOLDER / MANIFEST_FILE).exists()
+    rerun = start_job(args, address)
+    log, _ = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, log
+    same_as_reference(output, reference)
+    assert "24 inputs -> 24 samples" in log
+    assert f"reused {len(done)} of 24 chunks" in log  # finished work was not redone
