@@ -40,6 +40,7 @@ REJECT_REASONS: dict[str, str] = {
     "duplicate_id": "another record of the same dataset and split has the same sample key",
     "missing_image": "the image or video file does not exist",
     "corrupt_image": "the image or video frame cannot be decoded",
+    "invalid_camera_pose": "the dataset marks the camera pose of this frame invalid for this person (3DPW campose_valid)",
     "no_fit": "the annotation has no matching SMPL fit and the source requires one",
     "poor_fit": "the SMPL fit does not match the 2D keypoints (see preprocess.quality)",
     "empty_source": "the source holds no samples",

@@ -11,7 +11,11 @@ from preprocessing.readers.files import SourceError
 
 # name -> "module:Class"; imported on first use so that listing names costs nothing.
 READERS: dict[str, str] = {
+    "3dpw": "preprocessing.readers.pw3d:Pw3dReader",
     "coco_eft": "preprocessing.readers.coco_eft:CocoEftReader",
+    "h36m_npz": "preprocessing.readers.h36m:H36mNpzReader",
+    "mpii": "preprocessing.readers.mpii:MpiiReader",
+    "spin_npz": "preprocessing.readers.spin_npz:SpinNpzReader",
 }
 
 

@@ -1,0 +1,127 @@
+"""Human3.6M as SPIN-style npz files over extracted frames, with the cameras pickle (``h36m_npz``).
+
+Frames live in ``S1/S1_Directions_1.54138969/S1_Directions_1.54138969_000001.jpg``; the npz's
+``imgname`` is that basename (or a path). Subject and camera come from the name, and the
+camera's intrinsics from ``cameras.pkl`` (keyed ``(subject, camera id)``, ``f`` and ``c``),
+so the job places the fit by its 3D joints ``S`` and projects it with the real camera.
+
+Splits: ``train`` is S1, S5, S6, S7, S8 (all cameras); ``test`` is protocol 2, S9 and S11
+seen by the frontal camera 60457274 (``protocol: 1`` keeps all four cameras). A row of
+another subject or camera is rejected with the reason, not dropped. The raw release (videos,
+CDF poses, MoSh) is not read yet: extract frames and build the npz with SPIN's scripts.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from pare_model.safe_pickle import load_pickle
+from preprocessing.readers.files import SourceError
+from preprocessing.readers.spin_npz import SpinNpzReader
+from preprocessing.record import PerspectiveCamera, RecordRejected, SampleRecord
+
+TRAIN_SUBJECTS = ("S1", "S5", "S6", "S7", "S8")
+TEST_SUBJECTS = ("S9", "S11")
+FRONTAL_CAMERA = "60457274"
+_FRAME_NAME = re.compile(r"^(S\d+)_(.+)\.(\d+)_(\d+)$")
+
+
+@dataclass(frozen=True)
+class H36mNpzOptions:
+    """Options of the ``h36m_npz`` reader."""
+
+    npz: str = ""
+    """SPIN-style npz, relative to the root; empty: ``h36m_train.npz`` (train) or ``h36m_valid_protocol2.npz`` (test)."""
+    images: str = ""
+    """Folder holding the ``S*/`` frame folders, relative to the root (empty: the root)."""
+    cameras: str = "cameras.pkl"
+    """Cameras pickle keyed (subject, camera id); empty: no intrinsics (the job fits a crop camera)."""
+    protocol: int = 2
+    """Test protocol: 2 keeps the frontal camera 60457274 only, 1 all four."""
+    gender: str = "neutral"
+    """Body model of the fits (SPIN uses the neutral model for Human3.6M)."""
+    pixel_offset: float | None = None
+    """Added to every coordinate and principal point; None: 0.5 for real data, 0 for ``pare synth`` output."""
+
+
+def parse_frame_name(imgname: str) -> tuple[str, str, str, int]:
+    """(subject, action, camera id, frame number) of ``S1_Directions_1.54138969_000001.jpg``."""
+    stem = posixpath.basename(imgname).rsplit(".", 1)[0]
+    match = _FRAME_NAME.match(stem)
+    if match is None:
+        raise RecordRejected("bad_annotation", f"{imgname!r} is not named S<k>_<action>.<camera>_<frame>.jpg")
+    subject, action, camera, frame = match.groups()
+    return subject, action, camera, int(frame)
+
+
+class H36mNpzReader(SpinNpzReader):
+    """Human3.6M extracted frames with a SPIN-style npz and the cameras pickle (protocol 2 test split)."""
+
+    name = "h36m_npz"
+    default_dataset = "h36m"
+    splits = ("train", "test")
+    Options = H36mNpzOptions
+
+    def npz_path(self) -> str:
+        if self.options.npz:
+            return self.options.npz
+        return "h36m_train.npz" if self.split == "train" else "h36m_valid_protocol2.npz"
+
+    def annotation_files(self) -> list[str]:
+        return [self.npz_path()] + ([self.options.cameras] if self.options.cameras else [])
+
+    def check(self) -> None:
+        if self.options.protocol not in (1, 2):
+            raise SourceError(f"h36m_npz protocol must be 1 or 2, got {self.options.protocol}")
+        super().check()
+
+    def records(self):
+        self._cameras = self._load_cameras()
+        yield from super().records()
+
+    def _load_cameras(self) -> dict:
+        if not self.options.cameras:
+            return {}
+        cameras = load_pickle(self.files.local_path(self.options.cameras))
+        if not isinstance(cameras, dict):
+            raise SourceError(f"{self.files.url(self.options.cameras)} is not a dict keyed (subject, camera id)")
+        return {(str(s), str(c)): value for (s, c), value in cameras.items()}
+
+    def sample_id(self, imgname: str, index: int) -> str:
+        return posixpath.basename(imgname).rsplit(".", 1)[0]
+
+    def image_path(self, imgname: str) -> str:
+        if "/" not in imgname:
+            stem = imgname.rsplit(".", 1)[0]
+            imgname = f"{stem.split('_')[0]}/{stem.rsplit('_', 1)[0]}/{imgname}"
+        return f"{self.options.images}/{imgname}" if self.options.images else imgname
+
+    def record(self, data: dict[str, np.ndarray], index: int, offset: float) -> SampleRecord:
+        name = str(data["imgname"][index])
+        subject, action, camera_id, frame = parse_frame_name(name)
+        subjects = TRAIN_SUBJECTS if self.split == "train" else TEST_SUBJECTS
+        if subject not in subjects:
+            raise RecordRejected(
+                "bad_annotation", f"subject {subject} is not in Human3.6M's {self.split} split {subjects}"
+            )
+        if self.split == "test" and self.options.protocol == 2 and camera_id != FRONTAL_CAMERA:
+            raise RecordRejected(
+                "bad_annotation", f"camera {camera_id} is not protocol 2's frontal camera {FRONTAL_CAMERA}"
+            )
+        record = super().record(data, index, offset)
+        record.gender = self.options.gender if record.has_smpl else "neutral"
+        record.fit_source = "mosh" if record.has_smpl else ""
+        record.extra.update({"subject": subject, "action": action, "camera": camera_id, "frame": frame})
+        if self._cameras:
+            camera = self._cameras.get((subject, camera_id))
+            if camera is None:
+                raise RecordRejected("bad_annotation", f"{self.options.cameras} has no camera ({subject}, {camera_id})")
+            f, c = np.asarray(camera["f"], float).reshape(2), np.asarray(camera["c"], float).reshape(2) + offset
+            intrinsics = np.array([[f[0], 0.0, c[0]], [0.0, f[1], c[1]], [0.0, 0.0, 1.0]])
+            record.camera = PerspectiveCamera(intrinsics)
+            record.image_size = (int(camera["h"]), int(camera["w"])) if "h" in camera else None
+        return record

@@ -1,0 +1,248 @@
+"""The preprocessing job end to end on a real local Ray cluster, with synthetic sources read by the real readers.
+
+Shards are read back with the plain ``webdataset`` library and ``tar``; the part labels are
+checked against a fresh render of each sample's stored fit and camera; bad inputs end up in
+``rejects.jsonl`` with their reasons; a rerun skips finished work.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import subprocess
+import tarfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from pipelines.config.loader import load_config
+from pipelines.shards.manifest import MANIFEST_FILE, REJECTS_FILE
+from preprocessing.render import perspective_to_screen, render_part_labels
+from preprocessing.synth.bodies import BodyModels, pose_bodies
+from tests.synth_helpers import generate
+
+pytestmark = pytest.mark.slow
+
+COCO_OPTIONS = {"images": "images/train2014", "eft": "eft_fits/COCO2014-All-ver01.json"}
+
+
+@pytest.fixture(scope="module")
+def sources(procedural_dir, tmp_path_factory):
+    """Synthetic sources in four layouts, plus a COCO source with broken inputs."""
+    root = tmp_path_factory.mktemp("sources")
+    generate(procedural_dir, root / "coco", "coco_eft", 10, seed=1)
+    generate(procedural_dir, root / "3dpw", "3dpw", 12, seed=2)
+    generate(procedural_dir, root / "h36m", "h36m", 8, seed=3)
+    generate(procedural_dir, root / "mpii", "mpii", 8, seed=4)
+    bad = root / "coco_bad"
+    shutil.copytree(root / "coco", bad)
+    break_coco_source(bad)
+    return root
+
+
+def break_coco_source(folder: Path) -> None:
+    """Damage a copy of a synthetic COCO source: one input per kind of problem."""
+    annotations_path = folder / "annotations/person_keypoints_train2014.json"
+    eft_path = folder / "eft_fits/COCO2014-All-ver01.json"
+    coco = json.loads(annotations_path.read_text())
+    eft = json.loads(eft_path.read_text())
+    images = {image["id"]: image for image in coco["images"]}
+    anns = coco["annotations"]
+    (folder / "images/train2014" / images[anns[0]["image_id"]]["file_name"]).unlink()  # missing image
+    corrupt = folder / "images/train2014" / images[anns[1]["image_id"]]["file_name"]
+    corrupt.write_bytes(corrupt.read_bytes()[:300])  # corrupt image
+    fits = {fit["annotId"]: fit for fit in eft["data"]}
+    fits[anns[2]["id"]]["parm_shape"][3] = float("nan")  # NaN parameters
+    image = images[anns[3]["image_id"]]
+    fits[anns[3]["id"]]["bbox_center"] = [image["width"] * 5.0, image["height"] * 5.0]  # box outside the image
+    anns[4]["keypoints"] = [0] * 51  # no visible keypoints
+    anns[4]["num_keypoints"] = 0
+    duplicate = dict(anns[5])
+    anns.append(duplicate)  # duplicate annotation id
+    annotations_path.write_text(json.dumps(coco))
+    eft_path.write_text(json.dumps(eft))  # NaN is written as the bare token NaN, which json (and EFT's tools) read
+
+
+def job_config(procedural_dir, sources: Path, output: Path, *extra: str):
+    overrides = [
+        f"body_model.asset_dir={procedural_dir}",
+        f"preprocess.output={output}",
+        "preprocess.samples_per_shard=4",
+        "preprocess.chunk_size=3",
+        "preprocess.num_workers=2",
+    ]
+
+    def source(name, reader, folder, split="train", **options):
+        overrides.extend(
+            [f"preprocess.sources.{name}.reader={reader}", f"preprocess.sources.{name}.root={sources / folder}"]
+        )
+        overrides.append(f"preprocess.sources.{name}.split={split}")
+        overrides.extend(f"preprocess.sources.{name}.options.{k}={v}" for k, v in options.items())
+
+    source("coco", "coco_eft", "coco", **COCO_OPTIONS)
+    source("pw3d", "3dpw", "3dpw", split="test")
+    source("h36m", "h36m_npz", "h36m", split="test")
+    source("mpii", "mpii", "mpii")
+    return overrides + list(extra)
+
+
+@pytest.fixture(scope="module")
+def job(procedural_dir, sources, tmp_path_factory, ray_cluster):
+    from pipelines.preprocess.job import run_preprocess
+
+    output = tmp_path_factory.mktemp("shards")
+    overrides = job_config(procedural_dir, sources, output)
+    bad = ["preprocess.sources.bad.reader=coco_eft", f"preprocess.sources.bad.root={sources / 'coco_bad'}"]
+    bad += ["preprocess.sources.bad.dataset=coco-bad"] + [
+        f"preprocess.sources.bad.options.{k}={v}" for k, v in COCO_OPTIONS.items()
+    ]
+    config = load_config(None, overrides + bad)
+    report = run_preprocess(config, show_progress=False)
+    return output, config, report
+
+
+def folders(output: Path) -> list[Path]:
+    return sorted(p.parent for p in output.rglob(MANIFEST_FILE))
+
+
+def test_every_input_is_written_or_rejected(job):
+    output, _, report = job
+    assert {f.folder for f in report.folders} == {
+        "coco-eft/train",
+        "3dpw/test",
+        "h36m/test",
+        "mpii/train",
+        "coco-bad/train",
+    }
+    for folder in folders(output):
+        manifest = json.loads((folder / MANIFEST_FILE).read_text())
+        rejects = [json.loads(line) for line in (folder / REJECTS_FILE).read_text().splitlines()]
+        totals = manifest["totals"]
+        assert totals["inputs"] == totals["samples"] + totals["rejected"], folder
+        assert totals["rejected"] == len(rejects)
+        assert sum(s["samples"] for s in manifest["shards"]) == totals["samples"]
+        assert [s["name"] for s in manifest["shards"]] == [f"shard-{i:06d}.tar" for i in range(totals["shards"])]
+        assert all(s["samples"] == 4 for s in manifest["shards"][:-1])  # fixed size but the last
+        assert not (folder / "_work").exists()
+        assert manifest["source"]["fingerprint"] and manifest["config_hash"] and manifest["code_version"]
+
+
+def test_bad_inputs_are_rejected_with_their_reasons(job):
+    output, _, _ = job
+    manifest = json.loads((output / "coco-bad/train" / MANIFEST_FILE).read_text())
+    reasons = manifest["rejects_by_reason"]
+    for reason in (
+        "missing_image",
+        "corrupt_image",
+        "nan_parameters",
+        "box_outside_image",
+        "no_visible_keypoints",
+        "duplicate_id",
+    ):
+        assert reasons.get(reason, 0) >= 1, (reason, reasons)
+    good = json.loads((output / "coco-eft/train" / MANIFEST_FILE).read_text())
+    assert manifest["totals"]["inputs"] == good["totals"]["inputs"] + 1  # the duplicate is one more input
+    assert manifest["totals"]["samples"] == good["totals"]["samples"] - 5  # the first copy of the duplicate is kept
+
+
+def test_shards_read_with_plain_webdataset_and_tar(job):
+    import webdataset as wds
+
+    output, _, _ = job
+    for folder in folders(output):
+        manifest = json.loads((folder / MANIFEST_FILE).read_text())
+        urls = [str(folder / s["name"]) for s in manifest["shards"]]
+        labels_png = wds.handle_extension("labels.png", lambda data: np.asarray(Image.open(io.BytesIO(data))))
+        samples = list(wds.WebDataset(urls, shardshuffle=False, empty_check=False).decode(labels_png, "rgb8"))
+        assert len(samples) == manifest["totals"]["samples"]
+        size = manifest["sample_format"]["crop_resolution"]
+        for sample in samples:
+            assert "." not in sample["__key__"]
+            assert sample["jpg"].shape == (size, size, 3) and sample["labels.png"].shape == (size, size)
+            assert sample["labels.png"].dtype == np.uint8 and sample["labels.png"].max() <= 24
+            assert sample["json"]["key"] == sample["__key__"]
+        with tarfile.open(urls[0]) as tar:
+            names = tar.getnames()
+        assert names[:3] == [f"{manifest['shards'][0]['first_key']}.{m}" for m in ("jpg", "labels.png", "json")]
+        listing = subprocess.run(["tar", "-tf", urls[0]], capture_output=True, text=True, check=True).stdout.split()
+        assert listing == names
+
+
+def test_labels_match_a_fresh_render(job, procedural_dir):
+    """Pose each stored fit, project it with the stored crop camera, render: the stored labels must agree."""
+    import webdataset as wds
+
+    output, _, _ = job
+    models = BodyModels(procedural_dir)
+    checked = 0
+    for folder in folders(output):
+        manifest = json.loads((folder / MANIFEST_FILE).read_text())
+        urls = [str(folder / s["name"]) for s in manifest["shards"]]
+        for sample in wds.WebDataset(urls, shardshuffle=False, empty_check=False):
+            annotation = json.loads(sample["json"])
+            labels = cv2.imdecode(np.frombuffer(sample["labels.png"], np.uint8), cv2.IMREAD_UNCHANGED)
+            if not annotation["has_segm"]:
+                assert labels.max() == 0
+                continue
+            posed = pose_bodies(
+                models.get(annotation["gender"]),
+                np.asarray(annotation["pose"]).reshape(1, 24, 3),
+                np.asarray([annotation["betas"]]),
+            )
+            camera = annotation["camera"]
+            screen = perspective_to_screen(
+                posed.vertices[0], np.asarray(camera["intrinsics"]), (np.eye(3), np.asarray(camera["translation"]))
+            )
+            expected = render_part_labels(screen, models.faces(), models.face_parts(), *labels.shape)
+            body = (labels > 0) | (expected > 0)
+            assert body.sum() > 500
+            assert (labels == expected)[body].mean() > 0.995, annotation["key"]
+            quality = annotation["fit_quality"]
+            assert quality["reprojection_error"] < 1.0, (annotation["key"], quality)
+            checked += 1
+    assert checked >= 20
+
+
+def test_dotted_source_ids_become_dot_free_keys(job):
+    output, _, _ = job
+    manifest = json.loads((output / "h36m/test" / MANIFEST_FILE).read_text())
+    first = manifest["shards"][0]["first_key"]
+    assert "." not in first and "-" in first  # e.g. S9_Directions_1.60457274_000001 -> ..._1-60457274_...
+
+
+def test_rerun_skips_finished_folders(job, procedural_dir):
+    from pipelines.preprocess.job import run_preprocess
+
+    output, config, _ = job
+    before = {p: p.stat().st_mtime_ns for p in output.rglob("*") if p.is_file()}
+    report = run_preprocess(config, show_progress=False)
+    assert {f.status for f in report.folders} == {"up to date"}
+    assert "build" not in report.stage_seconds
+    after = {p: p.stat().st_mtime_ns for p in output.rglob("*") if p.is_file()}
+    assert after == before
+
+
+def test_a_damaged_shard_is_rebuilt(job, procedural_dir, tmp_path):
+    """A shard that no longer matches its manifest makes the folder stale: the rerun rebuilds it identically."""
+    from pipelines.preprocess.job import run_preprocess
+
+    output, config, _ = job
+    copy = tmp_path / "copy"
+    shutil.copytree(output / "mpii", copy / "mpii")
+    manifest_before = (copy / "mpii/train" / MANIFEST_FILE).read_text()
+    shard = copy / "mpii/train/shard-000000.tar"
+    data = bytearray(shard.read_bytes())
+    data[700] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    overrides = [
+        o
+        for o in job_config(procedural_dir, Path(config.preprocess.sources["coco"].root).parent, copy)
+        if ".mpii." in o or not o.startswith("preprocess.sources.")
+    ]
+    report = run_preprocess(load_config(None, overrides), show_progress=False)
+    assert [f.status for f in report.folders] == ["built"]
+    assert (copy / "mpii/train" / MANIFEST_FILE).read_text() == manifest_before
