@@ -246,3 +246,69 @@ def test_a_damaged_shard_is_rebuilt(job, procedural_dir, tmp_path):
     report = run_preprocess(load_config(None, overrides), show_progress=False)
     assert [f.status for f in report.folders] == ["built"]
     assert (copy / "mpii/train" / MANIFEST_FILE).read_text() == manifest_before
+
+
+def test_shards_validate_and_stats_cli(job, tmp_path):
+    from pipelines.cli import main
+
+    output, _, _ = job
+    assert main(["shards", "validate", str(output), "--quiet"]) == 0
+    assert (
+        main(["shards", "stats", str(output / "coco-eft/train"), "--out", str(tmp_path / "stats"), "--samples", "6"])
+        == 0
+    )
+    stats = json.loads((tmp_path / "stats/stats.json").read_text())
+    manifest = json.loads((output / "coco-eft/train" / MANIFEST_FILE).read_text())
+    assert stats["samples"] == manifest["totals"]["samples"] == stats["with_smpl"]
+    assert sum(stats["histograms"]["reprojection_error"]) == stats["samples"]
+    sheet = np.asarray(Image.open(tmp_path / "stats/contact_sheet.png"))
+    assert sheet.shape[0] > 200 and sheet.std() > 10
+    # a damaged copy fails validation, naming the shard
+    broken = tmp_path / "broken"
+    shutil.copytree(output / "mpii/train", broken)
+    (broken / "shard-000001.tar").unlink()
+    (broken / REJECTS_FILE).write_text((broken / REJECTS_FILE).read_text() + '{"reason": "bad_box"}\n')
+    assert main(["shards", "validate", str(broken), "--quiet"]) == 1
+
+
+def test_mistakes_fail_before_any_ray_work(procedural_dir, sources, tmp_path):
+    """Wrong paths, a missing body model and a truncated annotation file stop the CLI at once, naming the problem."""
+    import sys
+
+    def run(*overrides):
+        args = [sys.executable, "-m", "pipelines.cli", "preprocess", "--quiet", *overrides]
+        return subprocess.run(args, capture_output=True, text=True, timeout=120)
+
+    base = [f"preprocess.output={tmp_path / 'out'}", "preprocess.sources.c.reader=coco_eft"]
+    base += [f"preprocess.sources.c.options.{k}={v}" for k, v in COCO_OPTIONS.items()]
+    wrong_root = run(
+        f"body_model.asset_dir={procedural_dir}", *base, f"preprocess.sources.c.root={tmp_path / 'nowhere'}"
+    )
+    assert wrong_root.returncode == 2 and "nowhere" in wrong_root.stderr
+    no_model = run(
+        "body_model.source=files",
+        f"body_model.asset_dir={tmp_path / 'no_model'}",
+        *base,
+        f"preprocess.sources.c.root={sources / 'coco'}",
+    )
+    assert no_model.returncode == 2 and "no_model" in no_model.stderr
+    truncated = tmp_path / "coco_truncated"
+    shutil.copytree(sources / "coco", truncated)
+    annotations = truncated / "annotations/person_keypoints_train2014.json"
+    annotations.write_bytes(annotations.read_bytes()[:-200])
+    broken = run(f"body_model.asset_dir={procedural_dir}", *base, f"preprocess.sources.c.root={truncated}")
+    assert (
+        broken.returncode == 2
+        and "person_keypoints_train2014.json" in broken.stderr
+        and "not valid JSON" in broken.stderr
+    )
+    unknown = run(
+        f"body_model.asset_dir={procedural_dir}",
+        *base,
+        f"preprocess.sources.c.root={sources / 'coco'}",
+        "preprocess.sources.c.options.bogus=1",
+    )
+    assert unknown.returncode == 2 and "bogus" in unknown.stderr and "eft" in unknown.stderr
+    for result in (wrong_root, no_model, broken, unknown):
+        assert "Ray instance" not in result.stderr + result.stdout  # failed before Ray started
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.tar"))

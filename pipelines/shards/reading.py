@@ -1,0 +1,61 @@
+"""Reading a shard folder's samples back: the manifest, the folders under a root, decoded samples."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+
+import numpy as np
+from PIL import Image
+
+from pare_model.errors import UserFacingError
+from pipelines.preprocess.storage import Storage
+from pipelines.shards.manifest import MANIFEST_FILE
+
+
+def find_folders(storage: Storage) -> list[str]:
+    """Dataset/split folders (relative paths holding a manifest) at or under the storage root."""
+    if storage.exists(MANIFEST_FILE):
+        return [""]
+    import pyarrow.fs as pafs
+
+    selector = pafs.FileSelector(storage.root, recursive=True, allow_not_found=True)
+    base = storage.root.rstrip("/") + "/"
+    found = [
+        info.path[len(base) :].rsplit("/", 1)[0]
+        for info in storage.fs.get_file_info(selector)
+        if info.base_name == MANIFEST_FILE and "/_work/" not in info.path
+    ]
+    if not found:
+        raise UserFacingError(f"no {MANIFEST_FILE} at or under {storage.uri}: is it a `pare preprocess` output?")
+    return sorted(found)
+
+
+def read_manifest(storage: Storage, folder: str) -> dict:
+    path = f"{folder}/{MANIFEST_FILE}" if folder else MANIFEST_FILE
+    try:
+        return json.loads(storage.read_text(path))
+    except ValueError as error:
+        raise UserFacingError(f"{storage.path(path)} is not valid JSON: {error}") from None
+
+
+def shard_url(storage: Storage, folder: str, name: str) -> str:
+    return storage.path(f"{folder}/{name}" if folder else name)
+
+
+def decode_labels(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)))
+
+
+def iter_samples(storage: Storage, folder: str, manifest: dict) -> Iterator[tuple[str, dict]]:
+    """(shard name, raw sample dict) for every sample, read with the plain webdataset library."""
+    import webdataset as wds
+
+    for shard in manifest["shards"]:
+        url = shard_url(storage, folder, shard["name"])
+        with storage.fs.open_input_stream(url) as stream:
+            data = stream.read()
+        files = ({**member, "__url__": url} for member in wds.tariterators.tar_file_iterator(io.BytesIO(data)))
+        for sample in wds.tariterators.group_by_keys(files):
+            yield shard["name"], sample
