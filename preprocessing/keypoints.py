@@ -59,6 +59,13 @@ H36M17_TO_SPIN_GT: tuple[str, ...] = (
 )  # fmt: skip
 """Human3.6M's 17 joints (SPIN/PARE order) as SPIN ground-truth joints."""
 
+MPI_INF_3DHP17_TO_SPIN_GT: tuple[str, ...] = (
+    "Top of Head (LSP)", "Neck (LSP)", "Right Shoulder", "Right Elbow", "Right Wrist", "Left Shoulder",
+    "Left Elbow", "Left Wrist", "Right Hip", "Right Knee", "Right Ankle", "Left Hip", "Left Knee",
+    "Left Ankle", "Pelvis (MPII)", "Spine (H36M)", "Head (H36M)",
+)  # fmt: skip
+"""MPI-INF-3DHP's 17 test-set joints (head top, neck, ..., pelvis, spine, head; mmpose's npz order) as SPIN GT joints."""
+
 NUM_OPENPOSE = 25
 NUM_GT = 24
 

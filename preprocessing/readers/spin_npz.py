@@ -1,36 +1,50 @@
 """SPIN/PARE ``dataset_extras`` npz files over an image folder (``spin_npz``), for any dataset.
 
-Keys (``../shared/docs/data-formats.md``): ``imgname`` (N,), ``center`` (N, 2), ``scale`` (N,)
-= box side / 200, ``part`` (N, 24, 3) ground-truth joints with visibility, optional
-``openpose`` (N, 25, 3), ``S`` (N, 24, 4) 3D joints in metres, ``pose`` (N, 72) and
-``shape`` (N, 10) with ``has_smpl`` (N,), ``gender`` (N,). Missing keys mean "not annotated".
-The files carry no camera: the job fits PARE's crop camera to the keypoints (or, where 3D
-joints exist and a subclass knows the intrinsics, the translation to the 3D joints).
+Keys (``../shared/docs/data-formats.md``): ``imgname`` (N,) image paths relative to
+``options.images``, ``center`` (N, 2) and ``scale`` (N,) = box side / 200 (SPIN's box, margin
+included), ``part`` (N, 24, 3) SPIN's ground-truth joints with visibility (SPIN joints 25..48),
+optional ``openpose`` (N, 25, 3) (SPIN joints 0..24), ``S`` (N, 24, 4) 3D joints in metres in
+the camera frame with validity, ``pose`` (N, 72) and ``shape`` (N, 10) with ``has_smpl`` (N,),
+``gender`` (N,) 'm' / 'f' (or SPIN's integer code, 0 male, 1 female). A missing optional key
+means "not annotated"; other keys are ignored. ``options.joints = "mpi_inf_3dhp17"`` reads
+``part`` and ``S`` in MPI-INF-3DHP's 17-joint test order (mmpose's npz files) instead.
+
+The npz is memory-mapped (:mod:`preprocessing.readers.npz_arrays`) and read one row at a time.
+The files carry no camera: the job fits PARE's crop camera to the keypoints (a subclass that
+knows the intrinsics, such as ``h36m_npz``, sets a pinhole camera instead).
+
+A file that cannot be read, lacks ``imgname`` / ``center`` / ``scale`` (or both ``part`` and
+``openpose``), or holds an array whose shape is not (N, ...) raises
+:class:`~preprocessing.readers.files.SourceError` naming the key and the expected shape. A bad
+row is rejected alone: NaN or infinity in a value it uses (``nan_parameters``), an unknown
+gender code (``bad_annotation``).
 """
 
 from __future__ import annotations
 
-import io
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
-from preprocessing.keypoints import NUM_OPENPOSE
+from pare_model.errors import PickleLoadError
+from preprocessing.keypoints import MPI_INF_3DHP17_TO_SPIN_GT, NUM_GT, NUM_OPENPOSE, gt_indices
 from preprocessing.readers.base import Item, Reader, pixel_offset
 from preprocessing.readers.files import SourceError
-from preprocessing.record import ImageRef, RecordRejected, SampleRecord
+from preprocessing.readers.npz_arrays import read_npz
+from preprocessing.record import GENDERS, ImageRef, RecordRejected, SampleRecord
 
-GENDER_NAMES = {"m": "male", "f": "female", "n": "neutral", "male": "male", "female": "female", "neutral": "neutral"}
-SHAPES = {
-    "center": (2,),
-    "scale": (),
-    "part": (24, 3),
-    "openpose": (25, 3),
-    "S": (24, 4),
-    "pose": (72,),
-    "shape": (10,),
+JOINT_LAYOUTS: dict[str, tuple[np.ndarray, str]] = {
+    "spin24": (np.arange(NUM_GT), "SPIN's 24-joint layout"),
+    "mpi_inf_3dhp17": (gt_indices(MPI_INF_3DHP17_TO_SPIN_GT), "MPI-INF-3DHP's 17 test joints"),
 }
+"""``options.joints`` -> (indices of the file's joints among SPIN's 24 GT joints, description)."""
+GENDER_CODES = {"m": "male", "male": "male", "0": "male", "f": "female", "female": "female", "1": "female"}
+GENDER_CODES |= {"n": "neutral", "neutral": "neutral"}
+NO_GENDER = ("", "-1")
+"""Codes that mean "gender unknown": the fit uses ``options.gender``."""
+NUMERIC = ("center", "scale", "part", "openpose", "S", "pose", "shape", "has_smpl")
 
 
 @dataclass(frozen=True)
@@ -41,17 +55,30 @@ class SpinNpzOptions:
     """The npz file, relative to the root; empty: the only ``*.npz`` at the root."""
     images: str = ""
     """Folder the ``imgname`` paths are relative to, relative to the root (empty: the root)."""
+    joints: str = "spin24"
+    """Layout of ``part`` and ``S``: ``spin24`` (SPIN's 24 GT joints) or ``mpi_inf_3dhp17`` (mmpose's 3DHP files)."""
     gender: str = "neutral"
-    """Body model of fits whose file has no ``gender`` key."""
+    """Body model of fits whose file has no ``gender`` key (or codes it as unknown)."""
     pixel_offset: float | None = None
     """Added to every coordinate to reach the project's pixel convention; None: 0.5 for real data, 0 for ``pare synth`` output."""
 
+    def __post_init__(self):
+        if self.joints not in JOINT_LAYOUTS:
+            raise ValueError(f"joints must be one of {sorted(JOINT_LAYOUTS)}, got {self.joints!r}")
+        if self.gender not in GENDERS:
+            raise ValueError(f"gender must be one of {GENDERS}, got {self.gender!r}")
 
-def gender_name(value) -> str:
-    """'male' / 'female' / 'neutral' from SPIN's 'm' / 'f' (or 0 = male, 1 = female)."""
-    if isinstance(value, np.integer | int):
-        return ("male", "female")[int(value)] if int(value) in (0, 1) else "neutral"
-    return GENDER_NAMES.get(str(value).strip().lower(), "neutral")
+
+def _text(value) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def gender_name(value, default: str = "neutral") -> str | None:
+    """'male' / 'female' / 'neutral' from 'm' / 'f' / 'n', SPIN's 0 / 1, or ``default`` for '' and -1; None if unknown."""
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        value = int(value)
+    code = _text(value).strip().lower()
+    return default if code in NO_GENDER else GENDER_CODES.get(code)
 
 
 class SpinNpzReader(Reader):
@@ -64,33 +91,46 @@ class SpinNpzReader(Reader):
     def npz_path(self) -> str:
         if self.options.npz:
             return self.options.npz
-        found = [p for p in self.files.glob("*.npz")]
-        if len(found) != 1:
-            raise SourceError(
-                f"set options.npz: {self.files.uri} holds {len(found)} npz files ({', '.join(found) or 'none'})"
-            )
-        return found[0]
+        if getattr(self, "_found_npz", None) is None:  # listed once, not per record
+            found = self.files.glob("*.npz")
+            if len(found) != 1:
+                raise SourceError(
+                    f"set options.npz to the npz file: {self.files.uri} holds {len(found)} npz files "
+                    f"({', '.join(found) or 'none'})"
+                )
+            self._found_npz = found[0]
+        return self._found_npz
 
     def annotation_files(self) -> list[str]:
         return [self.npz_path()]
 
+    def joint_layout(self) -> tuple[np.ndarray, str]:
+        # Subclasses' Options (h36m_npz) may have no ``joints``: their files use SPIN's layout.
+        return JOINT_LAYOUTS[getattr(self.options, "joints", "spin24")]
+
     def load(self) -> dict[str, np.ndarray]:
-        """The arrays of the npz, shape-checked as a whole (a wrong shape is a broken file, not a bad row)."""
+        """The npz's arrays (memory-mapped), shape-checked as a whole: a wrong shape is a broken file, not a bad row."""
         relative = self.npz_path()
+        url = self.files.url(relative)
         try:
-            data = dict(np.load(io.BytesIO(self.files.read_bytes(relative)), allow_pickle=False))
-        except (ValueError, OSError) as error:
-            raise SourceError(f"{self.files.url(relative)} is not a readable npz file: {error}") from None
-        for key in ("imgname", "center", "scale", "part"):
-            if key not in data:
-                raise SourceError(f"{self.files.url(relative)} has no {key!r} array; keys: {sorted(data)}")
+            data = read_npz(self.files.local_path(relative))
+        except (zipfile.BadZipFile, ValueError, OSError, PickleLoadError) as error:
+            raise SourceError(f"{url} is not a readable npz file ({error}). Check options.npz.") from None
+        missing = [key for key in ("imgname", "center", "scale") if key not in data]
+        if missing or ("part" not in data and "openpose" not in data):
+            raise SourceError(f"{url} has no {missing or ['part', 'openpose']} array; its keys: {sorted(data)}")
+        if data["imgname"].ndim != 1:
+            raise SourceError(f"{url}: 'imgname' has shape {data['imgname'].shape}, expected (N,) image paths")
         count = len(data["imgname"])
-        for key, shape in SHAPES.items():
+        indices, layout = self.joint_layout()
+        shapes = {"imgname": (), "center": (2,), "scale": (), "part": (len(indices), 3), "openpose": (25, 3)}
+        shapes |= {"S": (len(indices), 4), "pose": (72,), "shape": (10,), "has_smpl": (), "gender": ()}
+        for key, shape in shapes.items():
             if key in data and data[key].shape != (count, *shape):
-                raise SourceError(
-                    f"{self.files.url(relative)}: {key!r} has shape {data[key].shape}, expected {(count, *shape)} "
-                    "(SPIN's 24-joint layout)"
-                )
+                hint = f" ({layout})" if key in ("part", "S") else ""
+                if key in ("part", "S") and data[key].shape[1:2] == (17,):
+                    hint += "; a 17-joint MPI-INF-3DHP file (mmpose) needs options.joints: mpi_inf_3dhp17"
+                raise SourceError(f"{url}: {key!r} has shape {data[key].shape}, expected {(count, *shape)}{hint}")
         return data
 
     def records(self) -> Iterator[Item]:
@@ -98,10 +138,10 @@ class SpinNpzReader(Reader):
         offset = pixel_offset(self.files, self.options.pixel_offset)
         source = self.npz_path()
         for index in range(len(data["imgname"])):
-            name = str(data["imgname"][index])
             try:
                 yield self.record(data, index, offset)
             except RecordRejected as error:
+                name = _text(data["imgname"][index])
                 yield self.rejected(error.reason, error.detail, self.sample_id(name, index), source)
 
     def sample_id(self, imgname: str, index: int) -> str:
@@ -111,28 +151,43 @@ class SpinNpzReader(Reader):
         return f"{self.options.images}/{imgname}" if self.options.images else imgname
 
     def record(self, data: dict[str, np.ndarray], index: int, offset: float) -> SampleRecord:
-        name = str(data["imgname"][index])
+        """Row ``index`` as a record, or :class:`RecordRejected` for NaN values or an unknown gender."""
+        name = _text(data["imgname"][index])
+        # np.array copies: a float64 memmap row would stay a read-only view.
+        row = {key: np.array(data[key][index], np.float64) for key in NUMERIC if key in data}
+        has_smpl = "pose" in row and "shape" in row and ("has_smpl" not in row or bool(row["has_smpl"] > 0))
+        used = [key for key in ("center", "scale", "part", "openpose", "S") if key in row]
+        bad = [key for key in used + (["pose", "shape"] if has_smpl else []) if not np.isfinite(row[key]).all()]
+        if bad:
+            raise RecordRejected("nan_parameters", f"row {index} ({name}): {', '.join(bad)} has NaN or infinity")
+        default_gender = getattr(self.options, "gender", "neutral")
+        gender = gender_name(data["gender"][index], default_gender) if "gender" in data else default_gender
+        if has_smpl and gender is None:
+            raise RecordRejected("bad_annotation", f"row {index} ({name}): unknown gender {data['gender'][index]!r}")
+        indices, _ = self.joint_layout()
         keypoints = np.zeros((49, 3))
-        keypoints[NUM_OPENPOSE:] = data["part"][index]
-        if "openpose" in data:
-            keypoints[:NUM_OPENPOSE] = data["openpose"][index]
-        keypoints[keypoints[:, 2] <= 0, :2] = 0.0
-        keypoints[keypoints[:, 2] > 0, :2] += offset
-        has_smpl = (
-            "pose" in data and "shape" in data and (float(data["has_smpl"][index]) > 0 if "has_smpl" in data else True)
-        )
-        gender = gender_name(data["gender"][index]) if "gender" in data else self.options.gender
+        if "part" in row:
+            keypoints[NUM_OPENPOSE + indices] = row["part"]
+        if "openpose" in row:
+            keypoints[:NUM_OPENPOSE] = row["openpose"]
+        labelled = keypoints[:, 2] > 0
+        keypoints[~labelled] = 0.0
+        keypoints[labelled, :2] += offset
+        joints_3d = None
+        if "S" in row:
+            joints_3d = np.zeros((NUM_GT, 4))
+            joints_3d[indices] = row["S"]
         return SampleRecord(
             dataset=self.dataset,
             split=self.split,
             sample_id=self.sample_id(name, index),
             image=ImageRef(self.files.url(self.image_path(name))),
-            center=np.asarray(data["center"][index], np.float64) + offset,
-            box_size=float(data["scale"][index]) * 200.0,
+            center=row["center"] + offset,
+            box_size=float(row["scale"]) * 200.0,
             keypoints_2d=keypoints,
-            joints_3d=np.asarray(data["S"][index], np.float64) if "S" in data else None,
-            pose=np.asarray(data["pose"][index], np.float64) if has_smpl else None,
-            betas=np.asarray(data["shape"][index], np.float64) if has_smpl else None,
+            joints_3d=joints_3d,
+            pose=row["pose"] if has_smpl else None,
+            betas=row["shape"] if has_smpl else None,
             gender=gender if has_smpl else "neutral",
             source=self.npz_path(),
             person_index=0,

@@ -1,0 +1,65 @@
+"""The arrays of an ``.npz`` file, memory-mapped where the archive stores them uncompressed.
+
+``np.load`` ignores ``mmap_mode`` for npz archives and reads a member whole on every access.
+``np.savez`` (which wrote SPIN's and PARE's ``dataset_extras`` files) stores each ``.npy``
+member uncompressed and contiguous, so it can be mapped with :class:`numpy.memmap` at its
+offset in the file: reading row ``i`` then touches only that row, and a million-row file costs
+no memory up front. Compressed members (``np.savez_compressed``) are read once. Object arrays
+(``imgname`` saved as Python strings) are pickles inside the member: they go through the
+restricted unpickler, never ``allow_pickle=True``.
+"""
+
+from __future__ import annotations
+
+import struct
+import zipfile
+
+import numpy as np
+
+from pare_model.safe_pickle import loads_pickle
+
+_LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, ..., file name length, extra field length
+_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+
+
+def _data_offset(handle, info: zipfile.ZipInfo) -> int:
+    """Where the bytes of a stored member start: after its local header, whose extra field may differ."""
+    handle.seek(info.header_offset)
+    signature, name_length, extra_length = _LOCAL_HEADER.unpack(handle.read(_LOCAL_HEADER.size))
+    if signature != b"PK\x03\x04":
+        raise ValueError(f"member {info.filename} has no local zip header")
+    return info.header_offset + _LOCAL_HEADER.size + name_length + extra_length
+
+
+def _read_member(path: str, handle, archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:
+    with archive.open(info) as member:
+        version = np.lib.format.read_magic(member)
+        if version not in _HEADER_READERS:
+            raise ValueError(f"member {info.filename} is .npy format {version}, not 1.0 or 2.0")
+        shape, fortran, dtype = _HEADER_READERS[version](member)
+        header_length = member.tell()
+        order = "F" if fortran else "C"
+        if dtype.hasobject:
+            array = loads_pickle(member.read(), f"{path}:{info.filename}")
+            if not isinstance(array, np.ndarray) or array.shape != shape:
+                raise ValueError(f"member {info.filename} does not hold an array of shape {shape}")
+            return array
+        count = int(np.prod(shape))
+        if info.compress_type != zipfile.ZIP_STORED or count == 0 or shape == ():
+            return np.frombuffer(member.read(), dtype, count).reshape(shape, order=order)
+    offset = _data_offset(handle, info) + header_length
+    return np.memmap(path, dtype, "r", offset=offset, shape=shape, order=order)
+
+
+def read_npz(path: str) -> dict[str, np.ndarray]:
+    """Every ``<key>.npy`` member of the npz at local ``path`` as an array (read-only; a memmap when stored).
+
+    Raises ``zipfile.BadZipFile``, ``ValueError`` or :class:`~pare_model.errors.PickleLoadError`
+    for a file that is not a readable npz.
+    """
+    with open(path, "rb") as handle, zipfile.ZipFile(handle) as archive:
+        return {
+            info.filename[: -len(".npy")]: _read_member(path, handle, archive, info)
+            for info in archive.infolist()
+            if info.filename.endswith(".npy")
+        }
