@@ -8,7 +8,7 @@ so the job places the fit by its 3D joints ``S`` and projects it with the real c
 Splits: ``train`` is S1, S5, S6, S7, S8 (all cameras); ``test`` is protocol 2, S9 and S11
 seen by the frontal camera 60457274 (``protocol: 1`` keeps all four cameras). A row of
 another subject or camera is rejected with the reason, not dropped. The raw release (videos,
-CDF poses, MoSh) is not read yet: extract frames and build the npz with SPIN's scripts.
+CDF poses, MoSh) is the ``h36m`` reader (:mod:`.h36m_raw`).
 """
 
 from __future__ import annotations
@@ -19,14 +19,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pare_model.safe_pickle import load_pickle
 from preprocessing.readers.files import SourceError
+from preprocessing.readers.h36m_cameras import FRONTAL_CAMERA, TEST_SUBJECTS, TRAIN_SUBJECTS, load_cameras
 from preprocessing.readers.spin_npz import SpinNpzReader
 from preprocessing.record import PerspectiveCamera, RecordRejected, SampleRecord
 
-TRAIN_SUBJECTS = ("S1", "S5", "S6", "S7", "S8")
-TEST_SUBJECTS = ("S9", "S11")
-FRONTAL_CAMERA = "60457274"
 _FRAME_NAME = re.compile(r"^(S\d+)_(.+)\.(\d+)_(\d+)$")
 
 
@@ -39,7 +36,7 @@ class H36mNpzOptions:
     images: str = ""
     """Folder holding the ``S*/`` frame folders, relative to the root (empty: the root)."""
     cameras: str = "cameras.pkl"
-    """Cameras pickle keyed (subject, camera id); empty: no intrinsics (the job fits a crop camera)."""
+    """Cameras pickle keyed (subject, camera id) or ``metadata.xml``; empty: no intrinsics (the job fits a crop camera)."""
     protocol: int = 2
     """Test protocol: 2 keeps the frontal camera 60457274 only, 1 all four."""
     gender: str = "neutral"
@@ -84,12 +81,7 @@ class H36mNpzReader(SpinNpzReader):
         yield from super().records()
 
     def _load_cameras(self) -> dict:
-        if not self.options.cameras:
-            return {}
-        cameras = load_pickle(self.files.local_path(self.options.cameras))
-        if not isinstance(cameras, dict):
-            raise SourceError(f"{self.files.url(self.options.cameras)} is not a dict keyed (subject, camera id)")
-        return {(str(s), str(c)): value for (s, c), value in cameras.items()}
+        return load_cameras(self.files, self.options.cameras) if self.options.cameras else {}
 
     def sample_id(self, imgname: str, index: int) -> str:
         return posixpath.basename(imgname).rsplit(".", 1)[0]
@@ -120,8 +112,6 @@ class H36mNpzReader(SpinNpzReader):
             camera = self._cameras.get((subject, camera_id))
             if camera is None:
                 raise RecordRejected("bad_annotation", f"{self.options.cameras} has no camera ({subject}, {camera_id})")
-            f, c = np.asarray(camera["f"], float).reshape(2), np.asarray(camera["c"], float).reshape(2) + offset
-            intrinsics = np.array([[f[0], 0.0, c[0]], [0.0, f[1], c[1]], [0.0, 0.0, 1.0]])
-            record.camera = PerspectiveCamera(intrinsics)
-            record.image_size = (int(camera["h"]), int(camera["w"])) if "h" in camera else None
+            record.camera = PerspectiveCamera(camera.intrinsics(offset))
+            record.image_size = camera.image_size
         return record

@@ -13,6 +13,7 @@ from preprocessing.readers.files import SourceError
 READERS: dict[str, str] = {
     "3dpw": "preprocessing.readers.pw3d:Pw3dReader",
     "coco_eft": "preprocessing.readers.coco_eft:CocoEftReader",
+    "h36m": "preprocessing.readers.h36m_raw:H36mRawReader",
     "h36m_npz": "preprocessing.readers.h36m:H36mNpzReader",
     "mpii": "preprocessing.readers.mpii:MpiiReader",
     "spin_npz": "preprocessing.readers.spin_npz:SpinNpzReader",
