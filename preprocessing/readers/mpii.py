@@ -7,23 +7,36 @@ already adjusted), then ``box side = scale * 200``. Coordinates are taken as the
 them (the JSON and ``.h5`` conversions copy the ``.mat`` values), plus the pixel offset.
 
 From the ``.mat``, the ``train`` split holds the ``img_train == 1`` people with joints; the
-official test people (``img_train == 0``) have no joints and are not read. MPII has no SMPL
-fits of its own; EFT's MPII fits are not joined yet (use ``coco_eft``-style EFT files with the
-``spin_npz`` reader's npz made by EFT, or train MPII as 2D-only).
+official test people (``img_train == 0``) have no joints and are not read.
+
+MPII has no SMPL fits of its own. ``options.eft`` joins EFT's MPII fits (``MPII_ver01.json``,
+the layout of :mod:`.eft`): EFT's file has no annotation ids, so a fit belongs to the person of
+the same image (``imageName``) whose joints its ``gt_keypoint_2d`` repeats. Per image, the
+pairs are taken closest first; a pair counts when the mean distance over the joints both label
+is at most ``max_join_distance`` times the person's box side. A joined person takes the fit,
+its camera, box and OpenPose keypoints (as ``coco_eft`` does); a person without a fit stays
+2D-only, or is rejected (``no_fit``) with ``require_fit``. Fits that match nobody are counted
+in a warning, not dropped silently. LSPet's EFT file joins the same way through this reader's
+JSON form (``image``, ``center``, ``scale``, ``joints``, ``joints_vis``).
 """
 
 from __future__ import annotations
 
+import logging
+import posixpath
+from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
-from preprocessing.keypoints import MPII16_TO_SPIN, spin_indices
+from preprocessing.keypoints import MPII16_TO_SPIN, NUM_OPENPOSE, spin_indices
 from preprocessing.readers.base import Item, Reader, pixel_offset
-from preprocessing.readers.eft import read_json
+from preprocessing.readers.eft import EftFit, check_camera_option, parse_fit, read_eft_entries, read_json
 from preprocessing.readers.files import SourceError
 from preprocessing.record import ImageRef, RecordRejected, SampleRecord
+
+log = logging.getLogger(__name__)
 
 MPII_TO_SPIN = spin_indices(MPII16_TO_SPIN)
 
@@ -38,6 +51,14 @@ class MpiiOptions:
     """Image folder, relative to the root."""
     min_keypoints: int = 4
     """Fewest labelled joints a person needs."""
+    eft: str = ""
+    """EFT's MPII fit file (e.g. ``eft_fits/MPII_ver01.json``), relative to the root; empty: 2D joints only."""
+    require_fit: bool = False
+    """With ``eft`` set, reject people that no fit joins (``no_fit``) instead of keeping them 2D-only."""
+    max_join_distance: float = 0.05
+    """Largest mean joint distance, as a fraction of the box side, at which a fit joins a person."""
+    eft_camera: str = "spin"
+    """Convention of EFT's ``parm_cam``: ``spin`` or ``eft_visualizer`` (see :mod:`preprocessing.readers.eft`)."""
     pixel_offset: float | None = None
     """Added to every coordinate; None: 0.5 for real data, 0 for ``pare synth`` output."""
 
@@ -77,11 +98,12 @@ class MpiiReader(Reader):
     Options = MpiiOptions
 
     def annotation_files(self) -> list[str]:
-        return [self.options.annotations]
+        return [self.options.annotations] + ([self.options.eft] if self.options.eft else [])
 
     def check(self) -> None:
         if not self.options.annotations.endswith((".mat", ".h5", ".json")):
             raise SourceError(f"mpii annotations must be a .mat, .h5 or .json file, got {self.options.annotations!r}")
+        check_camera_option(self.options.eft_camera)
         super().check()
 
     def people(self) -> Iterator[MpiiPerson | RecordRejected]:
@@ -150,30 +172,85 @@ class MpiiReader(Reader):
                 center, scale = _adjust([rect.objpos.x, rect.objpos.y], rect.scale)
                 yield MpiiPerson(image, center, scale, joints, labelled, person)
 
+    def fits_by_image(self, offset: float) -> dict[str, list[EftFit | RecordRejected]]:
+        """EFT's fits grouped by image basename, parsed (a malformed one is kept as its reject)."""
+        fits: dict[str, list[EftFit | RecordRejected]] = defaultdict(list)
+        if self.options.eft:
+            for entry in read_eft_entries(self.files, self.options.eft):
+                name = entry.get("imageName") if isinstance(entry, dict) else None
+                try:
+                    fit = parse_fit(entry, offset, self.options.eft_camera)
+                except RecordRejected as error:
+                    fit = error
+                fits[posixpath.basename(str(name))].append(fit)
+        return fits
+
+    def join(self, people: list[MpiiPerson], fits: list[EftFit | RecordRejected], offset: float) -> list[EftFit | None]:
+        """The fit of each of one image's people (or None): closest pairs first, within ``max_join_distance``."""
+        pairs = []
+        for p, person in enumerate(people):
+            for f, fit in enumerate(fits):
+                if isinstance(fit, EftFit):
+                    labelled = person.labelled & (fit.keypoints[MPII_TO_SPIN, 2] > 0)
+                    if labelled.any():
+                        gap = fit.keypoints[MPII_TO_SPIN, :2][labelled] - (person.joints[labelled] + offset)
+                        pairs.append((float(np.linalg.norm(gap, axis=1).mean()) / (person.scale * 200.0), p, f))
+        joined: list[EftFit | None] = [None] * len(people)
+        taken: set[int] = set()
+        for distance, p, f in sorted(pairs):
+            if distance <= self.options.max_join_distance and joined[p] is None and f not in taken:
+                joined[p] = fits[f]
+                taken.add(f)
+        self._unmatched += len(fits) - len(taken)
+        return joined
+
     def records(self) -> Iterator[Item]:
         offset = pixel_offset(self.files, self.options.pixel_offset)
         source = self.options.annotations
+        fits = self.fits_by_image(offset)
+        by_image: dict[str, list[MpiiPerson]] = defaultdict(list)
+        self._unmatched = 0
         for person in self.people():
             if isinstance(person, RecordRejected):
                 yield self.rejected(person.reason, person.detail, "", source)
-                continue
-            sample_id = f"{person.image.rsplit('.', 1)[0]}_{person.person}"
-            if person.labelled.sum() < self.options.min_keypoints:
-                detail = f"{int(person.labelled.sum())} labelled joints, need {self.options.min_keypoints} (options.min_keypoints)"
-                yield self.rejected("no_visible_keypoints", detail, sample_id, source)
-                continue
-            keypoints = np.zeros((49, 3))
-            keypoints[MPII_TO_SPIN, :2] = np.where(person.labelled[:, None], person.joints + offset, 0.0)
-            keypoints[MPII_TO_SPIN, 2] = person.labelled
-            yield SampleRecord(
-                dataset=self.dataset,
-                split=self.split,
-                sample_id=sample_id,
-                image=ImageRef(self.files.url(f"{self.options.images}/{person.image}")),
-                center=person.center + offset,
-                box_size=person.scale * 200.0,
-                keypoints_2d=keypoints,
-                source=source,
-                person_index=person.person,
-                extra={"image": person.image},
+            else:
+                by_image[person.image].append(person)
+        for image in fits.keys() - {posixpath.basename(name) for name in by_image}:
+            self._unmatched += len(fits[image])
+        for image, people in by_image.items():
+            joined = self.join(people, fits.get(posixpath.basename(image), []), offset)
+            for person, fit in zip(people, joined, strict=True):
+                yield self._item(person, fit, offset, source)
+        if self.options.eft and self._unmatched:
+            log.warning(
+                "%d EFT fits in %s matched no MPII person of split %s", self._unmatched, self.options.eft, self.split
             )
+
+    def _item(self, person: MpiiPerson, fit: EftFit | None, offset: float, source: str) -> Item:
+        sample_id = f"{person.image.rsplit('.', 1)[0]}_{person.person}"
+        if person.labelled.sum() < self.options.min_keypoints:
+            detail = f"{int(person.labelled.sum())} labelled joints, need {self.options.min_keypoints} (options.min_keypoints)"
+            return self.rejected("no_visible_keypoints", detail, sample_id, source)
+        if fit is None and self.options.eft and self.options.require_fit:
+            detail = f"no EFT fit in {self.options.eft} matches this person (options.require_fit)"
+            return self.rejected("no_fit", detail, sample_id, source)
+        keypoints = np.zeros((49, 3))
+        keypoints[MPII_TO_SPIN, :2] = np.where(person.labelled[:, None], person.joints + offset, 0.0)
+        keypoints[MPII_TO_SPIN, 2] = person.labelled
+        record = SampleRecord(
+            dataset=self.dataset,
+            split=self.split,
+            sample_id=sample_id,
+            image=ImageRef(self.files.url(f"{self.options.images}/{person.image}")),
+            center=person.center + offset,
+            box_size=person.scale * 200.0,
+            keypoints_2d=keypoints,
+            source=source,
+            person_index=person.person,
+            extra={"image": person.image},
+        )
+        if fit is not None:
+            keypoints[:NUM_OPENPOSE] = fit.keypoints[:NUM_OPENPOSE]
+            record.center, record.box_size, record.camera = fit.center, fit.box_size, fit.camera
+            record.pose, record.betas, record.fit_source = fit.pose, fit.betas, "eft"
+        return record

@@ -111,8 +111,8 @@ def annotation(sample: CropSample, image_id: int, annotation_id: int) -> dict:
     }
 
 
-def eft_fit(sample: CropSample, annotation_id: int, name: str) -> dict:
-    """EFT's record of one fit."""
+def eft_fit(sample: CropSample, annotation_id: int | None, name: str) -> dict:
+    """EFT's record of one fit; ``annotation_id`` None leaves out ``annotId`` (EFT's MPII and LSPet files)."""
     confidence = (sample.visibility > 0).astype(np.float64)
     keypoints = np.concatenate([sample.joints[:, :2], confidence[:, None]], axis=1)
     validity = confidence[spin_indices(OPENPOSE18_TO_SPIN_GT)]
@@ -125,7 +125,7 @@ def eft_fit(sample: CropSample, annotation_id: int, name: str) -> dict:
         "gt_keypoint_2d": keypoints.tolist(),
         "joint_validity_openpose18": validity.tolist(),
         "smpltype": "smpl",
-        "annotId": annotation_id,
+        **({} if annotation_id is None else {"annotId": annotation_id}),
         "imageName": name,
     }
 

@@ -1,7 +1,9 @@
 """``mpii``: MPII Human Pose's official ``.mat`` structure and the common JSON list form.
 
-Writes ``images/{n:09d}.jpg``, ``mpii_human_pose_v1_u12_1.mat`` (``scipy.io.savemat``) and
-``annot/train.json``.
+Writes ``images/{n:09d}.jpg``, ``mpii_human_pose_v1_u12_1.mat`` (``scipy.io.savemat``),
+``annot/train.json`` and ``eft_fits/MPII_ver01.json`` (EFT's layout, see the ``coco_eft`` layout;
+one fit per training person, joined to the person by ``imageName`` and keypoints, as EFT's MPII
+file has no annotation ids).
 
 The ``.mat`` holds the struct ``RELEASE`` with ``annolist`` (per image ``image.name``,
 ``annorect``, ``frame_sec``, ``vididx``), ``img_train``, ``single_person``, ``act`` and
@@ -31,10 +33,12 @@ from preprocessing.synth.bodies import BodyModels
 from preprocessing.synth.common import LayoutResult, PreviewTile, SynthOptions, progress, write_jpeg, write_json
 from preprocessing.synth.crop_samples import CropSample, crop_samples
 from preprocessing.synth.framing import box_center_scale
+from preprocessing.synth.layouts.coco_eft import eft_fit
 
 NAME = "mpii"
 MAT_FILE = "mpii_human_pose_v1_u12_1.mat"
 JSON_FILE = "annot/train.json"
+EFT_FILE = "eft_fits/MPII_ver01.json"
 HEAD_PART = 15
 MAT_HEADER = "MATLAB 5.0 MAT-file, written by the pare-pipeline synthetic data generator (SYNTHETIC)"
 MAT_HEADER_BYTES = 116
@@ -124,13 +128,14 @@ def write(out: Path, num: int, seed: int, models: BodyModels, options: SynthOpti
     """Write ``num`` single-person images with MPII annotations (see the module docstring)."""
     part_map = models.part_map()
     result = LayoutResult(layout=NAME, num_samples=num, num_images=num)
-    annolist, entries = [], []
+    annolist, entries, fits = [], [], []
     for sample in progress(crop_samples(models, seed, NAME, num, options), num, NAME):
         name = image_name(sample.index)
         write_jpeg(out / "images" / name, sample.scene.image, options.jpeg_quality)
         annorect, entry = person_record(sample, part_map)
         if is_train(sample.index):
             entries.append(entry)
+            fits.append(eft_fit(sample, None, name))
         else:
             annorect = {"scale": annorect["scale"], "objpos": annorect["objpos"]}
         annolist.append(
@@ -142,5 +147,7 @@ def write(out: Path, num: int, seed: int, models: BodyModels, options: SynthOpti
         )
     write_mat(out / MAT_FILE, {"RELEASE": _release(annolist, num)})
     write_json(out / JSON_FILE, entries)
-    result.annotation_files += [out / MAT_FILE, out / JSON_FILE]
+    meta = {"synthetic": True, "seed": seed, "note": "rendered fits: exact, not optimised to real images"}
+    write_json(out / EFT_FILE, {"ver": 1, "data": fits, "meta": meta})
+    result.annotation_files += [out / MAT_FILE, out / JSON_FILE, out / EFT_FILE]
     return result
