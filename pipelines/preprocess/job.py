@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import pickle
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +32,7 @@ from pipelines.shards.manifest import (
     rejects_text,
     shard_problems,
 )
+from preprocessing.record_codec import encode_records
 
 
 @dataclass
@@ -142,11 +142,10 @@ def _build(config, storage: Storage, body_dir: Path, plans: list[SourcePlan], sh
     items = []
     for plan in plans:
         for chunk, records in enumerate(plan.chunks):
-            digest = chunk_digest(records, plan.config_hash)
+            encoded = encode_records(records)
+            digest = chunk_digest(encoded, plan.config_hash)
             if not part_done(storage, plan.folder, chunk, digest):
-                items.append(
-                    {"folder": plan.folder, "chunk": chunk, "records": pickle.dumps(records), "digest": digest}
-                )
+                items.append({"folder": plan.folder, "chunk": chunk, "records": encoded, "digest": digest})
     total = sum(len(plan.chunks) for plan in plans)
     if not items:
         return total, total

@@ -12,12 +12,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import pickle
 import socket
 import tempfile
 
 from pipelines.preprocess.storage import Storage
 from preprocessing.record import Rejected, SampleRecord
+from preprocessing.record_codec import decode_records
 
 WORK_DIR = "_work"
 
@@ -26,9 +26,10 @@ def part_name(chunk: int) -> str:
     return f"{WORK_DIR}/part-{chunk:06d}"
 
 
-def chunk_digest(records: list[SampleRecord], config_hash: str) -> str:
-    """Identifies a chunk's input: its records and everything else that shapes its samples."""
-    return hashlib.sha256(config_hash.encode() + pickle.dumps(records, protocol=5)).hexdigest()
+def chunk_digest(encoded_records: str, config_hash: str) -> str:
+    """Identifies a chunk's input: its records (as :func:`~preprocessing.record_codec.encode_records` text)
+    and everything else that shapes its samples."""
+    return hashlib.sha256(config_hash.encode() + b"\0" + encoded_records.encode()).hexdigest()
 
 
 def part_done(storage: Storage, folder: str, chunk: int, digest: str) -> bool:
@@ -70,7 +71,7 @@ class ChunkBuilder:
         from preprocessing.samples.encode import tar_bytes
 
         folder, chunk = row["folder"], int(row["chunk"])
-        records: list[SampleRecord] = pickle.loads(row["records"])
+        records: list[SampleRecord] = decode_records(row["records"])
         results = self.builder.build(records)
         members, samples, rejects = [], [], []
         for result in results:
