@@ -32,6 +32,17 @@ def test_config_show_prints_the_resolved_config():
     assert "# Which model file to load" in documented.stdout
 
 
+def test_preprocess_readers_lists_every_reader_with_its_options():
+    from preprocessing.readers import READERS
+
+    result = run_pare("preprocess", "--readers")
+    assert result.returncode == 0, result.stderr
+    headers = [line.split(":")[0] for line in result.stdout.splitlines() if line and not line.startswith(" ")]
+    assert headers == sorted(READERS)
+    assert "options.mosh = '': Folder of the MoSh fits" in result.stdout
+    assert "options.max_join_distance = 0.05" in result.stdout and "splits: train, test" in result.stdout
+
+
 def test_user_errors_are_one_clear_line_without_traceback():
     result = run_pare("config", "show", "configs/quickstart.yaml", "body_model.gendr=male")
     assert result.returncode == 2

@@ -129,6 +129,9 @@ def test_every_input_is_written_or_rejected(job):
         assert all(s["samples"] == 4 for s in manifest["shards"][:-1])  # fixed size but the last
         assert not (folder / "_work").exists()
         assert manifest["source"]["fingerprint"] and manifest["config_hash"] and manifest["code_version"]
+    stages = report.stage_seconds
+    assert report.chunks > 0 and 0 < stages["build_busy"] and 0 <= stages["build_steady"] <= stages["build"]
+    assert stages["steady_records_per_s"] >= 0  # 0 only if the workers never ran at the same time
 
 
 def test_bad_inputs_are_rejected_with_their_reasons(job):

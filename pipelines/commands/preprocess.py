@@ -8,12 +8,20 @@ from pipelines.commands.config import _split_config_args
 
 
 def _list_readers() -> int:
+    """Each reader's summary, splits and options (default and meaning), from the code itself."""
+    import dataclasses
+
+    from pipelines.config.field_docs import field_docs
     from preprocessing.readers import READERS, reader_class
 
     for name in sorted(READERS):
         cls = reader_class(name)
         summary = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
-        print(f"{name:12s} {summary}")
+        print(f"{name}: {summary}\n  splits: {', '.join(cls.splits)}; dataset name: {cls.default_dataset}")
+        docs = field_docs(cls.Options)
+        for field in dataclasses.fields(cls.Options):
+            print(f"  options.{field.name} = {field.default!r}: {docs.get(field.name, '')}")
+        print()
     return 0
 
 
@@ -47,7 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "local Ray cluster, or on preprocess.ray_address. Rerunning skips finished work."
         ),
     )
-    parser.add_argument("--readers", action="store_true", help="list the dataset readers and exit")
+    parser.add_argument("--readers", action="store_true", help="list the dataset readers and their options, and exit")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument(
         "args", nargs="*", metavar="[CONFIG] [key=value ...]", help="a YAML config file and/or overrides"

@@ -23,6 +23,7 @@ from tqdm import tqdm
 from pare_model.errors import UserFacingError
 from pipelines.preprocess.plan import SourcePlan, build_readers, config_hash, plan_records
 from pipelines.preprocess.storage import Storage
+from pipelines.preprocess.throughput import ChunkTiming, steady_throughput
 from pipelines.preprocess.work import WORK_DIR, ChunkBuilder, chunk_digest, part_done, part_name
 from pipelines.shards.manifest import (
     MANIFEST_FILE,
@@ -132,8 +133,15 @@ def _check_genders(body_dir: Path, part_map: str | None, plans: list[SourcePlan]
         load_body_model(body_dir, gender, part_map)
 
 
-def _build(config, storage: Storage, body_dir: Path, plans: list[SourcePlan], show_progress: bool) -> tuple[int, int]:
-    """Build every chunk that has no part yet; returns (chunks, chunks reused from an earlier run)."""
+def _build(
+    config, storage: Storage, body_dir: Path, plans: list[SourcePlan], show_progress: bool, stages: dict[str, float]
+) -> tuple[int, int]:
+    """Build every chunk that has no part yet; returns (chunks, chunks reused from an earlier run).
+
+    Adds to ``stages``: ``build_busy``, the workers' seconds spent on chunks, and
+    ``build_steady``, the window in which every worker was busy; ``steady_records_per_s`` is the
+    build's throughput in that window (:mod:`pipelines.preprocess.throughput`).
+    """
     import ray
 
     from pipelines.preprocess.cluster import cluster_cpus
@@ -162,10 +170,14 @@ def _build(config, storage: Storage, body_dir: Path, plans: list[SourcePlan], sh
         compute=ray.data.ActorPoolStrategy(size=workers),
         num_cpus=1,
     )
+    timings: list[ChunkTiming] = []
     with tqdm(total=total, initial=total - len(items), desc="build", unit="chunk", disable=not show_progress) as bar:
         for row in dataset.iter_rows():
             bar.update(1)
             bar.set_postfix(samples=row["samples"], rejects=row["rejects"], refresh=False)
+            timings.append(ChunkTiming(row["worker"], row["started"], row["finished"], row["records"]))
+    stages["build_busy"] = sum(t.finished - t.started for t in timings)
+    stages["steady_records_per_s"], stages["build_steady"] = steady_throughput(timings)
     return total, total - len(items)
 
 
@@ -277,7 +289,7 @@ def run_preprocess(config, show_progress: bool = True) -> PreprocessReport:
         quiet_ray_data()
         stages["ray_init"] = time.perf_counter() - mark
         mark = time.perf_counter()
-        report.chunks, report.chunks_reused = _build(config, storage, body_dir, plans, show_progress)
+        report.chunks, report.chunks_reused = _build(config, storage, body_dir, plans, show_progress, stages)
         stages["build"] = time.perf_counter() - mark
         mark = time.perf_counter()
         summaries = {plan.folder: _summaries(storage, plan) for plan in plans}

@@ -14,6 +14,7 @@ import json
 import os
 import socket
 import tempfile
+import time
 
 from pipelines.preprocess.storage import Storage
 from preprocessing.record import Rejected, SampleRecord
@@ -70,6 +71,7 @@ class ChunkBuilder:
     def __call__(self, row: dict) -> dict:
         from preprocessing.samples.encode import tar_bytes
 
+        started = time.time()
         folder, chunk = row["folder"], int(row["chunk"])
         records: list[SampleRecord] = decode_records(row["records"])
         results = self.builder.build(records)
@@ -94,4 +96,15 @@ class ChunkBuilder:
             "worker": self.worker,
         }
         self.storage.write_text(f"{folder}/{name}.json", json.dumps(summary, sort_keys=True))
-        return {"folder": folder, "chunk": chunk, "samples": len(samples), "rejects": len(rejects)}
+        # Timing goes back in the row, not into the part file, whose bytes must not depend on the run.
+        finished = time.time()
+        return {
+            "folder": folder,
+            "chunk": chunk,
+            "samples": len(samples),
+            "rejects": len(rejects),
+            "records": len(records),
+            "worker": self.worker,
+            "started": started,
+            "finished": finished,
+        }
