@@ -98,7 +98,12 @@ def local_video_path(url: str) -> str:
     from preprocessing.readers.files import SourceFiles
 
     head, _, name = url.rpartition("/")
-    return SourceFiles(head).local_path(name)
+    try:
+        return SourceFiles(head).local_path(name)
+    except FileNotFoundError:
+        raise RecordRejected("missing_image", f"no video at {url}") from None
+    except OSError as error:
+        raise RecordRejected("missing_image", f"cannot copy the video {url}: {error}") from None
 
 
 class ImageLoader:
