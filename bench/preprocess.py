@@ -46,9 +46,9 @@ def build_in_process(root: Path, asset_dir: Path, passes: int = 1):
     import cv2
     import torch
 
+    from preprocessing.bodies import BodyModels
     from preprocessing.readers import build_reader, validated
     from preprocessing.samples import CropConfig, QualityConfig, SampleBuilder
-    from preprocessing.synth.bodies import BodyModels
 
     cv2.setNumThreads(1)
     torch.set_num_threads(1)

@@ -21,8 +21,8 @@ from PIL import Image
 
 from pipelines.config.loader import load_config
 from pipelines.shards.manifest import MANIFEST_FILE, REJECTS_FILE
+from preprocessing.bodies import BodyModels, pose_bodies
 from preprocessing.render import perspective_to_screen, render_part_labels
-from preprocessing.synth.bodies import BodyModels, pose_bodies
 from tests.synth_helpers import generate
 
 pytestmark = pytest.mark.slow

@@ -11,11 +11,11 @@ import pytest
 from PIL import Image
 
 from pare_model.body_model import load_body_model
+from preprocessing.bodies import pose_bodies
 from preprocessing.keypoints import OPENPOSE18_TO_SPIN, spin_indices
 from preprocessing.readers import SourceError, build_reader, validated
 from preprocessing.readers.pw3d import OCCLUSION_SEQUENCES
 from preprocessing.record import Rejected, SampleRecord
-from preprocessing.synth.bodies import pose_bodies
 from tests.synth_helpers import generate
 
 OP = spin_indices(OPENPOSE18_TO_SPIN)

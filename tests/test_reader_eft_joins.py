@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
+from preprocessing.bodies import BodyModels
 from preprocessing.readers import SourceError, build_reader, validated
 from preprocessing.record import Rejected, SampleRecord
 from preprocessing.samples import CropConfig, QualityConfig, SampleBuilder
-from preprocessing.synth.bodies import BodyModels
 from tests.synth_helpers import generate
 
 EFT_MPII = "eft_fits/MPII_ver01.json"

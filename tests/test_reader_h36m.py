@@ -19,6 +19,7 @@ import pytest
 from cdflib.cdfwrite import CDF
 from scipy.spatial.transform import Rotation
 
+from preprocessing.bodies import BodyModels, pose_bodies
 from preprocessing.keypoints import H36M17_TO_SPIN_GT, NUM_OPENPOSE, gt_indices
 from preprocessing.readers import SourceError, build_reader, validated
 from preprocessing.readers.files import SourceFiles
@@ -27,7 +28,6 @@ from preprocessing.record import Rejected, SampleRecord
 from preprocessing.render import render_part_labels
 from preprocessing.render.cameras import perspective_to_screen
 from preprocessing.samples import CropConfig, QualityConfig, SampleBuilder
-from preprocessing.synth.bodies import BodyModels, pose_bodies
 from preprocessing.synth.framing import camera_root
 from preprocessing.synth.poses import matrix_to_axis_angle, sample_betas, sample_body_poses
 from tests.conftest import require_real_fixture

@@ -10,11 +10,11 @@ from PIL import Image
 
 from pare_model.body_model import load_body_model
 from pare_model.joint_sets import SPIN_JOINT_NAMES
+from preprocessing.bodies import pose_bodies
 from preprocessing.keypoints import NUM_OPENPOSE
 from preprocessing.readers import SourceError, build_reader, validated
 from preprocessing.readers.npz_arrays import read_npz
 from preprocessing.record import Rejected, SampleRecord
-from preprocessing.synth.bodies import pose_bodies
 from tests.conftest import require_real_fixture
 from tests.synth_helpers import generate
 

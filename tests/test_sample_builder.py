@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 import pytest
 
+from preprocessing.bodies import BodyModels, pose_bodies
 from preprocessing.record import CropCamera, ImageRef, PerspectiveCamera, RecordRejected, Rejected, SampleRecord
 from preprocessing.render import affine_for_cv2, apply_affine, crop_affine, invert_affine, render_part_labels
 from preprocessing.render.cameras import weak_perspective_translation
@@ -25,7 +26,6 @@ from preprocessing.samples.camera_fit import CROP_INTRINSICS, fit_translation
 from preprocessing.samples.encode import member_key, read_tar_members, sample_members, tar_bytes
 from preprocessing.samples.images import ImageLoader, reduction_for
 from preprocessing.samples.quality import FitQuality, check_fit, measure_fit
-from preprocessing.synth.bodies import BodyModels, pose_bodies
 from preprocessing.synth.common import SynthOptions
 from preprocessing.synth.crop_samples import crop_samples
 

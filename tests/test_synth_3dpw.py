@@ -9,9 +9,9 @@ import pytest
 from PIL import Image
 
 from pare_model.body_model import load_body_model
+from preprocessing.bodies import pose_bodies
 from preprocessing.keypoints import OPENPOSE18_TO_SPIN, spin_indices
 from preprocessing.render import perspective_to_screen
-from preprocessing.synth.bodies import pose_bodies
 from tests.synth_helpers import generate, labels_from_screen, on_foreground
 
 NUM = 8  # four sequences of two frames

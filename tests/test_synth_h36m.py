@@ -11,8 +11,8 @@ from PIL import Image
 from scipy.spatial.transform import Rotation
 
 from pare_model.safe_pickle import load_pickle
+from preprocessing.bodies import pose_bodies
 from preprocessing.keypoints import NUM_OPENPOSE, gt_indices, h36m_gt_mask
-from preprocessing.synth.bodies import pose_bodies
 from tests.conftest import require_real_fixture
 from tests.synth_helpers import check_dtype_like, generate
 

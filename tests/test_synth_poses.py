@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pare_model.joint_sets import SMPL_JOINT_NAMES, mirror_joint_name
-from preprocessing.synth.bodies import pose_bodies
+from preprocessing.bodies import pose_bodies
 from preprocessing.synth.poses import (
     BETA_LIMIT,
     POSTURES,

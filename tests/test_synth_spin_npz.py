@@ -7,8 +7,8 @@ import pytest
 from PIL import Image
 
 from pare_model.body_model import load_body_model
+from preprocessing.bodies import pose_bodies
 from preprocessing.keypoints import NUM_OPENPOSE
-from preprocessing.synth.bodies import pose_bodies
 from tests.conftest import require_real_fixture
 from tests.synth_helpers import check_dtype_like, generate
 

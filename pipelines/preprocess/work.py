@@ -61,8 +61,8 @@ class ChunkBuilder:
 
     def __init__(self, output: str, body_model_dir: str, part_map: str | None, crop, quality):
         _configure_worker()
+        from preprocessing.bodies import BodyModels
         from preprocessing.samples import SampleBuilder
-        from preprocessing.synth.bodies import BodyModels
 
         self.storage = Storage(output)
         self.builder = SampleBuilder(BodyModels(body_model_dir, part_map), crop, quality)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from preprocessing.bodies import BodyModels, pose_bodies
 from preprocessing.record import CropCamera, PerspectiveCamera, RecordRejected, Rejected, SampleRecord, reject
 from preprocessing.render import (
     CROP_SIZE,
@@ -40,7 +41,6 @@ from preprocessing.samples.encode import (
 from preprocessing.samples.images import ImageLoader, reduction_for
 from preprocessing.samples.quality import FitQuality, check_fit, measure_fit
 from preprocessing.samples.spec import CropConfig, QualityConfig
-from preprocessing.synth.bodies import BodyModels, pose_bodies
 
 NUM_OPENPOSE = 25
 NO_QUALITY = FitQuality(float("nan"), float("nan"))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from preprocessing.synth.bodies import BodyModels
+from preprocessing.bodies import BodyModels
 from preprocessing.synth.common import LayoutResult, PreviewTile, SynthOptions, write_notice
 
 __all__ = ["BodyModels", "LayoutResult", "PreviewTile", "SynthOptions", "synthesize"]

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from preprocessing.bodies import BodyModels, pose_bodies
 from preprocessing.render.cameras import (
     CROP_SIZE,
     crop_affine,
@@ -22,7 +23,6 @@ from preprocessing.render.cameras import (
     weak_perspective_to_screen,
     weak_perspective_translation,
 )
-from preprocessing.synth.bodies import BodyModels, pose_bodies
 from preprocessing.synth.common import SynthOptions, chunks, sample_rng
 from preprocessing.synth.framing import camera_root, fit_crop_camera, random_crop_box, random_image_size
 from preprocessing.synth.poses import axis_angle_to_matrix, matrix_to_axis_angle, sample_betas, sample_body_poses

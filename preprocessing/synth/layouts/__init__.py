@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pare_model.errors import UserFacingError
-from preprocessing.synth.bodies import BodyModels
+from preprocessing.bodies import BodyModels
 from preprocessing.synth.common import LayoutResult, SynthOptions
 from preprocessing.synth.layouts import coco_eft, h36m, mpii, pw3d, spin_npz
 

@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
+from preprocessing.bodies import BodyModels
 from preprocessing.keypoints import (
     COCO17_NAMES,
     COCO17_SKELETON,
@@ -34,7 +35,6 @@ from preprocessing.keypoints import (
     OPENPOSE18_TO_SPIN_GT,
     spin_indices,
 )
-from preprocessing.synth.bodies import BodyModels
 from preprocessing.synth.common import LayoutResult, PreviewTile, SynthOptions, progress, write_jpeg, write_json
 from preprocessing.synth.crop_samples import CropSample, crop_samples
 from preprocessing.synth.poses import axis_angle_to_matrix

@@ -35,9 +35,9 @@ from pathlib import Path
 import numpy as np
 
 from pare_model.body_model.procedural.files import write_npz
+from preprocessing.bodies import BodyModels, pose_bodies
 from preprocessing.keypoints import NUM_OPENPOSE, h36m_gt_mask
 from preprocessing.render.cameras import perspective_to_screen
-from preprocessing.synth.bodies import BodyModels, pose_bodies
 from preprocessing.synth.common import LayoutResult, PreviewTile, SynthOptions, chunks, progress, sample_rng, write_jpeg
 from preprocessing.synth.framing import box_center_scale, random_lean, yaw_rotation
 from preprocessing.synth.poses import axis_angle_to_matrix, matrix_to_axis_angle, sample_betas, sample_body_poses

@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 import scipy.io
 
+from preprocessing.bodies import BodyModels
 from preprocessing.keypoints import MPII16_TO_SPIN, spin_indices
-from preprocessing.synth.bodies import BodyModels
 from preprocessing.synth.common import LayoutResult, PreviewTile, SynthOptions, progress, write_jpeg, write_json
 from preprocessing.synth.crop_samples import CropSample, crop_samples
 from preprocessing.synth.framing import box_center_scale

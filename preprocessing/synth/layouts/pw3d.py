@@ -29,9 +29,9 @@ from pathlib import Path
 import numpy as np
 
 from pare_model.errors import UserFacingError
+from preprocessing.bodies import BodyModels, PosedBodies, pose_bodies
 from preprocessing.keypoints import OPENPOSE18_TO_SPIN, spin_indices
 from preprocessing.render.cameras import perspective_to_screen
-from preprocessing.synth.bodies import BodyModels, PosedBodies, pose_bodies
 from preprocessing.synth.common import LayoutResult, PreviewTile, SynthOptions, progress, sample_rng, write_jpeg
 from preprocessing.synth.framing import extrinsics_matrix, intrinsics, look_at, random_lean, yaw_rotation
 from preprocessing.synth.poses import (

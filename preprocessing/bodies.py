@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from scipy.spatial.transform import Rotation
 
 from pare_model.body_model import BodyModel, load_body_model
 from pare_model.body_model.parts import face_parts
-from preprocessing.synth.poses import axis_angle_to_matrix
 
 GENDER_CODES = {"m": "male", "f": "female", "n": "neutral"}
 """Dataset gender codes (3DPW, SPIN npz) and the body model file each one selects."""
@@ -58,7 +58,10 @@ def pose_bodies(
     import torch
 
     pose = np.asarray(pose, dtype=np.float64)
-    rotations = pose if pose.shape[-2:] == (3, 3) else axis_angle_to_matrix(pose)
+    if pose.shape[-2:] == (3, 3):
+        rotations = pose
+    else:
+        rotations = Rotation.from_rotvec(pose.reshape(-1, 3)).as_matrix().reshape(pose.shape[:-1] + (3, 3))
     num = len(rotations)
     outputs: dict[str, list[np.ndarray]] = {"vertices": [], "joints": [], "smpl_joints": []}
     with torch.no_grad():
