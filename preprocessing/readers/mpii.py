@@ -16,8 +16,9 @@ pairs are taken closest first; a pair counts when the mean distance over the joi
 is at most ``max_join_distance`` times the person's box side. A joined person takes the fit,
 its camera, box and OpenPose keypoints (as ``coco_eft`` does); a person without a fit stays
 2D-only, or is rejected (``no_fit``) with ``require_fit``. Fits that match nobody are counted
-in a warning, not dropped silently. LSPet's EFT file joins the same way through this reader's
-JSON form (``image``, ``center``, ``scale``, ``joints``, ``joints_vis``).
+in a warning, not dropped silently. (LSPet, whose 14 LSP joints differ from MPII's 16, has no
+reader yet; a SPIN-style LSPet npz, with fits where a converter added them, goes through
+``spin_npz``.)
 """
 
 from __future__ import annotations
