@@ -245,7 +245,9 @@ def test_bad_frames_are_rejected_and_broken_files_named(rendered, tmp_path):
     source, _, truth = rendered
     joints17 = truth["joints"][:, GT].copy()
     joints17[5, 3, 1] = np.nan
-    write_sequence(tmp_path, "S1", "Posing", "54138969", joints17)
+    # A D2_Positions file wins over projecting the 3D joints (here it is the projection moved by (3, -2) px).
+    pixels17 = 260.0 * joints17[..., :2] / joints17[..., 2:] + 96 + [3.0, -2.0]
+    write_sequence(tmp_path, "S1", "Posing", "54138969", joints17, pixels17=pixels17)
     write_sequence(tmp_path, "S1", "Posing", "55011271", joints17[:3])
     camera = pickle.loads((source / "cameras.pkl").read_bytes())[("S1", "54138969")]
     with open(tmp_path / "cameras.pkl", "wb") as f:
@@ -257,6 +259,12 @@ def test_bad_frames_are_rejected_and_broken_files_named(rendered, tmp_path):
         ("S1_Posing.55011271_000001", "bad_annotation"),
     ]
     assert rejected[1].detail == "cameras.pkl has no camera (S1, 55011271)"
+    np.testing.assert_allclose(good[1].keypoints_2d[GT, :2], pixels17[10] + 0.5)  # real data: +0.5
+    d2 = tmp_path / "S1" / "MyPoseFeatures" / "D2_Positions" / "Posing.54138969.cdf"
+    write_cdf(d2, to_32(pixels17[:4], 1.0))
+    with pytest.raises(SourceError, match=r"Posing\.54138969\.cdf has 4 frames, .* has 11"):
+        read(tmp_path, cameras="cameras.pkl")
+    d2.unlink()
     # Whole-file problems stop the job before any work, naming the file and the fix.
     with pytest.raises(SourceError, match=r"MoSh folder not found: .*nomosh"):
         read(tmp_path, cameras="cameras.pkl", mosh="nomosh")
