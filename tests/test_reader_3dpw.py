@@ -13,9 +13,9 @@ from PIL import Image
 from pare_model.body_model import load_body_model
 from preprocessing.bodies import pose_bodies
 from preprocessing.keypoints import OPENPOSE18_TO_SPIN, spin_indices
-from preprocessing.readers import SourceError, build_reader, validated
+from preprocessing.readers import SourceError, build_reader
 from preprocessing.readers.pw3d import OCCLUSION_SEQUENCES
-from preprocessing.record import Rejected, SampleRecord
+from tests.reader_helpers import read_source
 from tests.synth_helpers import generate
 
 OP = spin_indices(OPENPOSE18_TO_SPIN)
@@ -23,10 +23,7 @@ NUM = 8  # four sequences of two frames; seed 0 puts a male and a female actor i
 
 
 def read(root, split="test", **options):
-    reader = build_reader("3dpw", str(root), split, options)
-    reader.check()
-    items = list(validated(reader.records()))
-    return [i for i in items if isinstance(i, SampleRecord)], [i for i in items if isinstance(i, Rejected)]
+    return read_source("3dpw", root, split, **options)
 
 
 @pytest.fixture(scope="module")

@@ -15,9 +15,10 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from preprocessing.bodies import BodyModels
-from preprocessing.readers import SourceError, build_reader, validated
+from preprocessing.readers import SourceError
 from preprocessing.record import Rejected, SampleRecord
 from preprocessing.samples import CropConfig, QualityConfig, SampleBuilder
+from tests.reader_helpers import read_source
 from tests.synth_helpers import generate
 
 EFT_MPII = "eft_fits/MPII_ver01.json"
@@ -26,10 +27,7 @@ COCO = {"annotations": "annotations/person_keypoints_train2014.json", "images": 
 
 
 def read(name, root, split="train", **options):
-    reader = build_reader(name, str(root), split, options)
-    reader.check()
-    items = list(validated(reader.records()))
-    return [i for i in items if isinstance(i, SampleRecord)], [i for i in items if isinstance(i, Rejected)]
+    return read_source(name, root, split, **options)
 
 
 def assert_fit_matches(record: SampleRecord, entry: dict) -> None:

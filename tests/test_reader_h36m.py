@@ -21,16 +21,17 @@ from scipy.spatial.transform import Rotation
 
 from preprocessing.bodies import BodyModels, pose_bodies
 from preprocessing.keypoints import H36M17_TO_SPIN_GT, NUM_OPENPOSE, gt_indices
-from preprocessing.readers import SourceError, build_reader, validated
+from preprocessing.readers import SourceError, build_reader
 from preprocessing.readers.files import SourceFiles
 from preprocessing.readers.h36m_cameras import CAMERA_IDS, load_cameras
-from preprocessing.record import Rejected, SampleRecord
+from preprocessing.record import Rejected
 from preprocessing.render import render_part_labels
 from preprocessing.render.cameras import perspective_to_screen
 from preprocessing.samples import CropConfig, QualityConfig, SampleBuilder
 from preprocessing.synth.framing import camera_root
 from preprocessing.synth.poses import matrix_to_axis_angle, sample_betas, sample_body_poses
 from tests.conftest import require_real_fixture
+from tests.reader_helpers import read_source
 
 SUBSET = [11, 6, 7, 8, 1, 2, 3, 12, 24, 14, 15, 17, 18, 19, 25, 26, 27]  # data-formats.md (SPIN's), as a literal
 MMPOSE_SUBSET = [0, 1, 2, 3, 6, 7, 8, 12, 13, 14, 15, 17, 18, 19, 25, 26, 27]
@@ -91,10 +92,7 @@ def metadata_xml(cameras: dict) -> str:
 
 
 def read(root, split="train", **options):
-    reader = build_reader("h36m", str(root), split, options)
-    reader.check()
-    items = list(validated(reader.records()))
-    return [i for i in items if isinstance(i, SampleRecord)], [i for i in items if isinstance(i, Rejected)]
+    return read_source("h36m", root, split, **options)
 
 
 def test_metadata_xml_and_pickle_give_the_same_intrinsics(tmp_path):

@@ -12,10 +12,10 @@ from pare_model.body_model import load_body_model
 from pare_model.joint_sets import SPIN_JOINT_NAMES
 from preprocessing.bodies import pose_bodies
 from preprocessing.keypoints import NUM_OPENPOSE
-from preprocessing.readers import SourceError, build_reader, validated
+from preprocessing.readers import SourceError, build_reader
 from preprocessing.readers.npz_arrays import read_npz
-from preprocessing.record import Rejected, SampleRecord
 from tests.conftest import require_real_fixture
+from tests.reader_helpers import read_source
 from tests.synth_helpers import generate
 
 NUM = 5
@@ -23,10 +23,7 @@ GT = {name: k for k, name in enumerate(SPIN_JOINT_NAMES[NUM_OPENPOSE:])}
 
 
 def read(root, split="train", dataset=None, **options):
-    reader = build_reader("spin_npz", str(root), split, options, dataset)
-    reader.check()
-    items = list(validated(reader.records()))
-    return [i for i in items if isinstance(i, SampleRecord)], [i for i in items if isinstance(i, Rejected)]
+    return read_source("spin_npz", root, split, dataset, **options)
 
 
 @pytest.fixture(scope="module")

@@ -9,22 +9,16 @@ import h5py
 import numpy as np
 import pytest
 
-from preprocessing.readers import SourceError, build_reader, validated
-from preprocessing.record import Rejected, SampleRecord
+from preprocessing.readers import SourceError, build_reader
 from tests.conftest import require_real_fixture
-
-
-def records(reader):
-    reader.check()
-    items = list(validated(reader.records()))
-    return [i for i in items if isinstance(i, SampleRecord)], [i for i in items if isinstance(i, Rejected)]
+from tests.reader_helpers import split_items
 
 
 def test_coco_on_the_real_fixture():
     path = require_real_fixture("mmpose/coco/test_coco.json")
     data = json.loads(path.read_text())
     reader = build_reader("coco_eft", str(path.parent), "train", {"annotations": path.name, "images": "."})
-    good, rejected = records(reader)
+    good, rejected = split_items(reader)
     people = [a for a in data["annotations"] if a["category_id"] == 1 and not a["iscrowd"]]
     assert len(good) + len(rejected) == len(people)
     assert all(r.reason == "no_visible_keypoints" for r in rejected)
@@ -47,7 +41,7 @@ def test_coco_on_the_real_fixture():
 
 def test_mpii_json_and_h5_real_fixtures():
     json_path = require_real_fixture("mmpose/mpii/test_mpii.json")
-    good, rejected = records(
+    good, rejected = split_items(
         build_reader("mpii", str(json_path.parent), "validation", {"annotations": json_path.name, "images": "."})
     )
     entries = json.loads(json_path.read_text())
@@ -58,7 +52,7 @@ def test_mpii_json_and_h5_real_fixtures():
     )
     assert good[0].box_size == pytest.approx(entry["scale"] * 1.25 * 200)
     h5_path = require_real_fixture("pose-hg-train/mpii/valid.h5")
-    good, rejected = records(build_reader("mpii", str(h5_path.parent), "validation", {"annotations": h5_path.name}))
+    good, rejected = split_items(build_reader("mpii", str(h5_path.parent), "validation", {"annotations": h5_path.name}))
     with h5py.File(h5_path) as f:
         assert len(good) + len(rejected) == len(f["imgname"]) == 2958
         np.testing.assert_allclose(good[0].center, f["center"][0] + 0.5)  # already adjusted in the h5
@@ -68,7 +62,7 @@ def test_mpii_json_and_h5_real_fixtures():
 
 def test_h36m_npz_real_fixture_projects_through_its_cameras():
     npz = require_real_fixture("mmpose/h36m/test_h36m.npz")
-    good, rejected = records(build_reader("h36m_npz", str(npz.parent), "train", {"npz": npz.name}))
+    good, rejected = split_items(build_reader("h36m_npz", str(npz.parent), "train", {"npz": npz.name}))
     assert len(good) == 4 and not rejected
     for record in good:
         assert "." not in record.key and record.image.path.endswith(record.sample_id + ".jpg")
@@ -77,7 +71,7 @@ def test_h36m_npz_real_fixture_projects_through_its_cameras():
         projected = projected[:, :2] / projected[:, 2:]
         keypoints = record.keypoints_2d[25:][record.joints_3d[:, 3] > 0, :2]
         assert np.abs(projected - keypoints).max() < 3.0  # lens distortion (k, p) is not modelled: ~2 px
-    test_split, rejected = records(build_reader("h36m_npz", str(npz.parent), "test", {"npz": npz.name}))
+    test_split, rejected = split_items(build_reader("h36m_npz", str(npz.parent), "test", {"npz": npz.name}))
     assert not test_split and {r.reason for r in rejected} == {"bad_annotation"}  # S1..S8 are not test subjects
 
 
@@ -94,11 +88,11 @@ def test_spin_npz_checks_shapes_and_rows(tmp_path):
     }
     arrays["pose"][1, 5] = np.nan
     np.savez(tmp_path / "data.npz", **arrays)
-    good, rejected = records(build_reader("spin_npz", str(tmp_path), "train"))
+    good, rejected = split_items(build_reader("spin_npz", str(tmp_path), "train"))
     assert [r.gender for r in good] == ["male", "male"] and [r.reason for r in rejected] == ["nan_parameters"]
     np.savez(tmp_path / "data.npz", **{**arrays, "part": np.ones((n, 17, 3))})
     with pytest.raises(SourceError, match="part.*24-joint"):
-        records(build_reader("spin_npz", str(tmp_path), "train"))
+        split_items(build_reader("spin_npz", str(tmp_path), "train"))
     with pytest.raises(SourceError, match="no option.*bogus.*npz"):
         build_reader("spin_npz", str(tmp_path), "train", {"bogus": 1})
 
@@ -131,14 +125,14 @@ def test_3dpw_hand_made_pickle(tmp_path):
     }
     with open(folder / "downtown_walking_00.pkl", "wb") as f:
         pickle.dump(sequence, f, protocol=2)
-    good, rejected = records(build_reader("3dpw", str(tmp_path), "test"))
+    good, rejected = split_items(build_reader("3dpw", str(tmp_path), "test"))
     assert [g.sample_id for g in good] == ["downtown_walking_00_00000_0"]
     assert [r.reason for r in rejected] == ["invalid_camera_pose", "nan_parameters"]
     record = good[0]
     assert record.gender == "female" and record.camera.frame_rotation is not None
     np.testing.assert_allclose(record.camera.translation, [0, 0, 5.0])
     np.testing.assert_allclose(record.camera.intrinsics[:2, 2], [540.5, 960.5])
-    occ, _ = records(build_reader("3dpw", str(tmp_path), "test", {"occlusion_only": True}))
+    occ, _ = split_items(build_reader("3dpw", str(tmp_path), "test", {"occlusion_only": True}))
     assert occ == []
 
 
@@ -156,7 +150,7 @@ def test_mpii_mat_single_person_and_point(tmp_path):
     annolist[0] = {"image": {"name": "a.jpg"}, "annorect": rect(point)}
     annolist[1] = {"image": {"name": "b.jpg"}, "annorect": rect(points)}
     scipy.io.savemat(tmp_path / "mpii.mat", {"RELEASE": {"annolist": annolist, "img_train": np.array([1, 1])}})
-    good, rejected = records(
+    good, rejected = split_items(
         build_reader("mpii", str(tmp_path), "train", {"annotations": "mpii.mat", "min_keypoints": 4})
     )
     assert [g.sample_id for g in good] == ["b_0"] and [r.reason for r in rejected] == ["no_visible_keypoints"]
