@@ -126,3 +126,55 @@ def test_eft_file_problems_are_named(mpii, tmp_path):
         read("mpii", root, annotations="annot/train.json", eft="missing.json")
     with pytest.raises(SourceError, match="eft_camera must be one of"):
         read("mpii", root, annotations="annot/train.json", eft=EFT_MPII, eft_camera="weak")
+
+
+def lspet_from_mpii(mpii, root, layout: str = "hr-lspet") -> list[dict]:
+    """An LSPet-layout source from the synthetic MPII one: joints.mat, im%05d.png images, EFT file."""
+    import cv2
+    import scipy.io
+
+    entries = json.loads((mpii / EFT_MPII).read_text())["data"]
+    root.mkdir()
+    shutil.copy(mpii / "synthetic.json", root / "synthetic.json")
+    joints, fits = [], []
+    for k, entry in enumerate(entries):
+        name = f"im{k + 1:05d}.png"
+        image = cv2.imread(str(mpii / "images" / entry["imageName"]))
+        cv2.imwrite(str(root / name), image)
+        joints.append(np.asarray(entry["gt_keypoint_2d"])[25:39])  # SPIN GT 0..13 = LSP's 14 joints
+        fits.append(dict(entry, imageName=name))
+    stacked = np.stack(joints)  # (N, 14, 3)
+    stacked[2, :9, 2] = 0  # too few annotated joints left
+    matrix = stacked.transpose(1, 2, 0) if layout == "hr-lspet" else stacked
+    scipy.io.savemat(root / "joints.mat", {"joints": matrix})
+    (root / "eft_fits").mkdir()
+    (root / "eft_fits/LSPet_train_ver10.json").write_text(json.dumps({"ver": 10, "data": fits[::-1]}))
+    return fits
+
+
+@pytest.mark.parametrize("layout", ["hr-lspet", "rows"])
+def test_lspet_fits_join_by_image_and_keypoints(mpii, models, tmp_path, layout):
+    fits = lspet_from_mpii(mpii, tmp_path / "lspet", layout)
+    good, rejected = read("lspet", tmp_path / "lspet", eft="eft_fits/LSPet_train_ver10.json")
+    assert [r.sample_id for r in rejected] == ["im00003"] and rejected[0].reason == "no_visible_keypoints"
+    assert [r.sample_id for r in good] == [f"im{k + 1:05d}" for k in range(len(fits)) if k != 2]
+    for record in good:
+        assert_fit_matches(record, fits[record.extra["index"]])
+    assert_fits_reproject(models, good)
+    plain, _ = read("lspet", tmp_path / "lspet")
+    assert not any(r.has_smpl for r in plain)
+    gt = np.asarray(fits[0]["gt_keypoint_2d"])[25:39]
+    np.testing.assert_array_equal(plain[0].keypoints_2d[25:39], gt)  # LSP's 14 joints on SPIN's first 14 GT joints
+    low, high = gt[:, :2].min(axis=0), gt[:, :2].max(axis=0)
+    assert plain[0].box_size == pytest.approx(1.2 * (high - low).max())
+
+
+def test_lspet_joints_of_another_shape_are_named(tmp_path):
+    import scipy.io
+
+    scipy.io.savemat(tmp_path / "joints.mat", {"joints": np.zeros((14, 2, 5))})
+    with pytest.raises(SourceError, match=r"joints\.mat: 'joints' has shape \(14, 2, 5\), expected \(14, 3, N\)"):
+        read("lspet", tmp_path)
+    scipy.io.savemat(tmp_path / "joints.mat", {"other": np.zeros(3)})
+    with pytest.raises(SourceError, match=r"joints\.mat is not LSP's joints\.mat"):
+        read("lspet", tmp_path)

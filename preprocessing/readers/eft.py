@@ -18,6 +18,8 @@ many pixels on every sample.
 from __future__ import annotations
 
 import json
+import posixpath
+from collections import defaultdict
 from dataclasses import dataclass
 
 import numpy as np
@@ -101,3 +103,44 @@ def parse_fit(entry: dict, pixel_offset: float, eft_camera: str = "spin") -> Eft
     keypoints[keypoints[:, 2] <= 0, :2] = 0.0
     pose = Rotation.from_matrix(rotations).as_rotvec().reshape(72)
     return EftFit(pose, betas, CropCamera(cam, center, box_size), keypoints, center, box_size)
+
+
+def fits_by_image(
+    files: SourceFiles, relative: str, pixel_offset: float, eft_camera: str
+) -> dict[str, list[EftFit | RecordRejected]]:
+    """An EFT file's fits grouped by image basename (``imageName``); a malformed entry stays as its reject."""
+    fits: dict[str, list[EftFit | RecordRejected]] = defaultdict(list)
+    for entry in read_eft_entries(files, relative):
+        name = entry.get("imageName") if isinstance(entry, dict) else None
+        try:
+            fit: EftFit | RecordRejected = parse_fit(entry, pixel_offset, eft_camera)
+        except RecordRejected as error:
+            fit = error
+        fits[posixpath.basename(str(name))].append(fit)
+    return fits
+
+
+def join_by_keypoints(
+    people: list[tuple[np.ndarray, float]], fits: list[EftFit | RecordRejected], max_distance: float
+) -> list[EftFit | None]:
+    """The fit of each of one image's people, for EFT files without annotation ids (MPII, LSPet).
+
+    ``people`` holds each person's (49, 3) SPIN keypoints (in the fits' pixel convention) and
+    box side. A pair's distance is the mean over the joints both label, divided by the box
+    side; pairs are taken closest first, each person and fit once, up to ``max_distance``.
+    """
+    pairs = []
+    for p, (keypoints, box_size) in enumerate(people):
+        for f, fit in enumerate(fits):
+            if isinstance(fit, EftFit):
+                both = (keypoints[:, 2] > 0) & (fit.keypoints[:, 2] > 0)
+                if both.any():
+                    gap = np.linalg.norm(fit.keypoints[both, :2] - keypoints[both, :2], axis=1).mean()
+                    pairs.append((float(gap) / box_size, p, f))
+    joined: list[EftFit | None] = [None] * len(people)
+    taken: set[int] = set()
+    for distance, p, f in sorted(pairs):
+        if distance <= max_distance and joined[p] is None and f not in taken:
+            joined[p] = fits[f]
+            taken.add(f)
+    return joined

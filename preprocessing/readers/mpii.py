@@ -16,9 +16,7 @@ pairs are taken closest first; a pair counts when the mean distance over the joi
 is at most ``max_join_distance`` times the person's box side. A joined person takes the fit,
 its camera, box and OpenPose keypoints (as ``coco_eft`` does); a person without a fit stays
 2D-only, or is rejected (``no_fit``) with ``require_fit``. Fits that match nobody are counted
-in a warning, not dropped silently. (LSPet, whose 14 LSP joints differ from MPII's 16, has no
-reader yet; a SPIN-style LSPet npz, with fits where a converter added them, goes through
-``spin_npz``.)
+in a warning, not dropped silently. The ``lspet`` reader joins EFT's LSPet fits the same way.
 """
 
 from __future__ import annotations
@@ -33,7 +31,7 @@ import numpy as np
 
 from preprocessing.keypoints import MPII16_TO_SPIN, NUM_OPENPOSE, spin_indices
 from preprocessing.readers.base import Item, Reader, pixel_offset
-from preprocessing.readers.eft import EftFit, check_camera_option, parse_fit, read_eft_entries, read_json
+from preprocessing.readers.eft import EftFit, check_camera_option, fits_by_image, join_by_keypoints, read_json
 from preprocessing.readers.files import SourceError
 from preprocessing.record import ImageRef, RecordRejected, SampleRecord
 
@@ -173,59 +171,36 @@ class MpiiReader(Reader):
                 center, scale = _adjust([rect.objpos.x, rect.objpos.y], rect.scale)
                 yield MpiiPerson(image, center, scale, joints, labelled, person)
 
-    def fits_by_image(self, offset: float) -> dict[str, list[EftFit | RecordRejected]]:
-        """EFT's fits grouped by image basename, parsed (a malformed one is kept as its reject)."""
-        fits: dict[str, list[EftFit | RecordRejected]] = defaultdict(list)
-        if self.options.eft:
-            for entry in read_eft_entries(self.files, self.options.eft):
-                name = entry.get("imageName") if isinstance(entry, dict) else None
-                try:
-                    fit = parse_fit(entry, offset, self.options.eft_camera)
-                except RecordRejected as error:
-                    fit = error
-                fits[posixpath.basename(str(name))].append(fit)
-        return fits
-
-    def join(self, people: list[MpiiPerson], fits: list[EftFit | RecordRejected], offset: float) -> list[EftFit | None]:
-        """The fit of each of one image's people (or None): closest pairs first, within ``max_join_distance``."""
-        pairs = []
-        for p, person in enumerate(people):
-            for f, fit in enumerate(fits):
-                if isinstance(fit, EftFit):
-                    labelled = person.labelled & (fit.keypoints[MPII_TO_SPIN, 2] > 0)
-                    if labelled.any():
-                        gap = fit.keypoints[MPII_TO_SPIN, :2][labelled] - (person.joints[labelled] + offset)
-                        pairs.append((float(np.linalg.norm(gap, axis=1).mean()) / (person.scale * 200.0), p, f))
-        joined: list[EftFit | None] = [None] * len(people)
-        taken: set[int] = set()
-        for distance, p, f in sorted(pairs):
-            if distance <= self.options.max_join_distance and joined[p] is None and f not in taken:
-                joined[p] = fits[f]
-                taken.add(f)
-        self._unmatched += len(fits) - len(taken)
-        return joined
-
     def records(self) -> Iterator[Item]:
         offset = pixel_offset(self.files, self.options.pixel_offset)
         source = self.options.annotations
-        fits = self.fits_by_image(offset)
+        fits = fits_by_image(self.files, self.options.eft, offset, self.options.eft_camera) if self.options.eft else {}
         by_image: dict[str, list[MpiiPerson]] = defaultdict(list)
-        self._unmatched = 0
         for person in self.people():
             if isinstance(person, RecordRejected):
                 yield self.rejected(person.reason, person.detail, "", source)
             else:
                 by_image[person.image].append(person)
-        for image in fits.keys() - {posixpath.basename(name) for name in by_image}:
-            self._unmatched += len(fits[image])
+        joined_fits = 0
         for image, people in by_image.items():
-            joined = self.join(people, fits.get(posixpath.basename(image), []), offset)
+            keypoints = [(self._keypoints(person, offset), person.scale * 200.0) for person in people]
+            joined = join_by_keypoints(
+                keypoints, fits.get(posixpath.basename(image), []), self.options.max_join_distance
+            )
+            joined_fits += sum(fit is not None for fit in joined)
             for person, fit in zip(people, joined, strict=True):
                 yield self._item(person, fit, offset, source)
-        if self.options.eft and self._unmatched:
-            log.warning(
-                "%d EFT fits in %s matched no MPII person of split %s", self._unmatched, self.options.eft, self.split
-            )
+        unmatched = sum(len(image_fits) for image_fits in fits.values()) - joined_fits
+        if unmatched:
+            log.warning("%d EFT fits in %s matched no MPII person of split %s", unmatched, self.options.eft, self.split)
+
+    @staticmethod
+    def _keypoints(person: MpiiPerson, offset: float) -> np.ndarray:
+        """(49, 3) SPIN keypoints of the person's labelled joints (+ offset)."""
+        keypoints = np.zeros((49, 3))
+        keypoints[MPII_TO_SPIN, :2] = np.where(person.labelled[:, None], person.joints + offset, 0.0)
+        keypoints[MPII_TO_SPIN, 2] = person.labelled
+        return keypoints
 
     def _item(self, person: MpiiPerson, fit: EftFit | None, offset: float, source: str) -> Item:
         sample_id = f"{person.image.rsplit('.', 1)[0]}_{person.person}"
@@ -235,9 +210,7 @@ class MpiiReader(Reader):
         if fit is None and self.options.eft and self.options.require_fit:
             detail = f"no EFT fit in {self.options.eft} matches this person (options.require_fit)"
             return self.rejected("no_fit", detail, sample_id, source)
-        keypoints = np.zeros((49, 3))
-        keypoints[MPII_TO_SPIN, :2] = np.where(person.labelled[:, None], person.joints + offset, 0.0)
-        keypoints[MPII_TO_SPIN, 2] = person.labelled
+        keypoints = self._keypoints(person, offset)
         record = SampleRecord(
             dataset=self.dataset,
             split=self.split,

@@ -15,6 +15,7 @@ READERS: dict[str, str] = {
     "coco_eft": "preprocessing.readers.coco_eft:CocoEftReader",
     "h36m": "preprocessing.readers.h36m_raw:H36mRawReader",
     "h36m_npz": "preprocessing.readers.h36m:H36mNpzReader",
+    "lspet": "preprocessing.readers.lspet:LspetReader",
     "mpii": "preprocessing.readers.mpii:MpiiReader",
     "spin_npz": "preprocessing.readers.spin_npz:SpinNpzReader",
 }
