@@ -122,7 +122,9 @@ def main() -> None:
     parser.add_argument("--num", type=int, default=200, help="synthetic records (default 200)")
     parser.add_argument("--image-size", type=int, default=640, help="longer image side (COCO: 640)")
     parser.add_argument("--repeat", type=int, default=10, help="copies of the source in the Ray runs (default 10)")
-    parser.add_argument("--chunk-size", type=int, default=64, help="records per Ray work item (default 64)")
+    parser.add_argument(
+        "--chunk-size", type=int, default=128, help="records per Ray work item (default 128, the job's)"
+    )
     args = parser.parse_args()
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"

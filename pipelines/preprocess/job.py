@@ -167,7 +167,8 @@ def _build(
             "crop": pre.crop,
             "quality": pre.quality,
         },
-        compute=ray.data.ActorPoolStrategy(size=workers),
+        # Chunks queued per actor: with Ray Data's default an actor idles while the next chunk is dispatched.
+        compute=ray.data.ActorPoolStrategy(size=workers, max_tasks_in_flight_per_actor=4),
         num_cpus=1,
     )
     timings: list[ChunkTiming] = []
