@@ -18,9 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from preprocessing.crop import square_box
-from preprocessing.keypoints import COCO17_TO_SPIN, NUM_OPENPOSE, spin_indices
+from preprocessing.keypoints import COCO17_TO_SPIN, spin_indices
 from preprocessing.readers.base import Item, Reader, pixel_offset
-from preprocessing.readers.eft import check_camera_option, parse_fit, read_eft_entries, read_json
+from preprocessing.readers.eft import attach_fit, check_camera_option, parse_fit, read_eft_entries, read_json
 from preprocessing.record import ImageRef, RecordRejected, SampleRecord
 
 COCO_TO_SPIN = spin_indices(COCO17_TO_SPIN)
@@ -144,10 +144,7 @@ class CocoEftReader(Reader):
             raise RecordRejected("duplicate_id", f"EFT file has several fits for annotation {annot_id}")
         if annot_id in fits:
             fit = parse_fit(fits[annot_id], offset, options.eft_camera)
-            keypoints[:NUM_OPENPOSE] = fit.keypoints[:NUM_OPENPOSE]
-            record.center, record.box_size = fit.center, fit.box_size
-            record.pose, record.betas, record.camera, record.fit_source = fit.pose, fit.betas, fit.camera, "eft"
-            return record
+            return attach_fit(record, fit)
         if options.eft and options.require_fit:
             raise RecordRejected(
                 "no_fit", f"no EFT fit for annotation {annot_id} in {options.eft} (options.require_fit)"

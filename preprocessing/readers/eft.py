@@ -25,8 +25,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from preprocessing.keypoints import NUM_OPENPOSE
 from preprocessing.readers.files import SourceError, SourceFiles
-from preprocessing.record import CropCamera, RecordRejected
+from preprocessing.record import CropCamera, RecordRejected, SampleRecord
 
 EFT_CAMERAS = ("spin", "eft_visualizer")
 
@@ -41,6 +42,14 @@ class EftFit:
     keypoints: np.ndarray  # (49, 3) image pixels (+ pixel offset), confidence
     center: np.ndarray  # (2,)
     box_size: float
+
+
+def attach_fit(record: SampleRecord, fit: EftFit) -> SampleRecord:
+    """Give ``record`` the fit, its camera and box, and EFT's OpenPose keypoints (the dataset's own joints stay)."""
+    record.keypoints_2d[:NUM_OPENPOSE] = fit.keypoints[:NUM_OPENPOSE]
+    record.center, record.box_size, record.camera = fit.center, fit.box_size, fit.camera
+    record.pose, record.betas, record.fit_source = fit.pose, fit.betas, "eft"
+    return record
 
 
 def check_camera_option(value: str) -> None:

@@ -21,7 +21,7 @@ import numpy as np
 
 from preprocessing.keypoints import NUM_OPENPOSE
 from preprocessing.readers.base import Item, Reader, pixel_offset
-from preprocessing.readers.eft import EftFit, check_camera_option, fits_by_image, join_by_keypoints
+from preprocessing.readers.eft import EftFit, attach_fit, check_camera_option, fits_by_image, join_by_keypoints
 from preprocessing.readers.files import SourceError
 from preprocessing.record import ImageRef, SampleRecord
 
@@ -131,8 +131,4 @@ class LspetReader(Reader):
             source=self.options.annotations,
             extra={"image": name, "index": index},
         )
-        if fit is not None:
-            keypoints[:NUM_OPENPOSE] = fit.keypoints[:NUM_OPENPOSE]
-            record.center, record.box_size, record.camera = fit.center, fit.box_size, fit.camera
-            record.pose, record.betas, record.fit_source = fit.pose, fit.betas, "eft"
-        return record
+        return record if fit is None else attach_fit(record, fit)

@@ -29,9 +29,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from preprocessing.keypoints import MPII16_TO_SPIN, NUM_OPENPOSE, spin_indices
+from preprocessing.keypoints import MPII16_TO_SPIN, spin_indices
 from preprocessing.readers.base import Item, Reader, pixel_offset
-from preprocessing.readers.eft import EftFit, check_camera_option, fits_by_image, join_by_keypoints, read_json
+from preprocessing.readers.eft import (
+    EftFit,
+    attach_fit,
+    check_camera_option,
+    fits_by_image,
+    join_by_keypoints,
+    read_json,
+)
 from preprocessing.readers.files import SourceError
 from preprocessing.record import ImageRef, RecordRejected, SampleRecord
 
@@ -223,8 +230,4 @@ class MpiiReader(Reader):
             person_index=person.person,
             extra={"image": person.image},
         )
-        if fit is not None:
-            keypoints[:NUM_OPENPOSE] = fit.keypoints[:NUM_OPENPOSE]
-            record.center, record.box_size, record.camera = fit.center, fit.box_size, fit.camera
-            record.pose, record.betas, record.fit_source = fit.pose, fit.betas, "eft"
-        return record
+        return record if fit is None else attach_fit(record, fit)
