@@ -68,3 +68,11 @@ def ray_cluster():
         ray.init(num_cpus=2, include_dashboard=False, configure_logging=False)
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def training_shards(procedural_dir, tmp_path_factory, ray_cluster) -> Path:
+    """Synthetic training (coco-eft/train) and validation (3dpw/test) shards, made once per session."""
+    from tests.train_helpers import make_training_shards
+
+    return make_training_shards(procedural_dir, tmp_path_factory.mktemp("training"))

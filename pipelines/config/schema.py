@@ -15,6 +15,7 @@ from pipelines.config.predict import PredictConfig
 from pipelines.config.preprocess import PreprocessConfig
 from pipelines.config.quickstart import QuickstartConfig
 from pipelines.config.synth import SynthConfig
+from pipelines.config.train import DataConfig, LoaderConfig, TrackingConfig, TrainConfig
 
 
 @dataclass
@@ -41,3 +42,15 @@ class PareConfig:
 
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     """The preprocessing job (``pare preprocess``): readers, crops, part labels, shards."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    """Training data: datasets, their mixing schedule and the validation set (``pare train``)."""
+
+    loader: LoaderConfig = field(default_factory=LoaderConfig)
+    """The streaming training loader: batches, augmentation, synthetic occlusion."""
+
+    train: TrainConfig = field(default_factory=TrainConfig)
+    """The training loop on Ray Train: steps, optimizer, workers, checkpoints, failures."""
+
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    """MLflow tracking for training and evaluation."""

@@ -1,0 +1,311 @@
+"""Configuration of training (``pare train``): the data mix, the loader and its augmentation, the
+training loop on Ray Train, and MLflow tracking.
+
+Defaults follow PARE (``../shared/docs/pare-reference.md``): Adam at 1e-4, batch 64, flip 0.5,
+rotation N(0, 30) clipped at 60 degrees with p = 0.4, scale N(1, 0.25) clipped to 0.75..1.25,
+colour gain U(0.6, 1.4), motion blur p = 0.5, 1..7 occluders scaled U(0.2, 1.0).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+@dataclass
+class DatasetConfig:
+    """One training dataset: one or more shard folders (each with a manifest.json) drawn as one."""
+
+    shards: list[str] = field(default_factory=list)
+    """Shard folders written by ``pare preprocess`` (local paths or URIs such as s3://bucket/shards/coco-eft/train).
+    Samples are drawn from the folders in proportion to their sizes."""
+
+
+@dataclass
+class StageConfig:
+    """One stage of the data schedule: from ``start_step`` on, batches mix the datasets by ``mix``."""
+
+    start_step: int = 0
+    """Optimizer step at which this stage begins (the stage with the largest start_step <= step applies)."""
+
+    mix: dict[str, float] = field(default_factory=dict)
+    """Dataset name (a key of data.datasets) -> ratio; ratios are normalised to sum to 1."""
+
+    def __post_init__(self) -> None:
+        if self.start_step < 0:
+            raise ValueError(f"start_step must be >= 0, got {self.start_step}")
+        for name, ratio in self.mix.items():
+            if not ratio > 0:
+                raise ValueError(f"mix.{name} must be a ratio > 0, got {ratio}")
+
+
+@dataclass
+class DataConfig:
+    """What the training loop reads: named datasets, the mixing schedule and the validation set."""
+
+    datasets: dict[str, DatasetConfig] = field(default_factory=dict)
+    """Training datasets by name, e.g. ``coco: {shards: [outputs/shards/coco-eft/train]}``."""
+
+    stages: dict[str, StageConfig] = field(default_factory=dict)
+    """Mixing schedule by stage name; empty: every dataset in equal parts for the whole run.
+    PARE's stage 1 is COCO-EFT only; its stage 2 is h36m 0.5, EFT in-the-wild 0.3, mpi-inf-3dhp 0.2
+    (configs/train_stage1.yaml, configs/train_stage2.yaml)."""
+
+    validation: list[str] = field(default_factory=list)
+    """Shard folders of the validation set (MPJPE, PA-MPJPE and PVE on samples with a fit); empty: no validation."""
+
+    validation_max_samples: int = 0
+    """Validate on at most this many samples (the first ones, in shard order); 0: all of them."""
+
+    def __post_init__(self) -> None:
+        if self.validation_max_samples < 0:
+            raise ValueError(f"validation_max_samples must be >= 0, got {self.validation_max_samples}")
+
+
+@dataclass
+class AugmentConfig:
+    """Geometric and photometric augmentation, applied to image, keypoints, 3D joints, pose and part labels together."""
+
+    enabled: bool = True
+    """Switch all augmentation off (validation never augments)."""
+
+    scale_factor: float = 0.25
+    """Box scale ~ clip(N(1, scale_factor), 1 - scale_factor, 1 + scale_factor) (PARE: 0.25)."""
+
+    rotation_factor: float = 30.0
+    """Rotation in degrees ~ clip(N(0, rotation_factor), +-2 rotation_factor) (PARE: 30)."""
+
+    rotation_prob: float = 0.4
+    """Probability of rotating at all (PARE: 0.4)."""
+
+    translation_factor: float = 0.05
+    """Box centre shift ~ U(-f, f) box sides in x and y (the stored crop has room for 0.05)."""
+
+    flip_prob: float = 0.5
+    """Probability of a horizontal flip (keypoints, pose, 3D joints and part ids are mirrored too)."""
+
+    color_gain_min: float = 0.6
+    """Per-channel colour gain ~ U(color_gain_min, color_gain_max) (PARE: 0.6..1.4)."""
+
+    color_gain_max: float = 1.4
+    """Upper end of the colour gain."""
+
+    motion_blur_prob: float = 0.5
+    """Probability of albumentations' MotionBlur (PARE: 0.5)."""
+
+    motion_blur_max_kernel: int = 7
+    """Largest motion-blur kernel in pixels (odd, >= 3)."""
+
+    brightness_contrast_prob: float = 0.0
+    """Probability of albumentations' RandomBrightnessContrast (not in PARE; off by default)."""
+
+    gaussian_noise_prob: float = 0.0
+    """Probability of albumentations' GaussNoise (not in PARE; off by default)."""
+
+    jpeg_prob: float = 0.0
+    """Probability of albumentations' ImageCompression at quality 40..90 (not in PARE; off by default)."""
+
+    grayscale_prob: float = 0.0
+    """Probability of turning the image grey (not in PARE; off by default)."""
+
+    def __post_init__(self) -> None:
+        for name in ("rotation_prob", "flip_prob", "motion_blur_prob", "brightness_contrast_prob",
+                     "gaussian_noise_prob", "jpeg_prob", "grayscale_prob"):  # fmt: skip
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be a probability in 0..1, got {getattr(self, name)}")
+        if not 0.0 <= self.scale_factor < 1.0:
+            raise ValueError(f"scale_factor must be in 0..1, got {self.scale_factor}")
+        if not 0.0 <= self.rotation_factor <= 90.0:
+            raise ValueError(f"rotation_factor must be in 0..90 degrees, got {self.rotation_factor}")
+        if not 0.0 <= self.translation_factor <= 0.5:
+            raise ValueError(f"translation_factor must be in 0..0.5, got {self.translation_factor}")
+        if not 0.0 < self.color_gain_min <= self.color_gain_max:
+            raise ValueError(
+                f"color_gain_min must be > 0 and <= color_gain_max, got {self.color_gain_min}, {self.color_gain_max}"
+            )
+        if self.motion_blur_max_kernel < 3 or self.motion_blur_max_kernel % 2 == 0:
+            raise ValueError(f"motion_blur_max_kernel must be odd and >= 3, got {self.motion_blur_max_kernel}")
+
+
+@dataclass
+class OcclusionConfig:
+    """Synthetic occlusion: object cut-outs pasted over the person (PARE's Pascal VOC occluders)."""
+
+    enabled: bool = True
+    """Paste occluders on training images."""
+
+    probability: float = 1.0
+    """Probability that an image gets occluders at all."""
+
+    min_count: int = 1
+    """Fewest occluders per occluded image (PARE: 1)."""
+
+    max_count: int = 7
+    """Most occluders per occluded image (PARE: 7)."""
+
+    min_scale: float = 0.2
+    """Occluder size factor ~ U(min_scale, max_scale) x min(H, W) / 256 of its cut-out size (PARE: 0.2..1.0)."""
+
+    max_scale: float = 1.0
+    """Upper end of the occluder size factor."""
+
+    bank: str = ""
+    """Occluder bank (.npz) made by ``pare occluders build --voc VOCdevkit/VOC2012 --out FILE``; empty: procedural
+    occluders (random textured polygons and blobs), needing no dataset."""
+
+    procedural_size: int = 96
+    """Side in pixels of the procedural occluders' cut-outs (they are scaled like VOC cut-outs)."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.probability <= 1.0:
+            raise ValueError(f"probability must be in 0..1, got {self.probability}")
+        if not 1 <= self.min_count <= self.max_count:
+            raise ValueError(f"min_count must be >= 1 and <= max_count, got {self.min_count}, {self.max_count}")
+        if not 0.0 < self.min_scale <= self.max_scale:
+            raise ValueError(f"min_scale must be > 0 and <= max_scale, got {self.min_scale}, {self.max_scale}")
+        if self.procedural_size < 16:
+            raise ValueError(f"procedural_size must be >= 16 pixels, got {self.procedural_size}")
+
+
+@dataclass
+class LoaderConfig:
+    """The streaming loader inside each training worker."""
+
+    batch_size: int = 64
+    """Samples per batch per training worker (PARE: 64 on one GPU)."""
+
+    num_workers: int = 4
+    """Loader processes per training worker (torch DataLoader); 0 decodes in the training process."""
+
+    shuffle_buffer: int = 1000
+    """Samples held for shuffling in each loader process (more: better mixing, more memory)."""
+
+    label_size: int = 56
+    """Side of the part-label map given to the loss (nearest neighbour). 56 is the head's map size; PARE
+    upsampled the logits to 224, which ``label_size: 224`` reproduces at about 2.5x the loss cost on CPU."""
+
+    prefetch_factor: int = 2
+    """Batches each loader process prepares ahead."""
+
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    """Geometric and photometric augmentation."""
+
+    occlusion: OcclusionConfig = field(default_factory=OcclusionConfig)
+    """Synthetic occlusion."""
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.num_workers < 0:
+            raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")
+        if self.shuffle_buffer < 0:
+            raise ValueError(f"shuffle_buffer must be >= 0, got {self.shuffle_buffer}")
+        if not 8 <= self.label_size <= 1024:
+            raise ValueError(f"label_size must be in 8..1024, got {self.label_size}")
+        if self.prefetch_factor < 1:
+            raise ValueError(f"prefetch_factor must be >= 1, got {self.prefetch_factor}")
+
+
+@dataclass
+class TrainConfig:
+    """The training loop on Ray Train: steps, optimizer, workers, checkpoints and failures."""
+
+    run_name: str = "pare"
+    """Name of the run: its folder under storage_path and its MLflow run name. Rerunning with the same name resumes."""
+
+    storage_path: str = "outputs/train"
+    """Where checkpoints go: a local folder (default), a shared filesystem or s3://bucket/prefix on clusters."""
+
+    max_steps: int = 100_000
+    """Optimizer steps in total (across stages)."""
+
+    steps_per_epoch: int = 1000
+    """Batches per worker per epoch (every worker sees the same number, so DDP never waits on a short rank)."""
+
+    learning_rate: float = 1e-4
+    """Adam learning rate (PARE: 1e-4; reproductions: 2e-4 stage 1, 5e-5 stage 2)."""
+
+    weight_decay: float = 0.0
+    """Adam weight decay (PARE: 0)."""
+
+    seed: int = 0
+    """Seed of weights, data order and augmentation."""
+
+    num_workers: int = 2
+    """Ray Train workers (one process each, DDP)."""
+
+    use_gpu: bool = False
+    """One GPU per worker with NCCL; false: CPU workers with gloo."""
+
+    cpus_per_worker: int = 1
+    """CPUs reserved per worker (the loader processes share them)."""
+
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    """Mixed precision on GPU (bf16, or fp16 with a gradient scaler); on CPU only fp32 and bf16 (slow here)."""
+
+    torch_threads: int = 0
+    """Intra-op threads per worker; 0: cpus_per_worker."""
+
+    validate_every: int = 1000
+    """Validate every N steps (and at the end)."""
+
+    checkpoint_every: int = 1000
+    """Checkpoint every N steps (and at the end)."""
+
+    keep_checkpoints: int = 3
+    """Checkpoints kept: the best K by validation PA-MPJPE; Ray always keeps the latest too."""
+
+    log_every: int = 20
+    """Log step metrics to MLflow every N steps."""
+
+    images_every: int = 500
+    """Log pictures (mesh overlay, part labels, attention) every N steps; 0: never."""
+
+    max_failures: int = 3
+    """Worker failures (a lost node, a killed process) survived by restarting from the latest checkpoint."""
+
+    nan_policy: Literal["stop", "skip"] = "stop"
+    """On a non-finite loss: 'stop' ends the run with an error naming the step; 'skip' drops the batch and counts it."""
+
+    max_nan_skips: int = 10
+    """With nan_policy 'skip': stop anyway after this many skipped batches in a row."""
+
+    init_checkpoint: str = ""
+    """Model checkpoint (.pt from ``pare train`` or ``pare checkpoint import``) to start from, e.g. stage 1's for stage 2."""
+
+    ray_address: str = ""
+    """Ray cluster: empty starts a local one, ``auto`` joins the running one, or ``ray://host:10001``."""
+
+    def __post_init__(self) -> None:
+        for name in ("max_steps", "steps_per_epoch", "num_workers", "cpus_per_worker", "validate_every",
+                     "checkpoint_every", "keep_checkpoints", "log_every", "max_nan_skips"):  # fmt: skip
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("images_every", "max_failures", "torch_threads"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if not self.run_name or any(c in self.run_name for c in "/\\ "):
+            raise ValueError(f"run_name must be a non-empty name without slashes or spaces, got {self.run_name!r}")
+
+
+@dataclass
+class TrackingConfig:
+    """MLflow tracking: where runs go and what is registered."""
+
+    tracking_uri: str = ""
+    """MLflow tracking URI (http://host:5000, sqlite:///path.db, ...); empty: sqlite under train.storage_path
+    (``<storage_path>/mlflow.db``, artifacts in ``<storage_path>/mlartifacts``)."""
+
+    experiment: str = "pare"
+    """MLflow experiment name."""
+
+    registered_model: str = "pare"
+    """Name under which the final model is registered; empty: log it without registering."""
+
+    system_metrics: bool = True
+    """Log CPU, memory and GPU use from the rank-0 worker (MLflow system metrics)."""
+
+    timeout_s: float = 10.0
+    """Seconds an MLflow request may take before training gives up on it and carries on."""

@@ -1,0 +1,1 @@
+"""Training: the streaming loader (``data``), the Ray Train loop, checkpoints and MLflow tracking."""

@@ -1,0 +1,1 @@
+"""The training data path inside each Ray Train worker: shards -> mixed, augmented, batched tensors."""

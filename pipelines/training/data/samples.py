@@ -1,0 +1,115 @@
+"""From a raw shard sample (bytes) to a training or validation example (arrays).
+
+A sample that cannot be decoded (a broken JPEG, PNG or JSON, a missing member, wrong shapes) is
+counted by reason in :data:`SKIPPED` and dropped, never silently: the loader attaches the counts
+to the next batch and the training loop logs them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import cv2
+import numpy as np
+
+from pipelines.config.train import LoaderConfig
+from pipelines.training.data.geometry import IDENTITY, augment_geometry, sample_draw
+from pipelines.training.data.occlusion import Occluder
+from pipelines.training.data.photometric import apply_photometric, build_photometric
+
+SKIPPED: Counter = Counter()
+"""Samples and shards dropped in this process since the last batch, by reason."""
+
+
+class BadSample(ValueError):
+    """A shard sample that cannot be used; the message says what is wrong with it."""
+
+
+def decode_raw(sample: dict) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Raw members -> (crop RGB uint8, labels uint8, annotation dict); raises BadSample."""
+    key = sample.get("__key__", "?")
+    missing = [m for m in ("jpg", "labels.png", "json") if m not in sample]
+    if missing:
+        raise BadSample(f"sample {key} has no {', '.join(missing)} member")
+    crop = cv2.imdecode(np.frombuffer(sample["jpg"], np.uint8), cv2.IMREAD_COLOR)
+    labels = cv2.imdecode(np.frombuffer(sample["labels.png"], np.uint8), cv2.IMREAD_UNCHANGED)
+    if crop is None or labels is None:
+        raise BadSample(f"sample {key}: its {'jpg' if crop is None else 'labels.png'} does not decode")
+    try:
+        annotation = json.loads(sample["json"])
+    except ValueError as error:
+        raise BadSample(f"sample {key}: its json does not parse ({error})") from None
+    if labels.ndim != 2 or labels.shape != crop.shape[:2]:
+        raise BadSample(f"sample {key}: labels {labels.shape} do not match the crop {crop.shape[:2]}")
+    return cv2.cvtColor(crop, cv2.COLOR_BGR2RGB), labels, annotation
+
+
+def _array(annotation: dict, name: str, shape: tuple[int, ...]) -> np.ndarray:
+    value = np.asarray(annotation.get(name), dtype=np.float32)
+    if value.shape != shape:
+        raise BadSample(f"sample {annotation.get('key', '?')}: {name} has shape {value.shape}, expected {shape}")
+    return value
+
+
+class SampleTransform:
+    """Decode + augment + occlude one raw sample; one instance per loader process (it holds the RNG).
+
+    Args:
+        config: the loader section; ``train=False`` never augments or occludes (validation).
+        out_size: network input side (model.image_size).
+        seed: seeds the geometric draws, the occluder placement and albumentations.
+    """
+
+    def __init__(self, config: LoaderConfig, out_size: int, seed: int, train: bool = True) -> None:
+        self.config = config
+        self.out_size = out_size
+        self.train = train
+        self.rng = np.random.default_rng(seed)
+        self.photometric = build_photometric(config.augment, seed) if train else None
+        self.occluder = Occluder(config.occlusion, seed) if train and config.occlusion.enabled else None
+
+    def __call__(self, sample: dict) -> dict | None:
+        try:
+            return self._example(sample)
+        except BadSample:
+            SKIPPED["bad_sample"] += 1
+            return None
+
+    def _example(self, sample: dict) -> dict:
+        crop, labels, annotation = decode_raw(sample)
+        box_size = float(annotation.get("crop", {}).get("box_size", 0) or 0)
+        if box_size <= 0:
+            raise BadSample(f"sample {sample.get('__key__')}: crop.box_size is missing")
+        draw = sample_draw(self.rng, self.config.augment) if self.train else IDENTITY
+        result = augment_geometry(
+            crop,
+            labels,
+            _array(annotation, "keypoints_2d", (49, 3)),
+            _array(annotation, "joints_3d", (24, 4)),
+            _array(annotation, "pose", (72,)),
+            box_size,
+            draw,
+            self.out_size,
+            self.config.label_size,
+        )
+        image = result.image
+        occluders = self.occluder(image, self.rng) if self.occluder is not None else 0
+        image = apply_photometric(self.photometric, image)
+        example = {
+            "image": np.ascontiguousarray(image),
+            "segm_mask": result.labels,
+            "keypoints": result.keypoints,
+            "joints_3d": result.joints_3d,
+            "pose": result.pose,
+            "betas": _array(annotation, "betas", (10,)),
+            "has_smpl": np.float32(annotation.get("has_smpl", 0)),
+            "has_joints_3d": np.float32(annotation.get("has_joints_3d", 0)),
+            "has_segm": np.float32(annotation.get("has_segm", 0)),
+            "occluders": np.int64(occluders),
+            "key": str(annotation.get("key", sample.get("__key__"))),
+            "dataset": str(annotation.get("dataset", "")),
+        }
+        example["skipped"] = np.int64(sum(SKIPPED.values()))
+        SKIPPED.clear()
+        return example

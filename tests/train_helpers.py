@@ -1,0 +1,63 @@
+"""Shared helpers of the training tests: synthetic training and validation shards, small configs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipelines.config.loader import load_config
+from tests.synth_helpers import generate
+
+COCO_OPTIONS = {"images": "images/train2014", "eft": "eft_fits/COCO2014-All-ver01.json"}
+TRAIN_SAMPLES = 320
+VALIDATION_FRAMES = 60
+
+
+def make_training_shards(procedural_dir: Path, root: Path) -> Path:
+    """Synthetic COCO-EFT-like training shards and 3DPW-like test shards under ``root/shards``."""
+    from pipelines.preprocess.job import run_preprocess
+
+    generate(procedural_dir, root / "coco", "coco_eft", TRAIN_SAMPLES, seed=11, occluders=0.0)
+    generate(procedural_dir, root / "3dpw", "3dpw", VALIDATION_FRAMES, seed=12, occluders=0.0)
+    output = root / "shards"
+    overrides = [
+        f"body_model.asset_dir={procedural_dir}",
+        f"preprocess.output={output}",
+        "preprocess.samples_per_shard=40",
+        "preprocess.sources.coco.reader=coco_eft",
+        f"preprocess.sources.coco.root={root / 'coco'}",
+        *(f"preprocess.sources.coco.options.{k}={v}" for k, v in COCO_OPTIONS.items()),
+        "preprocess.sources.pw3d.reader=3dpw",
+        f"preprocess.sources.pw3d.root={root / '3dpw'}",
+        "preprocess.sources.pw3d.split=test",
+    ]
+    run_preprocess(load_config(None, overrides), show_progress=False)
+    return output
+
+
+def small_train_overrides(procedural_dir: Path, shards: Path, storage: Path, *extra: str) -> list[str]:
+    """A small, fast training config on the synthetic shards (debug backbone, 128 px input)."""
+    return [
+        f"body_model.asset_dir={procedural_dir}",
+        f"data.datasets.coco.shards=[{shards / 'coco-eft' / 'train'}]",
+        f"data.validation=[{shards / '3dpw' / 'test'}]",
+        "model.backbone=debug",
+        "model.image_size=128",
+        "model.num_branch_filters=16",
+        "model.num_features_smpl=16",
+        "loader.batch_size=16",
+        "loader.num_workers=0",
+        "loader.label_size=32",
+        "loader.shuffle_buffer=100",
+        f"train.storage_path={storage}",
+        "train.num_workers=2",
+        "train.steps_per_epoch=50",
+        "train.validate_every=50",
+        "train.checkpoint_every=50",
+        "train.log_every=10",
+        "train.images_every=100",
+        *extra,
+    ]
+
+
+def small_train_config(procedural_dir: Path, shards: Path, storage: Path, *extra: str):
+    return load_config(None, small_train_overrides(procedural_dir, shards, storage, *extra))
