@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-BackboneName = Literal["hrnet_w32", "resnet50", "debug"]
+BackboneName = Literal["hrnet_w32", "resnet50", "resnet_small", "debug"]
 HeadName = Literal["pare", "hmr"]
 
 
@@ -20,6 +20,7 @@ class ModelConfig:
     backbone: BackboneName = "hrnet_w32"
     """'hrnet_w32': HRNet-W32 with conv fusion (480 x 56 x 56 features, as released).
     'resnet50': ResNet-50 (2048 x 7 x 7) with transposed convolutions in the head.
+    'resnet_small': a narrow ResNet-18 (128 x 7 x 7) for laptop-sized CPU runs and tests.
     'debug': a tiny test-only backbone for fast checks; never for real training."""
 
     head: HeadName = "pare"

@@ -12,9 +12,20 @@ import sys
 from collections.abc import Sequence
 
 from pare_model.errors import UserFacingError
-from pipelines.commands import body_model, checkpoint, config, predict, preprocess, quickstart, shards, synth
+from pipelines.commands import (
+    body_model,
+    checkpoint,
+    config,
+    occluders,
+    predict,
+    preprocess,
+    quickstart,
+    shards,
+    synth,
+    train,
+)
 
-COMMANDS = (quickstart, config, body_model, checkpoint, predict, synth, preprocess, shards)
+COMMANDS = (quickstart, config, body_model, checkpoint, predict, synth, preprocess, shards, occluders, train)
 
 
 def build_parser() -> argparse.ArgumentParser:

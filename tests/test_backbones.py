@@ -92,7 +92,7 @@ def resnet() -> ResNet50:
 
 
 def test_registry_names_and_error_lists_them():
-    assert set(BACKBONES) == {"hrnet_w32", "resnet50", "debug"}
+    assert set(BACKBONES) == {"hrnet_w32", "resnet50", "resnet_small", "debug"}
     with pytest.raises(UnknownBackboneError) as info:
         build_backbone("hrnet_w48")
     assert isinstance(info.value, UserFacingError) and isinstance(info.value, ValueError)
@@ -102,7 +102,8 @@ def test_registry_names_and_error_lists_them():
 
 
 @pytest.mark.parametrize(
-    ("name", "channels", "stride"), [("hrnet_w32", 480, 4), ("resnet50", 2048, 32), ("debug", 64, 4)]
+    ("name", "channels", "stride"),
+    [("hrnet_w32", 480, 4), ("resnet50", 2048, 32), ("resnet_small", 128, 32), ("debug", 64, 4)],
 )
 def test_output_shape_at_224_matches_feature_info(name, channels, stride):
     backbone = build_backbone(name).eval()

@@ -9,14 +9,16 @@ from pare_model.backbones.base import Backbone
 from pare_model.backbones.debug import debug
 from pare_model.backbones.hrnet import hrnet_w32
 from pare_model.backbones.resnet import resnet50
+from pare_model.backbones.small import resnet_small
 from pare_model.errors import UserFacingError
 
 BACKBONES: dict[str, Callable[..., Backbone]] = {
     "hrnet_w32": hrnet_w32,
     "resnet50": resnet50,
+    "resnet_small": resnet_small,
     "debug": debug,
 }
-"""Name -> builder. 'debug' is a tiny test-only network."""
+"""Name -> builder. 'resnet_small' is a narrow ResNet-18 for CPU runs; 'debug' is a tiny test-only network."""
 
 
 class UnknownBackboneError(UserFacingError, ValueError):

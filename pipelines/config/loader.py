@@ -171,6 +171,12 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -
     return _instantiate(config, PareConfig, "")
 
 
+def load_config_text(text: str, origin: str = "from YAML text") -> PareConfig:
+    """A config from the YAML text of :func:`to_yaml` (e.g. handed from the driver to workers), validated."""
+    data = yaml.safe_load(text) or {}
+    return _instantiate(_merge(OmegaConf.structured(PareConfig), data, origin), PareConfig, "")
+
+
 def to_yaml(config: Any) -> str:
     """A resolved config as YAML."""
     return OmegaConf.to_yaml(OmegaConf.structured(config))

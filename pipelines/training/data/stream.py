@@ -65,6 +65,12 @@ def split(items: Sequence, index: int, count: int) -> list:
     return list(items[index::count]) if len(items) >= count else list(items)
 
 
+def _counted(samples: Iterator[dict], produced: list[int]) -> Iterator[dict]:
+    for sample in samples:
+        produced[0] += 1
+        yield sample
+
+
 @dataclass(frozen=True)
 class MixSource:
     """One dataset in a stage's mix: its shard URLs (with sample counts) and its ratio."""
@@ -104,14 +110,23 @@ class TrainStream(IterableDataset):
     def _seed(self, worker: int) -> int:
         return int(np.random.SeedSequence([self.seed, self.rank, worker, self.start_step]).generate_state(1)[0])
 
-    def _shard_urls(self, source: MixSource, rng: np.random.Generator, worker: int, workers: int) -> Iterator[str]:
+    def _shard_urls(self, source: MixSource, rng: np.random.Generator, worker: int, workers: int,
+                    produced: list[int]) -> Iterator[str]:  # fmt: skip
         pairs = split(split(list(zip(source.urls, source.weights, strict=True)), self.rank, self.world_size),
                       worker, workers)  # fmt: skip
         urls = [u for u, _ in pairs]
         weights = np.array([w for _, w in pairs], dtype=np.float64)
         weights = weights / weights.sum() if weights.sum() > 0 else None
+        barren = 0  # shards in a row that gave no sample
         while True:
+            before = produced[0]
             yield urls[int(rng.choice(len(urls), p=weights))]
+            barren = barren + 1 if produced[0] == before else 0
+            if barren > 2 * len(urls) + 8:
+                raise RuntimeError(
+                    f"dataset {source.name!r}: the last {barren} shards read gave no usable sample "
+                    f"(e.g. {urls[0]}); check them with `pare shards validate` and rebuild them with `pare preprocess`"
+                )
 
     def __iter__(self) -> Iterator[dict]:
         worker, workers = _worker()
@@ -122,7 +137,8 @@ class TrainStream(IterableDataset):
         streams = []
         for source in self.sources:
             shard_rng = np.random.default_rng(rng.integers(2**63))
-            samples = read_samples(self._shard_urls(source, shard_rng, worker, workers))
+            produced = [0]
+            samples = _counted(read_samples(self._shard_urls(source, shard_rng, worker, workers, produced)), produced)
             shuffle_rng = random.Random(int(shard_rng.integers(2**63)))
             shuffled = wds.filters._shuffle(samples, bufsize=buffer, initial=min(buffer, 100), rng=shuffle_rng)
             streams.append(iter(shuffled))

@@ -1,0 +1,79 @@
+"""What a training checkpoint holds and how the loop saves and restores it.
+
+A checkpoint folder (reported to Ray Train, which copies it to ``storage_path``) holds:
+
+- ``model.pt``: the network alone in the project's model format
+  (:mod:`pare_model.checkpoint.native`), usable by ``pare predict`` / ``pare evaluate``;
+- ``state.pt``: optimizer, gradient scaler, step, epoch, counters and RNG states, plain tensors
+  and numbers (read with ``weights_only=True``).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pare_model.checkpoint.native import read_model_checkpoint, save_model_checkpoint
+from pare_model.model_config import ModelConfig
+
+MODEL_FILE = "model.pt"
+STATE_FILE = "state.pt"
+
+
+@dataclass
+class LoopState:
+    """The loop's counters, saved with every checkpoint."""
+
+    step: int = 0
+    epoch: int = 0
+    nan_skips: int = 0
+    skipped_samples: int = 0
+    best_pa_mpjpe: float = float("inf")
+    restarts: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+def save_checkpoint(folder: Path, network: dict, model_config: ModelConfig, optimizer, scaler, state: LoopState,
+                    metadata: dict) -> None:  # fmt: skip
+    folder.mkdir(parents=True, exist_ok=True)
+    save_model_checkpoint(folder / MODEL_FILE, network, model_config, metadata | {"step": state.step})
+    payload = {
+        "optimizer": optimizer.state_dict(),
+        "scaler": scaler.state_dict() if scaler is not None else {},
+        "loop": {
+            "step": state.step,
+            "epoch": state.epoch,
+            "nan_skips": state.nan_skips,
+            "skipped_samples": state.skipped_samples,
+            "best_pa_mpjpe": state.best_pa_mpjpe,
+            "restarts": state.restarts,
+        },  # fmt: skip
+        "torch_rng": torch.get_rng_state(),
+        "numpy_seed": int(np.random.SeedSequence(state.step).generate_state(1)[0]),
+    }
+    torch.save(payload, folder / STATE_FILE)
+
+
+def load_checkpoint(folder: Path, model, optimizer, scaler) -> LoopState:
+    """Restore weights, optimizer and scaler in place; returns the loop counters."""
+    checkpoint = read_model_checkpoint(folder / MODEL_FILE)
+    model.load_network_state_dict(checkpoint.network)
+    payload = torch.load(folder / STATE_FILE, map_location="cpu", weights_only=True)
+    optimizer.load_state_dict(payload["optimizer"])
+    if scaler is not None and payload["scaler"]:
+        scaler.load_state_dict(payload["scaler"])
+    torch.set_rng_state(payload["torch_rng"])
+    random.seed(payload["numpy_seed"])
+    loop = payload["loop"]
+    return LoopState(**{k: loop[k] for k in ("step", "epoch", "nan_skips", "skipped_samples", "best_pa_mpjpe",
+                                                "restarts")})  # fmt: skip
+
+
+def load_initial_weights(path: str, model) -> None:
+    """Start from a model checkpoint (e.g. stage 1's for stage 2); the architecture must match."""
+    checkpoint = read_model_checkpoint(path)
+    model.load_network_state_dict(checkpoint.network)

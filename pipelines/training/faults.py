@@ -1,0 +1,53 @@
+"""Fault injection for the failure tests: real process deaths and real NaNs, switched on by environment variables.
+
+The driver reads these variables and hands them to the workers with the loop config, so they
+reach workers of an already-running Ray cluster. Unset (the normal case), nothing happens.
+
+- ``PARE_FAULT_KILL_AT_STEP=k`` with ``PARE_FAULT_MARKER=FILE``: the worker of rank
+  ``PARE_FAULT_KILL_RANK`` (default 1, else 0) SIGKILLs itself when it reaches step k, once
+  (the marker file records that it happened, so the restarted worker carries on).
+- ``PARE_FAULT_NAN_AT_STEP=k``: the loss at step k is NaN on every rank.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+PREFIX = "PARE_FAULT_"
+
+
+def from_environment() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k.startswith(PREFIX)}
+
+
+@dataclass(frozen=True)
+class Faults:
+    kill_at_step: int | None = None
+    kill_rank: int = 1
+    marker: str = ""
+    nan_at_step: int | None = None
+
+    @classmethod
+    def parse(cls, settings: dict[str, str]) -> Faults:
+        def number(name: str) -> int | None:
+            value = settings.get(PREFIX + name)
+            return int(value) if value not in (None, "") else None
+
+        return cls(number("KILL_AT_STEP"), number("KILL_RANK") or 1, settings.get(PREFIX + "MARKER", ""),
+                   number("NAN_AT_STEP"))  # fmt: skip
+
+    def maybe_kill(self, step: int, rank: int, world_size: int) -> None:
+        target = self.kill_rank if self.kill_rank < world_size else 0
+        if self.kill_at_step is None or step != self.kill_at_step or rank != target:
+            return
+        marker = Path(self.marker) if self.marker else None
+        if marker is None or marker.exists():
+            return
+        marker.write_text(f"killed rank {rank} at step {step}, pid {os.getpid()}\n")
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    def nan_now(self, step: int) -> bool:
+        return self.nan_at_step is not None and step == self.nan_at_step

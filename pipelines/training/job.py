@@ -1,0 +1,178 @@
+"""``pare train``: the driver. Resolves data and body model, opens the MLflow run, runs Ray Train, registers the model.
+
+The driver reads the shard manifests (so a wrong path fails before any worker starts), makes
+or finds the MLflow run of ``train.run_name`` and hands its id to the workers with the resolved
+config. Ray Train runs :func:`pipelines.training.loop.train_loop` on ``train.num_workers``
+workers; a worker that dies is replaced and every worker restarts from the latest checkpoint
+(``train.max_failures`` times). Rerunning the same command with the same ``run_name`` and
+``storage_path`` resumes from the latest checkpoint and logs into the same MLflow run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from pare_model.errors import UserFacingError
+from pipelines.body_model_source import prepare_assets
+from pipelines.config.loader import to_yaml
+from pipelines.config.schema import PareConfig
+from pipelines.preprocess.cluster import init_ray
+from pipelines.training import faults
+from pipelines.training.data.shards import resolve_training_shards
+from pipelines.training.status import clear_status, read_status, status_uri
+
+
+class TrainingError(UserFacingError):
+    """Training could not finish; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    run_id: str
+    experiment_id: str
+    tracking_uri: str
+    run_name: str
+    steps: int
+    best_pa_mpjpe: float
+    checkpoint: str
+    best_checkpoint: str
+    registered_model: str
+    resumed: bool
+    seconds: float
+
+
+def _storage_path(path: str) -> str:
+    return path if "://" in path else str(Path(path).resolve())
+
+
+def _config_hash(config_yaml: str) -> str:
+    return hashlib.sha256(config_yaml.encode()).hexdigest()
+
+
+def _check(config: PareConfig) -> None:
+    train = config.train
+    if train.use_gpu:
+        import torch
+
+        if not torch.cuda.is_available() and not train.ray_address:
+            raise TrainingError("train.use_gpu=true but this machine has no CUDA GPU; set train.use_gpu=false")
+    elif train.precision == "fp16":
+        raise TrainingError("train.precision=fp16 needs GPUs; use fp32 (or bf16) on CPU workers")
+    if train.init_checkpoint and not Path(train.init_checkpoint).is_file() and "://" not in train.init_checkpoint:
+        raise TrainingError(f"train.init_checkpoint {train.init_checkpoint} does not exist")
+    if config.loader.occlusion.enabled and config.loader.occlusion.bank:
+        from pipelines.training.data.occlusion import load_bank
+
+        load_bank(config.loader.occlusion.bank)  # fails early, naming the fix
+
+
+def run_training(config: PareConfig) -> TrainingResult:
+    """Train as configured; returns where the run, its checkpoints and its model are."""
+    import ray.train
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    from pipelines.training.loop import SCORE, train_loop, worker_environment
+    from pipelines.training.tracking import log_setup, open_run
+
+    started = time.monotonic()
+    train = config.train
+    _check(config)
+    shards = resolve_training_shards(config.data)
+    asset_dir = str(prepare_assets(config.body_model).resolve())
+    storage = _storage_path(train.storage_path)
+    config_yaml = to_yaml(config)
+    handle = open_run(config.tracking, train.run_name, storage)
+    from omegaconf import OmegaConf
+
+    log_setup(handle, OmegaConf.to_container(OmegaConf.create(config_yaml)), config_yaml, _config_hash(config_yaml),
+              shards.all_folders())  # fmt: skip
+    status = status_uri(storage, train.run_name)
+    if "://" not in storage:
+        Path(status).mkdir(parents=True, exist_ok=True)
+    clear_status(status)
+
+    loop_config = {
+        "config_yaml": config_yaml,
+        "asset_dir": asset_dir,
+        "run_id": handle.run_id,
+        "tracking_uri": handle.tracking_uri,
+        "status_uri": status,
+        "faults": faults.from_environment(),
+        "shards": {
+            name: {"urls": [u for f in folders for u in f.urls], "samples": [n for f in folders for n in f.samples]}
+            for name, folders in shards.datasets.items()
+        },
+        "validation_urls": [u for f in shards.validation for u in f.urls],
+    }
+    os.environ.update(worker_environment())
+    init_ray(train.ray_address)
+    trainer = TorchTrainer(
+        train_loop,
+        train_loop_config=loop_config,
+        torch_config=TorchConfig(backend="nccl" if train.use_gpu else "gloo"),
+        scaling_config=ScalingConfig(
+            num_workers=train.num_workers,
+            use_gpu=train.use_gpu,
+            resources_per_worker={"CPU": train.cpus_per_worker} | ({"GPU": 1} if train.use_gpu else {}),
+        ),  # fmt: skip
+        run_config=RunConfig(
+            name=train.run_name,
+            storage_path=storage,
+            failure_config=FailureConfig(max_failures=train.max_failures),
+            checkpoint_config=CheckpointConfig(
+                num_to_keep=train.keep_checkpoints, checkpoint_score_attribute=SCORE, checkpoint_score_order="min"
+            ),
+            worker_runtime_env={"env_vars": worker_environment()},
+        ),
+    )
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(handle.tracking_uri)
+    try:
+        result = trainer.fit()
+    except ray.train.TrainingFailedError as error:
+        client.set_terminated(handle.run_id, "FAILED")
+        raise TrainingError(f"training failed after {train.max_failures} restarts: {error}") from error
+    except BaseException:
+        client.set_terminated(handle.run_id, "KILLED")
+        raise
+    final = read_status(status) or {}
+    if final.get("state") == "stopped":
+        client.set_tag(handle.run_id, "pare.stopped", final.get("reason", "?"))
+        client.set_terminated(handle.run_id, "FAILED")
+        raise TrainingError(final.get("message", "training stopped"))
+    if result.checkpoint is None:
+        client.set_terminated(handle.run_id, "FAILED")
+        raise TrainingError("training ended without a checkpoint; see the worker logs above")
+    best = min(result.best_checkpoints, key=lambda pair: pair[1].get(SCORE, float("inf")))[0] \
+        if result.best_checkpoints else result.checkpoint  # fmt: skip
+    registered = ""
+    try:
+        registered = _log_final_model(config, handle, result.checkpoint, asset_dir)
+        client.set_tag(handle.run_id, "pare.best_checkpoint", best.path)
+        client.set_tag(handle.run_id, "pare.latest_checkpoint", result.checkpoint.path)
+        client.set_terminated(handle.run_id, "FINISHED")
+    except Exception as error:  # the checkpoints are safe in storage; only the tracking record is incomplete
+        print(f"MLflow at {handle.tracking_uri} could not record the final model ({type(error).__name__}: "
+              f"{str(error)[:200]}); the checkpoints are in {storage}/{train.run_name}. Rerun the same command "
+              "when the server is back to log and register the model.", flush=True)  # fmt: skip
+    return TrainingResult(
+        run_id=handle.run_id, experiment_id=handle.experiment_id, tracking_uri=handle.tracking_uri,
+        run_name=train.run_name, steps=int(final.get("step", 0)),
+        best_pa_mpjpe=float(final.get("best_pa_mpjpe", float("nan"))),
+        checkpoint=result.checkpoint.path, best_checkpoint=best.path, registered_model=registered,
+        resumed=handle.resumed, seconds=time.monotonic() - started,
+    )  # fmt: skip
+
+
+def _log_final_model(config: PareConfig, handle, checkpoint, asset_dir: str) -> str:
+    """Log the final network as an MLflow pyfunc model and register it; returns 'name/version' or ''."""
+    from pipelines.training.mlflow_model import log_model
+
+    with checkpoint.as_directory() as folder:
+        return log_model(handle, Path(folder) / "model.pt", asset_dir, config.tracking.registered_model)

@@ -1,0 +1,219 @@
+"""``pare train`` end to end with real Ray Train workers, real shards and real MLflow stores.
+
+- the CLI with the shipped small config and 2 workers: it learns (validation PA-MPJPE clearly
+  below the mean-pose baseline) and the MLflow store holds params, metrics, system metrics,
+  pictures, datasets (digest = manifest hash) and the registered model;
+- a worker SIGKILLed mid-run (logging to a real ``mlflow server`` on 127.0.0.1), with a damaged
+  shard in the data: the run finishes from the last checkpoint, in one MLflow run with
+  continuous steps, and the damaged samples are counted; rerunning the command resumes;
+- a NaN loss stops the run with a clear error, or is skipped and counted;
+- the MLflow server dying mid-run: training finishes and says so.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from pare_model.errors import UserFacingError
+from pipelines.shards.manifest import manifest_digest
+from pipelines.training.data.shards import resolve_folders
+from tests.mlflow_server import MlflowServer
+from tests.train_helpers import small_train_config, small_train_overrides
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def client_for(uri: str):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(uri)
+
+
+def history(client, run_id: str, key: str) -> list:
+    return sorted(client.get_metric_history(run_id, key), key=lambda m: (m.step, m.timestamp))
+
+
+@pytest.fixture(scope="module")
+def cli_run(procedural_dir, training_shards, tmp_path_factory, ray_cluster):
+    """`pare train configs/train_synthetic.yaml` as a subprocess, joining the session's Ray cluster."""
+    storage = tmp_path_factory.mktemp("cli-train")
+    overrides = [
+        f"body_model.asset_dir={procedural_dir}",
+        f"data.datasets.coco.shards=[{training_shards / 'coco-eft' / 'train'}]",
+        f"data.validation=[{training_shards / '3dpw' / 'test'}]",
+        f"train.storage_path={storage}",
+        f"train.ray_address={ray_cluster.get_runtime_context().gcs_address}",
+    ]
+    env = os.environ | {"MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL": "2", "RAY_AUTH_MODE": "disabled"}
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("pare")), "train", str(ROOT / "configs" / "train_synthetic.yaml"),
+         *overrides], capture_output=True, text=True, env=env, timeout=900, cwd=storage,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+    return storage, done.stdout
+
+
+def test_the_small_config_learns(cli_run):
+    storage, stdout = cli_run
+    client = client_for(f"sqlite:///{storage / 'mlflow.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("pare-synthetic").experiment_id])
+    ours = history(client, run.info.run_id, "val/pa_mpjpe")
+    baseline = history(client, run.info.run_id, "val/baseline_pa_mpjpe")
+    assert [m.step for m in ours] == [100, 200, 300]
+    assert ours[-1].value < 0.85 * baseline[-1].value, (ours, baseline)
+    assert ours[-1].value < ours[0].value
+    assert "finished at step 300" in stdout and "mlflow ui --backend-store-uri" in stdout
+
+
+def test_mlflow_holds_params_metrics_pictures_datasets_and_the_model(cli_run, training_shards):
+    storage, _ = cli_run
+    client = client_for(f"sqlite:///{storage / 'mlflow.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("pare-synthetic").experiment_id])
+    assert run.info.status == "FINISHED"
+    params = run.data.params
+    assert params["train.num_workers"] == "2" and params["model.backbone"] == "resnet_small"
+    assert params["loss.segm_weight"] == "1.0"
+    assert len(run.data.tags["pare.config_hash"]) == 64
+    steps = [m.step for m in history(client, run.info.run_id, "train/loss")]
+    assert steps == list(range(10, 301, 10))
+    for key in ("train/keypoints_2d", "train/segm", "train/learning_rate", "train/samples_per_s",
+                "train/loader_wait_fraction", "val/pve"):  # fmt: skip
+        assert key in run.data.metrics, key
+    assert 0 <= run.data.metrics["train/loader_wait_fraction"] <= 1
+    assert any(key.startswith("system/cpu") for key in run.data.metrics), sorted(run.data.metrics)
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"config.yaml", "images", "model"} <= artifacts
+    pictures = [a.path for a in client.list_artifacts(run.info.run_id, "images")]
+    assert len(pictures) >= 3 and all(p.endswith(".png") for p in pictures)
+    digests = {d.dataset.digest: d for d in run.inputs.dataset_inputs}
+    for folder in ("coco-eft/train", "3dpw/test"):
+        (shard_folder,) = resolve_folders(str(training_shards / folder))
+        assert manifest_digest(shard_folder.manifest)[:32] in digests, folder
+    (version,) = [v for v in client.search_model_versions("name='pare'") if v.run_id == run.info.run_id]
+    import mlflow.pyfunc
+    import numpy as np
+
+    mlflow.set_tracking_uri(f"sqlite:///{storage / 'mlflow.db'}")
+    model = mlflow.pyfunc.load_model(f"models:/pare/{version.version}")
+    output = model.predict(np.zeros((2, 128, 128, 3), np.uint8))
+    assert output["pred_pose"].shape == (2, 24, 3, 3) and output["pred_vertices"].shape == (2, 6890, 3)
+
+
+def damaged_copy(source: Path, target: Path) -> None:
+    """A copy of a shard folder with one shard cut short and one with garbage inside a member."""
+    shutil.copytree(source, target)
+    shards = sorted(target.glob("shard-*.tar"))
+    data = shards[0].read_bytes()
+    shards[0].write_bytes(data[: len(data) // 3])
+    data = bytearray(shards[1].read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 4000] = os.urandom(4000)
+    shards[1].write_bytes(bytes(data))
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory):
+    server = MlflowServer(tmp_path_factory.mktemp("mlflow-server")).start()
+    yield server
+    server.stop()
+
+
+def test_a_killed_worker_resumes_from_the_last_checkpoint(procedural_dir, training_shards, tmp_path, mlflow_server,
+                                                          ray_cluster, monkeypatch):  # fmt: skip
+    from pipelines.training.job import run_training
+
+    damaged = tmp_path / "coco-damaged"
+    damaged_copy(training_shards / "coco-eft" / "train", damaged)
+    marker = tmp_path / "killed.txt"
+    monkeypatch.setenv("PARE_FAULT_KILL_AT_STEP", "25")
+    monkeypatch.setenv("PARE_FAULT_MARKER", str(marker))
+    overrides = [f"data.datasets.coco.shards=[{damaged}]", f"tracking.tracking_uri={mlflow_server.uri}",
+                 "train.max_steps=40", "train.checkpoint_every=20", "train.validate_every=20", "train.run_name=killed",
+                 "train.images_every=0", "tracking.system_metrics=false", "data.validation_max_samples=16"]  # fmt: skip
+    config = small_train_config(procedural_dir, training_shards, tmp_path / "storage", *overrides)
+    result = run_training(config)
+    assert marker.exists(), "the fault was not injected"
+    assert result.steps == 40
+    client = client_for(mlflow_server.uri)
+    runs = client.search_runs([result.experiment_id], filter_string="tags.`pare.run_name` = 'killed'")
+    assert len(runs) == 1
+    run = runs[0]
+    assert run.info.status == "FINISHED" and run.data.tags["pare.restarts"] == "1"
+    steps = [m.step for m in history(client, run.info.run_id, "train/loss")]
+    assert sorted(set(steps)) == [10, 20, 30, 40], steps  # the steps after the checkpoint are redone, none lost
+    assert steps.count(30) == 1 or steps.count(30) == 2
+    assert run.data.metrics["train/skipped_samples"] > 0
+
+    # Rerunning the same command with more steps resumes the run from its last checkpoint.
+    monkeypatch.delenv("PARE_FAULT_KILL_AT_STEP")
+    config = small_train_config(procedural_dir, training_shards, tmp_path / "storage", *overrides,
+                                "train.max_steps=50")  # fmt: skip
+    again = run_training(config)
+    assert again.resumed and again.run_id == result.run_id and again.steps == 50
+    steps = [m.step for m in history(client, run.info.run_id, "train/loss")]
+    assert sorted(set(steps)) == [10, 20, 30, 40, 50]
+
+
+def test_a_nan_loss_stops_with_a_clear_error_or_is_skipped(procedural_dir, training_shards, tmp_path, ray_cluster,
+                                                           monkeypatch):  # fmt: skip
+    from pipelines.training.job import run_training
+
+    monkeypatch.setenv("PARE_FAULT_NAN_AT_STEP", "7")
+    base = ["train.num_workers=1", "train.max_steps=12", "train.checkpoint_every=10", "train.validate_every=10",
+            "train.images_every=0", "tracking.system_metrics=false", "data.validation_max_samples=8"]  # fmt: skip
+    config = small_train_config(procedural_dir, training_shards, tmp_path / "stop", *base, "train.run_name=nan")
+    with pytest.raises(UserFacingError, match="not finite at step 7.*nan_policy=skip"):
+        run_training(config)
+    client = client_for(f"sqlite:///{tmp_path / 'stop' / 'mlflow.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("pare").experiment_id])
+    assert run.info.status == "FAILED" and run.data.tags["pare.stopped"] == "non_finite_loss"
+
+    config = small_train_config(procedural_dir, training_shards, tmp_path / "skip", *base, "train.run_name=nan",
+                                "train.nan_policy=skip")  # fmt: skip
+    result = run_training(config)
+    assert result.steps == 12
+    client = client_for(result.tracking_uri)
+    assert client.get_run(result.run_id).data.metrics["train/nan_skips"] == 1
+
+
+def test_training_survives_the_mlflow_server_going_away(procedural_dir, training_shards, tmp_path, ray_cluster, capfd):
+    from pipelines.training.job import run_training
+
+    server = MlflowServer(tmp_path / "server").start()
+    config = small_train_config(
+        procedural_dir, training_shards, tmp_path / "storage",
+        f"tracking.tracking_uri={server.uri}", "train.num_workers=1", "train.max_steps=60", "train.log_every=5",
+        "train.checkpoint_every=30", "train.validate_every=30", "train.images_every=0", "tracking.timeout_s=2",
+        "tracking.system_metrics=false", "data.validation_max_samples=8", "train.run_name=lost",
+    )  # fmt: skip
+    client = client_for(server.uri)
+
+    def stop_when_logging():
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            try:
+                runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+                if runs and runs[0].data.metrics.get("train/loss") is not None:
+                    break
+            except Exception:
+                pass
+            time.sleep(0.5)
+        server.stop()
+
+    stopper = threading.Thread(target=stop_when_logging)
+    stopper.start()
+    result = run_training(config)
+    stopper.join()
+    assert result.steps == 60
+    assert Path(result.checkpoint, "model.pt").is_file()
+    output = capfd.readouterr()
+    assert "unreachable" in output.out + output.err
