@@ -26,7 +26,7 @@ from pare_model.errors import UserFacingError
 from pipelines.shards.manifest import manifest_digest
 from pipelines.training.data.shards import resolve_folders
 from tests.mlflow_server import MlflowServer
-from tests.train_helpers import small_train_config, small_train_overrides
+from tests.train_helpers import small_train_config
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
