@@ -17,8 +17,8 @@ def _run(args: argparse.Namespace) -> int:
     print("\n".join([
         f"Training run '{result.run_name}'{resumed} finished at step {result.steps} in {result.seconds:.0f} s.",
         f"  best validation PA-MPJPE: {result.best_pa_mpjpe:.1f} mm",
-        f"  latest checkpoint: {result.checkpoint}",
-        f"  best checkpoint:   {result.best_checkpoint}",
+        f"  latest model: {result.checkpoint}",
+        f"  best model:   {result.best_checkpoint} (use with pare predict, or train.init_checkpoint)",
         f"  MLflow run {result.run_id} at {result.tracking_uri}"
         + (f"; registered model {result.registered_model}" if result.registered_model else ""),
         f"  open it with: mlflow ui --backend-store-uri {result.tracking_uri}",

@@ -151,6 +151,7 @@ def run_training(config: PareConfig) -> TrainingResult:
         raise TrainingError("training ended without a checkpoint; see the worker logs above")
     best = min(result.best_checkpoints, key=lambda pair: pair[1].get(SCORE, float("inf")))[0] \
         if result.best_checkpoints else result.checkpoint  # fmt: skip
+    _publish(status, {"latest": result.checkpoint, "best": best})
     registered = ""
     try:
         registered = _log_final_model(config, handle, result.checkpoint, asset_dir)
@@ -165,9 +166,20 @@ def run_training(config: PareConfig) -> TrainingResult:
         run_id=handle.run_id, experiment_id=handle.experiment_id, tracking_uri=handle.tracking_uri,
         run_name=train.run_name, steps=int(final.get("step", 0)),
         best_pa_mpjpe=float(final.get("best_pa_mpjpe", float("nan"))),
-        checkpoint=result.checkpoint.path, best_checkpoint=best.path, registered_model=registered,
+        checkpoint=f"{status}/latest/model.pt", best_checkpoint=f"{status}/best/model.pt", registered_model=registered,
         resumed=handle.resumed, seconds=time.monotonic() - started,
     )  # fmt: skip
+
+
+def _publish(status: str, checkpoints: dict) -> None:
+    """Copy the named checkpoints' model.pt to ``<run folder>/<name>/model.pt``: stable paths for
+    ``train.init_checkpoint``, ``pare predict`` and ``pare evaluate``."""
+    from pipelines.preprocess.storage import Storage
+
+    storage = Storage(status)
+    for name, checkpoint in checkpoints.items():
+        with checkpoint.as_directory() as folder:
+            storage.write_bytes(f"{name}/model.pt", (Path(folder) / "model.pt").read_bytes())
 
 
 def _log_final_model(config: PareConfig, handle, checkpoint, asset_dir: str) -> str:

@@ -1,0 +1,141 @@
+"""Training-loader throughput: augmented samples/s per core from shards, next to PARE's per-image way.
+
+    .venv/bin/python bench/loader.py [--num 400] [--image-size 640] [--samples 2000]
+
+1. Writes a synthetic COCO+EFT source with COCO-sized JPEGs and preprocesses it into shards
+   (a Ray job; not timed).
+2. Shards, one process on one core: read the tars with webdataset, decode the 424-px crop and
+   its part labels, draw PARE's augmentation (scale, rotation, flip, shift), warp image and
+   labels to 224, paste 1..7 occluders, colour gain and motion blur, and emit the loss's arrays.
+3. Baseline, the way the original PARE loads data: per sample, decode the full source image
+   (640 px) and crop it to 224 with the same augmentation, occlusion and photometric steps
+   (no part labels: the original renders them on the GPU).
+4. The shard loader through a torch DataLoader with 2 loader processes (both cores).
+
+Prints figures only: it never passes or fails on time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("NUMBA_NUM_THREADS", "1")
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+COCO_OPTIONS = {"images": "images/train2014", "eft": "eft_fits/COCO2014-All-ver01.json"}
+
+
+def make_shards(root: Path, num: int, image_size: int) -> tuple[Path, Path, Path]:
+    from pipelines.commands.synth import run_synth
+    from pipelines.config.loader import load_config
+    from pipelines.preprocess.job import run_preprocess
+
+    assets = root / "body_model"
+    config = load_config(None, [f"body_model.asset_dir={assets}", f"synth.image_size={image_size}"])
+    run_synth(config, "coco_eft", root / "coco", num, seed=0, occluders=0.3)
+    overrides = [f"body_model.asset_dir={assets}", f"preprocess.output={root / 'shards'}",
+                 "preprocess.samples_per_shard=100", "preprocess.sources.coco.reader=coco_eft",
+                 f"preprocess.sources.coco.root={root / 'coco'}",
+                 *(f"preprocess.sources.coco.options.{k}={v}" for k, v in COCO_OPTIONS.items())]  # fmt: skip
+    run_preprocess(load_config(None, overrides), show_progress=False)
+    return root / "coco", root / "shards" / "coco-eft" / "train", assets
+
+
+def shard_rate(shards: Path, samples: int) -> float:
+    from pipelines.config.train import LoaderConfig
+    from pipelines.training.data.stream import MixSource, TrainStream
+
+    urls = tuple(str(p) for p in sorted(shards.glob("*.tar")))
+    stream = iter(TrainStream([MixSource("coco", urls, (1.0,) * len(urls), 1.0)], LoaderConfig(), 224, 0, 1, 0))
+    for _ in range(50):
+        next(stream)  # warm up: open shards, fill the shuffle buffer, build the occluders
+    start = time.perf_counter()
+    for _ in range(samples):
+        next(stream)
+    return samples / (time.perf_counter() - start)
+
+
+def baseline_rate(source: Path, samples: int) -> float:
+    """Decode the full image and crop it per sample (the original PARE loader's way)."""
+    import cv2
+    import numpy as np
+
+    from pipelines.config.train import LoaderConfig
+    from pipelines.training.data.geometry import sample_draw
+    from pipelines.training.data.occlusion import Occluder
+    from pipelines.training.data.photometric import apply_photometric, build_photometric
+    from preprocessing.readers import build_reader, validated
+    from preprocessing.render.cameras import affine_for_cv2, apply_affine, compose_affine, crop_affine
+
+    config = LoaderConfig()
+    records = [r for r in validated(build_reader("coco_eft", str(source), "train", COCO_OPTIONS).records())
+               if hasattr(r, "key")]  # fmt: skip
+    rng = np.random.default_rng(0)
+    occluder, photometric = Occluder(config.occlusion, 0), build_photometric(config.augment, 0)
+    mirror = np.array([[-1.0, 0, 224.0], [0, 1.0, 0]])
+    start = time.perf_counter()
+    for index in range(samples):
+        record = records[index % len(records)]
+        image = cv2.cvtColor(cv2.imread(record.image.path), cv2.COLOR_BGR2RGB)
+        draw = sample_draw(rng, config.augment)
+        affine = crop_affine(record.center, record.box_size * draw.scale, 224, draw.rotation)
+        if draw.flip:
+            affine = compose_affine(mirror, affine)
+        crop = cv2.warpAffine(image, affine_for_cv2(affine), (224, 224), flags=cv2.INTER_LINEAR)
+        apply_affine(record.keypoints_2d[:, :2], affine)
+        occluder(crop, rng)
+        apply_photometric(photometric, crop)
+    return samples / (time.perf_counter() - start)
+
+
+def loader_rate(shards: Path, samples: int, workers: int) -> float:
+    from pipelines.config.train import LoaderConfig
+    from pipelines.training.data.stream import MixSource, TrainStream, make_loader
+
+    urls = tuple(str(p) for p in sorted(shards.glob("*.tar")))
+    config = LoaderConfig(batch_size=64, num_workers=workers)
+    batches = iter(make_loader(TrainStream([MixSource("coco", urls, (1.0,) * len(urls), 1.0)], config, 224, 0, 1, 0),
+                               config))  # fmt: skip
+    for _ in range(2 * workers):
+        next(batches)
+    count = max(1, samples // 64)
+    start = time.perf_counter()
+    for _ in range(count):
+        next(batches)
+    return count * 64 / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--num", type=int, default=400, help="synthetic source people")
+    parser.add_argument("--image-size", type=int, default=640, help="longer side of the source JPEGs")
+    parser.add_argument("--samples", type=int, default=2000, help="samples timed per measurement")
+    parser.add_argument("--workers", type=int, default=2, help="loader processes for the DataLoader figure")
+    args = parser.parse_args()
+
+    import cv2
+    import torch
+
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory() as folder:
+        source, shards, _ = make_shards(Path(folder), args.num, args.image_size)
+        print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
+              f"source JPEGs {args.image_size} px, crops 424 px -> 224 px, occlusion on (procedural), "
+              "colour gain + motion blur p=0.5")  # fmt: skip
+        print(f"shards, 1 core:                        {shard_rate(shards, args.samples):7.0f} samples/s")
+        print(f"baseline (full image + crop), 1 core:  {baseline_rate(source, args.samples):7.0f} samples/s")
+        rate = loader_rate(shards, args.samples, args.workers)
+        print(f"DataLoader, {args.workers} loader processes:          {rate:7.0f} samples/s "
+              f"({rate / args.workers:.0f} per process)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

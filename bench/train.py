@@ -1,0 +1,85 @@
+"""Training throughput: steps/s, samples/s and the loader-wait fraction with 1 and 2 Ray Train workers.
+
+    .venv/bin/python bench/train.py [--steps 200] [--backbone resnet_small] [--image-size 128] [--batch 16]
+    .venv/bin/python bench/train.py --backbone hrnet_w32 --image-size 224 --batch 64 --gpu --precision bf16
+
+Writes synthetic shards (as bench/loader.py), then runs `pare train`'s job for ``--steps`` steps per
+worker count and reads the per-step figures the loop logs to MLflow (their mean after the
+first logging window, which holds start-up). Prints figures only: it never passes or fails on time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+from loader import make_shards  # noqa: E402
+
+
+def measure(root: Path, shards: Path, assets: Path, workers: int, args) -> dict[str, float]:
+    from mlflow.tracking import MlflowClient
+
+    from pipelines.config.loader import load_config
+    from pipelines.training.job import run_training
+
+    storage = root / f"train-{workers}"
+    overrides = [
+        f"body_model.asset_dir={assets}", f"data.datasets.coco.shards=[{shards}]",
+        f"model.backbone={args.backbone}", f"model.image_size={args.image_size}",
+        f"loader.batch_size={args.batch}", f"loader.num_workers={args.loader_workers}",
+        f"train.storage_path={storage}", f"train.num_workers={workers}", f"train.max_steps={args.steps}",
+        f"train.log_every={args.log_every}", "train.images_every=0", f"train.checkpoint_every={args.steps}",
+        f"train.validate_every={args.steps}", f"train.use_gpu={str(args.gpu).lower()}",
+        f"train.precision={args.precision}", f"train.cpus_per_worker={args.cpus_per_worker}",
+        "tracking.system_metrics=false",
+    ]  # fmt: skip
+    if args.backbone in ("debug", "resnet_small"):
+        overrides += ["model.num_branch_filters=16", "model.num_features_smpl=16"]
+    result = run_training(load_config(None, overrides))
+    client = MlflowClient(result.tracking_uri)
+
+    def mean(key: str) -> float:
+        values = [m.value for m in client.get_metric_history(result.run_id, key)][1:]  # skip the start-up window
+        return sum(values) / max(len(values), 1)
+
+    rate = mean("train/samples_per_s")
+    return {"samples_per_s": rate, "steps_per_s": rate / (args.batch * workers), "wait": mean("train/loader_wait_fraction")}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--backbone", default="resnet_small")
+    parser.add_argument("--image-size", type=int, default=128)
+    parser.add_argument("--batch", type=int, default=16, help="per worker")
+    parser.add_argument("--loader-workers", type=int, default=0, help="loader processes per training worker")
+    parser.add_argument("--workers", default="1,2", help="Ray Train worker counts to measure")
+    parser.add_argument("--cpus-per-worker", type=int, default=1)
+    parser.add_argument("--log-every", type=int, default=20)
+    parser.add_argument("--gpu", action="store_true")
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
+    parser.add_argument("--num", type=int, default=400, help="synthetic source people")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        _, shards, assets = make_shards(root, args.num, 640)
+        print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; backbone "
+              f"{args.backbone} at {args.image_size} px, batch {args.batch} per worker, {args.precision}, "
+              f"{args.loader_workers} loader processes per worker")  # fmt: skip
+        for workers in (int(w) for w in args.workers.split(",")):
+            figures = measure(root, shards, assets, workers, args)
+            print(f"{workers} worker(s): {figures['steps_per_s']:.2f} steps/s, {figures['samples_per_s']:.0f} "
+                  f"samples/s, loader wait {100 * figures['wait']:.0f}% of step time")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
