@@ -68,10 +68,10 @@ def test_the_small_config_learns(cli_run):
     (run,) = client.search_runs([client.get_experiment_by_name("pare-synthetic").experiment_id])
     ours = history(client, run.info.run_id, "val/pa_mpjpe")
     baseline = history(client, run.info.run_id, "val/baseline_pa_mpjpe")
-    assert [m.step for m in ours] == [100, 200, 300]
-    assert ours[-1].value < 0.85 * baseline[-1].value, (ours, baseline)
+    assert [m.step for m in ours] == [500, 1000, 1500]
+    assert ours[-1].value < 0.9 * baseline[-1].value, (ours, baseline)  # the baseline is the same every time
     assert ours[-1].value < ours[0].value
-    assert "finished at step 300" in stdout and "mlflow ui --backend-store-uri" in stdout
+    assert "finished at step 1500" in stdout and "mlflow ui --backend-store-uri" in stdout
 
 
 def test_mlflow_holds_params_metrics_pictures_datasets_and_the_model(cli_run, training_shards):
@@ -84,7 +84,7 @@ def test_mlflow_holds_params_metrics_pictures_datasets_and_the_model(cli_run, tr
     assert params["loss.segm_weight"] == "1.0"
     assert len(run.data.tags["pare.config_hash"]) == 64
     steps = [m.step for m in history(client, run.info.run_id, "train/loss")]
-    assert steps == list(range(10, 301, 10))
+    assert steps == list(range(10, 1501, 10))
     for key in ("train/keypoints_2d", "train/segm", "train/learning_rate", "train/samples_per_s",
                 "train/loader_wait_fraction", "val/pve"):  # fmt: skip
         assert key in run.data.metrics, key
@@ -149,8 +149,7 @@ def test_a_killed_worker_resumes_from_the_last_checkpoint(procedural_dir, traini
     run = runs[0]
     assert run.info.status == "FINISHED" and run.data.tags["pare.restarts"] == "1"
     steps = [m.step for m in history(client, run.info.run_id, "train/loss")]
-    assert sorted(set(steps)) == [10, 20, 30, 40], steps  # the steps after the checkpoint are redone, none lost
-    assert steps.count(30) == 1 or steps.count(30) == 2
+    assert steps == [10, 20, 30, 40], steps  # steps 21-25 were redone after the restart; none is lost or doubled
     assert run.data.metrics["train/skipped_samples"] > 0
 
     # Rerunning the same command with more steps resumes the run from its last checkpoint.

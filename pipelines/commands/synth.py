@@ -121,6 +121,7 @@ def run_synth(
         pw3d_scale=settings.pw3d_scale,
         h36m_scale=settings.h36m_scale,
         batch_size=settings.batch_size,
+        pose_variation=settings.pose_variation,
         preview_count=settings.preview_samples if preview else 0,
     )
     models = BodyModels(prepare_assets(config.body_model), config.body_model.part_map or None)

@@ -6,7 +6,7 @@ reach workers of an already-running Ray cluster. Unset (the normal case), nothin
 - ``PARE_FAULT_KILL_AT_STEP=k`` with ``PARE_FAULT_MARKER=FILE``: the worker of rank
   ``PARE_FAULT_KILL_RANK`` (default 1, else 0) SIGKILLs itself when it reaches step k, once
   (the marker file records that it happened, so the restarted worker carries on).
-- ``PARE_FAULT_NAN_AT_STEP=k``: the loss at step k is NaN on every rank.
+- ``PARE_FAULT_NAN_AT_STEP=k``: the loss of the first batch tried at step k is NaN on every rank.
 """
 
 from __future__ import annotations
@@ -23,12 +23,13 @@ def from_environment() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k.startswith(PREFIX)}
 
 
-@dataclass(frozen=True)
+@dataclass
 class Faults:
     kill_at_step: int | None = None
     kill_rank: int = 1
     marker: str = ""
     nan_at_step: int | None = None
+    nan_done: bool = False
 
     @classmethod
     def parse(cls, settings: dict[str, str]) -> Faults:
@@ -50,4 +51,7 @@ class Faults:
         os.kill(os.getpid(), signal.SIGKILL)
 
     def nan_now(self, step: int) -> bool:
-        return self.nan_at_step is not None and step == self.nan_at_step
+        if self.nan_done or self.nan_at_step is None or step != self.nan_at_step:
+            return False
+        self.nan_done = True
+        return True

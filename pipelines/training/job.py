@@ -77,7 +77,7 @@ def run_training(config: PareConfig) -> TrainingResult:
     from ray.train.torch import TorchConfig, TorchTrainer
 
     from pipelines.training.loop import SCORE, train_loop, worker_environment
-    from pipelines.training.tracking import log_setup, open_run
+    from pipelines.training.tracking import log_setup, open_run, quiet_mlflow_env
 
     started = time.monotonic()
     train = config.train
@@ -153,6 +153,7 @@ def run_training(config: PareConfig) -> TrainingResult:
         if result.best_checkpoints else result.checkpoint  # fmt: skip
     _publish(status, {"latest": result.checkpoint, "best": best})
     registered = ""
+    quiet_mlflow_env(config.tracking.timeout_s)  # from here on, a lost server must not hold the driver for minutes
     try:
         registered = _log_final_model(config, handle, result.checkpoint, asset_dir)
         client.set_tag(handle.run_id, "pare.best_checkpoint", best.path)

@@ -39,6 +39,8 @@ class SynthOptions:
     """Human3.6M image size relative to the real 1000 x 1000 / 1000 x 1002 frames."""
     batch_size: int = 32
     """Samples posed per body model forward pass."""
+    pose_variation: float = 1.0
+    """Factor on the variation of the poses around their base postures."""
     preview_count: int = 0
     """How many samples to keep for the preview contact sheet (0: none)."""
 

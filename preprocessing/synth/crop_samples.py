@@ -81,7 +81,7 @@ def crop_samples(models: BodyModels, seed: int, layout: str, num: int, options: 
     for block in chunks(num, options.batch_size):
         rngs = [sample_rng(seed, layout, i) for i in block]
         sizes = [random_image_size(rng, options.image_size) for rng in rngs]
-        body_pose = np.stack([sample_body_poses(rng, 1)[0] for rng in rngs])
+        body_pose = np.stack([sample_body_poses(rng, 1, variation=options.pose_variation)[0] for rng in rngs])
         betas = np.stack([sample_betas(rng, 1)[0] for rng in rngs])
         root = np.stack([matrix_to_axis_angle(camera_root(rng)) for rng in rngs])
         pose = np.concatenate([root[:, None], body_pose], axis=1)  # (B, 24, 3)

@@ -98,9 +98,10 @@ def paste(image: np.ndarray, cutout: np.ndarray, center: np.ndarray, scale: floa
     if ix1 <= ix0 or iy1 <= iy0:
         return
     piece = resized[iy0 - y0 : iy1 - y0, ix0 - x0 : ix1 - x0]
-    alpha = piece[..., 3:4].astype(np.float32) * (1.0 / 255.0)
+    alpha = piece[..., 3:4].astype(np.uint16)
     region = image[iy0:iy1, ix0:ix1]
-    region[:] = (piece[..., :3] * alpha + region * (1.0 - alpha) + 0.5).astype(np.uint8)
+    # Integer blend, rounded: at most 255 * 255 + 127, which fits in uint16.
+    region[:] = ((piece[..., :3] * alpha + region * (255 - alpha) + 127) // 255).astype(np.uint8)
 
 
 class Occluder:

@@ -27,7 +27,7 @@ class BadSample(ValueError):
 
 
 def decode_raw(sample: dict) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Raw members -> (crop RGB uint8, labels uint8, annotation dict); raises BadSample."""
+    """Raw members -> (crop BGR uint8, labels uint8, annotation dict); raises BadSample."""
     key = sample.get("__key__", "?")
     missing = [m for m in ("jpg", "labels.png", "json") if m not in sample]
     if missing:
@@ -42,7 +42,7 @@ def decode_raw(sample: dict) -> tuple[np.ndarray, np.ndarray, dict]:
         raise BadSample(f"sample {key}: its json does not parse ({error})") from None
     if labels.ndim != 2 or labels.shape != crop.shape[:2]:
         raise BadSample(f"sample {key}: labels {labels.shape} do not match the crop {crop.shape[:2]}")
-    return cv2.cvtColor(crop, cv2.COLOR_BGR2RGB), labels, annotation
+    return crop, labels, annotation  # BGR: turned to RGB after the warp, on 4x fewer pixels
 
 
 def _array(annotation: dict, name: str, shape: tuple[int, ...]) -> np.ndarray:
@@ -93,7 +93,7 @@ class SampleTransform:
             self.out_size,
             self.config.label_size,
         )
-        image = result.image
+        image = cv2.cvtColor(result.image, cv2.COLOR_BGR2RGB)
         occluders = self.occluder(image, self.rng) if self.occluder is not None else 0
         image = apply_photometric(self.photometric, image)
         example = {

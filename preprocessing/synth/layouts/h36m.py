@@ -167,7 +167,7 @@ def write(out: Path, num: int, seed: int, models: BodyModels, options: SynthOpti
         rngs = [sample_rng(seed, NAME, i) for i in block]
         takes = [assign(i) for i in block]
         cameras = [rigs[subject][camera_id] for subject, _, camera_id in takes]
-        body_pose = np.stack([sample_body_poses(rng, 1)[0] for rng in rngs])
+        body_pose = np.stack([sample_body_poses(rng, 1, variation=options.pose_variation)[0] for rng in rngs])
         betas = np.stack([sample_betas(rng, 1)[0] for rng in rngs])
         placements = [_world_placement(rng) for rng in rngs]
         # The root is stored in the camera frame, as SPIN stores Human3.6M.

@@ -101,11 +101,11 @@ def plan_sequences(num: int, length: int) -> list[SequencePlan]:
     return plans
 
 
-def _actor_motion(rng: np.random.Generator, num_frames: int, offset: float) -> tuple[np.ndarray, ...]:
+def _actor_motion(rng: np.random.Generator, num_frames: int, offset: float, variation: float = 1.0) -> tuple[np.ndarray, ...]:
     """(N, 24, 3) axis-angle poses and (N, 3) translations at 30 Hz, then the same at 60 Hz (2N - 1)."""
     num_keys = max(2, math.ceil(num_frames / 6))
     posture = POSTURES[rng.integers(len(POSTURES))]
-    body = sample_body_poses(rng, num_keys, postures=[posture], variation=0.7)  # (K, 23, 3)
+    body = sample_body_poses(rng, num_keys, postures=[posture], variation=0.7 * variation)  # (K, 23, 3)
     yaws = rng.uniform(-np.pi, np.pi) + np.linspace(0.0, rng.uniform(-0.6, 0.6), num_keys)
     lean = random_lean(rng, max_tilt=0.08)
     start = np.array([offset, STANDING_PELVIS, rng.uniform(-0.3, 0.3)])
@@ -163,7 +163,7 @@ def _setup_sequence(
     genders = [("m", "f")[rng.integers(2)] for _ in range(plan.num_actors)]
     betas = sample_betas(rng, plan.num_actors)
     offsets = (np.arange(plan.num_actors) - (plan.num_actors - 1) / 2.0) * 1.0
-    motions = [_actor_motion(rng, plan.num_frames, offset) for offset in offsets]
+    motions = [_actor_motion(rng, plan.num_frames, offset, options.pose_variation) for offset in offsets]
     target = np.mean([m[1][0] for m in motions], axis=0) - np.array([0.0, 0.3, 0.0])
     cam_poses = _camera_path(rng, target, plan.num_frames, plan.num_actors)
     colors = [random_vertex_colors(rng, models.part_map()) for _ in genders]

@@ -61,7 +61,7 @@ def write(out: Path, num: int, seed: int, models: BodyModels, options: SynthOpti
         rngs = [sample_rng(seed, NAME, i) for i in block]
         sizes = [random_image_size(rng, options.image_size) for rng in rngs]
         genders = [("m", "f")[rng.integers(2)] for rng in rngs]
-        body_pose = np.stack([sample_body_poses(rng, 1)[0] for rng in rngs])
+        body_pose = np.stack([sample_body_poses(rng, 1, variation=options.pose_variation)[0] for rng in rngs])
         betas = np.stack([sample_betas(rng, 1)[0] for rng in rngs])
         roots = np.stack([matrix_to_axis_angle(camera_root(rng)) for rng in rngs])
         pose = np.concatenate([roots[:, None], body_pose], axis=1)
