@@ -1,0 +1,82 @@
+"""Every KubeRay manifest under infra/kuberay validates against KubeRay's CRD schemas (ray.io/v1).
+
+The schemas are the real CustomResourceDefinitions (``../shared/fixtures/kuberay``). Like a
+Kubernetes API server with strict field validation, unknown fields are errors: every object
+schema that lists ``properties`` (and does not preserve unknown fields) gets
+``additionalProperties: false``.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from tests.conftest import SHARED
+
+ROOT = Path(__file__).resolve().parents[1]
+CRDS = SHARED / "fixtures" / "kuberay"
+MANIFESTS = sorted((ROOT / "infra" / "kuberay").glob("*.yaml"))
+
+
+def strict(schema):
+    """A copy of an OpenAPI v3 schema that refuses unknown fields, as the API server does."""
+    schema = copy.deepcopy(schema)
+
+    def visit(node):
+        if isinstance(node, dict):
+            if (
+                node.get("type") == "object"
+                and "properties" in node
+                and not node.get("x-kubernetes-preserve-unknown-fields")
+                and "additionalProperties" not in node
+            ):
+                node["additionalProperties"] = False
+            for value in node.values():
+                visit(value)
+        elif isinstance(node, list):
+            for value in node:
+                visit(value)
+
+    visit(schema)
+    return schema
+
+
+def crd_schema(kind: str):
+    path = CRDS / f"ray.io_{kind.lower()}s.yaml"
+    if not path.exists():
+        pytest.skip(f"KubeRay CRD {path} is not present")
+    crd = yaml.safe_load(path.read_text())
+    (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1"]
+    return strict(version["schema"]["openAPIV3Schema"])
+
+
+def test_there_are_manifests():
+    kinds = {yaml.safe_load(p.read_text())["kind"] for p in MANIFESTS}
+    assert {"RayCluster", "RayJob"} <= kinds
+
+
+@pytest.mark.parametrize("path", MANIFESTS, ids=lambda p: p.name)
+def test_manifest_validates_against_the_kuberay_crd(path):
+    manifest = yaml.safe_load(path.read_text())
+    assert manifest["apiVersion"] == "ray.io/v1"
+    jsonschema.validate(manifest, crd_schema(manifest["kind"]))
+
+
+def test_the_strict_schema_catches_a_misspelt_field():
+    manifest = yaml.safe_load((ROOT / "infra" / "kuberay" / "raycluster.yaml").read_text())
+    manifest["spec"]["workerGroupSpecs"][0]["maxReplica"] = 4
+    with pytest.raises(jsonschema.ValidationError, match="maxReplica"):
+        jsonschema.validate(manifest, crd_schema("RayCluster"))
+
+
+@pytest.mark.parametrize("path", MANIFESTS, ids=lambda p: p.name)
+def test_credentials_come_from_secrets_never_inline(path):
+    text = path.read_text()
+    for word in ("password:", "secret_access_key:", "AWS_SECRET_ACCESS_KEY=", "MLFLOW_TRACKING_PASSWORD="):
+        for line in text.splitlines():
+            if word in line:
+                assert "secretKeyRef" in line or line.strip().startswith("#"), line
