@@ -160,7 +160,7 @@ def run_training(config: PareConfig) -> TrainingResult:
         client.set_tag(handle.run_id, "pare.latest_checkpoint", result.checkpoint.path)
         client.set_terminated(handle.run_id, "FINISHED")
     except Exception as error:  # the checkpoints are safe in storage; only the tracking record is incomplete
-        print(f"MLflow at {handle.tracking_uri} could not record the final model ({type(error).__name__}: "
+        print(f"MLflow at {handle.tracking_uri} is unreachable or refused the final model ({type(error).__name__}: "
               f"{str(error)[:200]}); the checkpoints are in {storage}/{train.run_name}. Rerun the same command "
               "when the server is back to log and register the model.", flush=True)  # fmt: skip
     return TrainingResult(

@@ -90,18 +90,21 @@ def paste(image: np.ndarray, cutout: np.ndarray, center: np.ndarray, scale: floa
     """Alpha-blend ``cutout`` resized by ``scale`` onto ``image`` (in place) centred at ``center`` (x, y)."""
     height, width = cutout.shape[:2]
     new_w, new_h = max(1, int(round(width * scale))), max(1, int(round(height * scale)))
-    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    resized = cv2.resize(cutout, (new_w, new_h), interpolation=interpolation)
     x0, y0 = int(round(center[0] - new_w / 2.0)), int(round(center[1] - new_h / 2.0))
     ix0, iy0 = max(x0, 0), max(y0, 0)
     ix1, iy1 = min(x0 + new_w, image.shape[1]), min(y0 + new_h, image.shape[0])
     if ix1 <= ix0 or iy1 <= iy0:
         return
+    # Bilinear is enough for occluders and, unlike area averaging, costs the same at every scale.
+    resized = cv2.resize(cutout, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
     piece = resized[iy0 - y0 : iy1 - y0, ix0 - x0 : ix1 - x0]
-    alpha = piece[..., 3:4].astype(np.uint16)
     region = image[iy0:iy1, ix0:ix1]
-    # Integer blend, rounded: at most 255 * 255 + 127, which fits in uint16.
-    region[:] = ((piece[..., :3] * alpha + region * (255 - alpha) + 127) // 255).astype(np.uint8)
+    alpha = cv2.cvtColor(np.ascontiguousarray(piece[..., 3]), cv2.COLOR_GRAY2RGB)
+    # region = piece x alpha + region x (1 - alpha), in OpenCV's saturating uint8 arithmetic (half the
+    # time of the same in NumPy on occluder-sized regions).
+    foreground = cv2.multiply(np.ascontiguousarray(piece[..., :3]), alpha, scale=1 / 255)
+    background = cv2.multiply(region, 255 - alpha, scale=1 / 255)
+    cv2.add(foreground, background, dst=region)
 
 
 class Occluder:
