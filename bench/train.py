@@ -52,7 +52,11 @@ def measure(root: Path, shards: Path, assets: Path, workers: int, args) -> dict[
         return sum(values) / max(len(values), 1)
 
     rate = mean("train/samples_per_s")
-    return {"samples_per_s": rate, "steps_per_s": rate / (args.batch * workers), "wait": mean("train/loader_wait_fraction")}
+    return {
+        "samples_per_s": rate,
+        "steps_per_s": rate / (args.batch * workers),
+        "wait": mean("train/loader_wait_fraction"),
+    }
 
 
 def main() -> None:

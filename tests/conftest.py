@@ -9,6 +9,7 @@ import pytest
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.pop("MLFLOW_TRACKING_URI", None)  # tests choose their stores; a developer's server must not get their runs
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 REAL_FIXTURES = SHARED / "fixtures" / "real"

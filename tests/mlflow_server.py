@@ -19,10 +19,11 @@ def free_port() -> int:
 
 
 class MlflowServer:
-    """``mlflow server`` with a sqlite backend and a local artifact root, in its own process group."""
+    """``mlflow server`` with a sqlite (or given) backend and a local artifact root, in its own process group."""
 
-    def __init__(self, root: Path, port: int | None = None) -> None:
+    def __init__(self, root: Path, port: int | None = None, backend_uri: str = "") -> None:
         self.root, self.port = root, port or free_port()
+        self.backend_uri = backend_uri or f"sqlite:///{root / 'mlflow.db'}"
         self.uri = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen | None = None
 
@@ -31,7 +32,7 @@ class MlflowServer:
         env = os.environ | {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
         command = [
             str(Path(sys.executable).with_name("mlflow")), "server", "--host", "127.0.0.1", "--port", str(self.port),
-            "--backend-store-uri", f"sqlite:///{self.root / 'mlflow.db'}",
+            "--backend-store-uri", self.backend_uri,
             "--artifacts-destination", str(self.root / "artifacts"), "--workers", "1",
         ]  # fmt: skip
         log = open(self.root / "server.log", "ab")  # noqa: SIM115 - closed with the process

@@ -102,8 +102,10 @@ def test_mlflow_holds_params_metrics_pictures_datasets_and_the_model(cli_run, tr
     import mlflow.pyfunc
     import numpy as np
 
-    mlflow.set_tracking_uri(f"sqlite:///{storage / 'mlflow.db'}")
-    model = mlflow.pyfunc.load_model(f"models:/pare/{version.version}")
+    from pipelines.training.mlflow_model import _tracking_uri
+
+    with _tracking_uri(f"sqlite:///{storage / 'mlflow.db'}"):  # and back, so later tests keep their own stores
+        model = mlflow.pyfunc.load_model(f"models:/pare/{version.version}")
     output = model.predict(np.zeros((2, 128, 128, 3), np.uint8))
     assert output["pred_pose"].shape == (2, 24, 3, 3) and output["pred_vertices"].shape == (2, 6890, 3)
 

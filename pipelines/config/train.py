@@ -295,8 +295,9 @@ class TrackingConfig:
     """MLflow tracking: where runs go and what is registered."""
 
     tracking_uri: str = ""
-    """MLflow tracking URI (http://host:5000, sqlite:///path.db, ...); empty: sqlite under train.storage_path
-    (``<storage_path>/mlflow.db``, artifacts in ``<storage_path>/mlartifacts``)."""
+    """MLflow tracking URI (http://host:5000, sqlite:///path.db, ...); empty: the MLFLOW_TRACKING_URI environment
+    variable if set, else sqlite under train.storage_path (``<storage_path>/mlflow.db``, artifacts in
+    ``<storage_path>/mlartifacts``)."""
 
     experiment: str = "pare"
     """MLflow experiment name."""

@@ -11,6 +11,7 @@ the pose (B, 24, 3, 3), shape (B, 10), camera (B, 3), 3D joints (B, 49, 3) and v
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import mlflow.pyfunc
@@ -47,12 +48,28 @@ class PareMlflowModel(mlflow.pyfunc.PythonModel):
         return {name: output[name].numpy() for name in OUTPUTS}
 
 
+@contextmanager
+def _tracking_uri(uri: str):
+    """MLflow's fluent API pointed at ``uri`` for a while; ``mlflow.set_tracking_uri`` also sets the
+    MLFLOW_TRACKING_URI environment variable, which would outlive this call (and steer later runs)."""
+    before_env = os.environ.get("MLFLOW_TRACKING_URI")
+    before = mlflow.get_tracking_uri() if before_env else None
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        if before_env is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+            mlflow.tracking._tracking_service.utils._tracking_uri = None
+        else:
+            mlflow.set_tracking_uri(before)
+
+
 def log_model(handle, checkpoint_file: Path, body_model_dir: str, registered_name: str) -> str:
     """Log ``checkpoint_file`` into the run as ``model`` and register it; returns 'name/version' or ''."""
     from mlflow.tracking import MlflowClient
 
-    mlflow.set_tracking_uri(handle.tracking_uri)
-    with mlflow.start_run(run_id=handle.run_id):
+    with _tracking_uri(handle.tracking_uri), mlflow.start_run(run_id=handle.run_id):
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=PareMlflowModel(body_model_dir),

@@ -38,8 +38,11 @@ def quiet_mlflow_env(timeout_s: float) -> None:
 
 
 def resolve_tracking_uri(config: TrackingConfig, storage_path: str) -> str:
+    """``tracking.tracking_uri``, else ``MLFLOW_TRACKING_URI``, else sqlite under a local storage path."""
     if config.tracking_uri:
         return config.tracking_uri
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
     if "://" in storage_path:
         raise ValueError(
             "tracking.tracking_uri is empty but train.storage_path is remote; set tracking.tracking_uri to your "

@@ -1,0 +1,136 @@
+"""The deployment paths with real servers on 127.0.0.1:
+
+- a team MLflow server (``mlflow server`` with a PostgreSQL backend store, as infra/mlflow runs it)
+  receiving a short training over HTTP;
+- a Ray head started with ``ray start --head`` receiving the preprocessing job through the Ray
+  Jobs API (``ray job submit``), then stopped by the test (only the head it started).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.mlflow_server import MlflowServer, free_port
+from tests.postgres_server import PostgresServer, postgres_bin
+from tests.synth_helpers import generate
+from tests.train_helpers import COCO_OPTIONS, small_train_config
+
+pytestmark = pytest.mark.slow
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    if postgres_bin() is None:
+        pytest.skip("PostgreSQL is not installed here (CI installs Debian's postgresql in .ci/run)")
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+def test_training_logs_to_an_mlflow_server_backed_by_postgresql(postgres, procedural_dir, training_shards, tmp_path,
+                                                                ray_cluster):  # fmt: skip
+    from mlflow.tracking import MlflowClient
+
+    from pipelines.training.job import run_training
+
+    server = MlflowServer(tmp_path / "mlflow", backend_uri=postgres.uri).start()
+    try:
+        config = small_train_config(
+            procedural_dir, training_shards, tmp_path / "storage", f"tracking.tracking_uri={server.uri}",
+            "train.num_workers=1", "train.max_steps=20", "train.checkpoint_every=20", "train.validate_every=20",
+            "train.images_every=20", "tracking.system_metrics=false", "data.validation_max_samples=8",
+            "tracking.experiment=team", "train.run_name=over-http",
+        )  # fmt: skip
+        result = run_training(config)
+        client = MlflowClient(server.uri)
+        run = client.get_run(result.run_id)
+        assert run.info.status == "FINISHED" and run.info.run_name == "over-http"
+        assert [m.step for m in client.get_metric_history(result.run_id, "train/loss")] == [10, 20]
+        assert "val/pa_mpjpe" in run.data.metrics and run.data.params["train.max_steps"] == "20"
+        assert any(v.run_id == result.run_id for v in client.search_model_versions("name='pare'"))
+    finally:
+        server.stop()
+    # The runs live in PostgreSQL, not in a file next to the server.
+    done = subprocess.run(
+        ["psql", "-h", "127.0.0.1", "-p", str(postgres.port), "-U", "mlflow", "-d", "mlflow", "-tAc",
+         "select name, status from runs"], capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert "over-http|FINISHED" in done.stdout
+
+
+def wait_for(url: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(1)
+    raise TimeoutError(f"{url} did not answer in {timeout_s} s")
+
+
+def test_preprocessing_runs_through_ray_job_submit(procedural_dir, tmp_path):
+    source = tmp_path / "coco"
+    generate(procedural_dir, source, "coco_eft", 6, seed=21)
+    output = tmp_path / "shards"
+    config = tmp_path / "job" / "preprocess.yaml"
+    config.parent.mkdir()
+    config.write_text(json.dumps({
+        "body_model": {"source": "procedural", "asset_dir": str(procedural_dir)},
+        "preprocess": {"output": str(output), "samples_per_shard": 4, "sources": {
+            "coco": {"reader": "coco_eft", "root": str(source), "options": COCO_OPTIONS}}},
+    }))  # fmt: skip
+    port, dashboard = free_port(), free_port()
+    ray_temp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # short: Ray's unix sockets live under it (107-byte limit)
+    env = os.environ | {
+        "RAY_AUTH_MODE": "disabled",
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "PATH": f"{BIN}:{os.environ['PATH']}",
+    }
+    env.pop("RAY_ADDRESS", None)
+    head = subprocess.Popen(
+        [str(BIN / "ray"), "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={port}",
+         "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}", "--include-dashboard=true", "--num-cpus=2",
+         f"--ray-client-server-port={free_port()}", f"--temp-dir={ray_temp}"],
+        env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    address = f"http://127.0.0.1:{dashboard}"
+    try:
+        wait_for(f"{address}/api/version", 120)
+        for _ in range(30):  # the dashboard answers before its job agent is up ("No available agent ...")
+            done = subprocess.run(
+                [str(BIN / "ray"), "job", "submit", "--address", address, "--working-dir", str(config.parent), "--",
+                 str(BIN / "pare"), "preprocess", "preprocess.yaml", "--quiet"],
+                env=env, capture_output=True, text=True, timeout=600,
+            )  # fmt: skip
+            if "No available agent" not in done.stdout + done.stderr:
+                break
+            time.sleep(2)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        from ray.job_submission import JobStatus, JobSubmissionClient
+
+        (job,) = JobSubmissionClient(address).list_jobs()
+        assert job.status == JobStatus.SUCCEEDED and job.entrypoint.endswith("preprocess preprocess.yaml --quiet")
+        manifest = json.loads((output / "coco-eft" / "train" / "manifest.json").read_text())
+        assert manifest["totals"]["inputs"] == 6 == manifest["totals"]["samples"] + manifest["totals"]["rejected"]
+        assert manifest["totals"]["samples"] >= 5
+    finally:
+        head.send_signal(signal.SIGTERM)  # `ray start --block` stops the processes it started, and nothing else
+        try:
+            head.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+            head.wait(timeout=30)
+        shutil.rmtree(ray_temp, ignore_errors=True)
