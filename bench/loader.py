@@ -29,24 +29,6 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
-COCO_OPTIONS = {"images": "images/train2014", "eft": "eft_fits/COCO2014-All-ver01.json"}
-
-
-def make_shards(root: Path, num: int, image_size: int) -> tuple[Path, Path, Path]:
-    from pipelines.commands.synth import run_synth
-    from pipelines.config.loader import load_config
-    from pipelines.preprocess.job import run_preprocess
-
-    assets = root / "body_model"
-    config = load_config(None, [f"body_model.asset_dir={assets}", f"synth.image_size={image_size}"])
-    run_synth(config, "coco_eft", root / "coco", num, seed=0, occluders=0.3)
-    overrides = [f"body_model.asset_dir={assets}", f"preprocess.output={root / 'shards'}",
-                 "preprocess.samples_per_shard=100", "preprocess.sources.coco.reader=coco_eft",
-                 f"preprocess.sources.coco.root={root / 'coco'}",
-                 *(f"preprocess.sources.coco.options.{k}={v}" for k, v in COCO_OPTIONS.items())]  # fmt: skip
-    run_preprocess(load_config(None, overrides), show_progress=False)
-    return root / "coco", root / "shards" / "coco-eft" / "train", assets
-
 
 def shard_rate(shards: Path, samples: int) -> float:
     from pipelines.config.train import LoaderConfig
@@ -68,6 +50,7 @@ def baseline_rate(source: Path, samples: int) -> float:
     import numpy as np
 
     from pipelines.config.train import LoaderConfig
+    from pipelines.synthetic_shards import COCO_OPTIONS
     from pipelines.training.data.geometry import sample_draw
     from pipelines.training.data.occlusion import Occluder
     from pipelines.training.data.photometric import apply_photometric, build_photometric
@@ -105,7 +88,7 @@ def loader_rate(shards: Path, samples: int, workers: int) -> float:
                                config))  # fmt: skip
     for _ in range(2 * workers):
         next(batches)
-    count = max(1, samples // 64)
+    count = max(8, samples // 64)
     start = time.perf_counter()
     for _ in range(count):
         next(batches)
@@ -123,10 +106,13 @@ def main() -> None:
     import cv2
     import torch
 
+    from pipelines.synthetic_shards import make_synthetic_shards
+
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as folder:
-        source, shards, _ = make_shards(Path(folder), args.num, args.image_size)
+        made = make_synthetic_shards(Path(folder), args.num, image_size=args.image_size)
+        source, shards = made.coco_source, made.train
         print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
               f"source JPEGs {args.image_size} px, crops 424 px -> 224 px, occlusion on (procedural), "
               "colour gain + motion blur p=0.5")  # fmt: skip

@@ -13,16 +13,12 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-
-from loader import make_shards  # noqa: E402
 
 
 def measure(root: Path, shards: Path, assets: Path, workers: int, args) -> dict[str, float]:
@@ -75,7 +71,10 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
-        _, shards, assets = make_shards(root, args.num, 640)
+        from pipelines.synthetic_shards import make_synthetic_shards
+
+        made = make_synthetic_shards(root, args.num, image_size=640)
+        shards, assets = made.train, made.body_model
         print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; backbone "
               f"{args.backbone} at {args.image_size} px, batch {args.batch} per worker, {args.precision}, "
               f"{args.loader_workers} loader processes per worker")  # fmt: skip
