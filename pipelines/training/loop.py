@@ -96,10 +96,12 @@ class StepStats:
         for name, value in values.items():
             self.values[name] += float(value)
 
-    def reduced(self, world_size: int) -> dict[str, float]:
-        tensor = torch.tensor([self.values[n] for n in self.NAMES] + [self.steps], dtype=torch.float64)
+    def reduced(self, world_size: int, device: torch.device) -> dict[str, float]:
+        """Sums over all ranks (on ``device``: NCCL reduces GPU tensors only), as per-step means and rates."""
+        tensor = torch.tensor([self.values[n] for n in self.NAMES] + [self.steps], dtype=torch.float64, device=device)
         if world_size > 1:
             dist.all_reduce(tensor)
+        tensor = tensor.cpu()
         totals = dict(zip(self.NAMES, tensor[:-1].tolist(), strict=True))
         steps = max(tensor[-1].item(), 1)
         out = {f"train/{name}": totals[name] / steps for name in ("loss", *LOSS_TERMS)}
@@ -113,7 +115,8 @@ class StepStats:
 
 
 def _agree_finite(loss: torch.Tensor, world_size: int) -> bool:
-    flag = torch.tensor([1.0 if torch.isfinite(loss).item() else 0.0])
+    """Whether the loss is finite on every rank (all skip or stop together, or DDP would hang)."""
+    flag = torch.isfinite(loss).float().reshape(1)
     if world_size > 1:
         dist.all_reduce(flag, op=dist.ReduceOp.MIN)
     return bool(flag.item() == 1.0)
@@ -263,7 +266,7 @@ def train_loop(loop_config: dict) -> None:
         step = state.step
         metrics: dict = {}
         if step % train.log_every == 0 or step == train.max_steps:
-            reduced = stats.reduced(world_size)
+            reduced = stats.reduced(world_size, device)
             state.skipped_samples += int(reduced.pop("_skipped"))
             metrics |= reduced | {
                 "train/learning_rate": optimizer.param_groups[0]["lr"],
