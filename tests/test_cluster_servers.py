@@ -81,6 +81,12 @@ def wait_for(url: str, timeout_s: float) -> None:
     raise TimeoutError(f"{url} did not answer in {timeout_s} s")
 
 
+def agent_log(ray_temp: str) -> str:
+    """The end of the head's dashboard-agent log, to explain a failed submission."""
+    logs = sorted(Path(ray_temp).glob("session_*/logs/dashboard_agent.log"))
+    return "\n--- dashboard_agent.log ---\n" + logs[-1].read_text()[-3000:] if logs else ""
+
+
 def test_preprocessing_runs_through_ray_job_submit(procedural_dir, tmp_path):
     source = tmp_path / "coco"
     generate(procedural_dir, source, "coco_eft", 6, seed=21)
@@ -103,22 +109,29 @@ def test_preprocessing_runs_through_ray_job_submit(procedural_dir, tmp_path):
     head = subprocess.Popen(
         [str(BIN / "ray"), "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={port}",
          "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}", "--include-dashboard=true", "--num-cpus=2",
-         f"--ray-client-server-port={free_port()}", f"--temp-dir={ray_temp}"],
+         f"--ray-client-server-port={free_port()}", f"--temp-dir={ray_temp}",
+         # Ports of their own: another Ray on this machine (the tests' session cluster) holds the defaults.
+         *(f"--{name}={free_port()}" for name in ("dashboard-agent-listen-port", "dashboard-agent-grpc-port",
+                                                  "runtime-env-agent-port", "metrics-export-port",
+                                                  "node-manager-port", "object-manager-port"))],
         env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     address = f"http://127.0.0.1:{dashboard}"
     try:
         wait_for(f"{address}/api/version", 120)
-        for _ in range(30):  # the dashboard answers before its job agent is up ("No available agent ...")
+        deadline = time.monotonic() + 300
+        while (
+            True
+        ):  # the dashboard answers before its job agent is up ("No available agent ..."), later on a busy machine
             done = subprocess.run(
                 [str(BIN / "ray"), "job", "submit", "--address", address, "--working-dir", str(config.parent), "--",
                  str(BIN / "pare"), "preprocess", "preprocess.yaml", "--quiet"],
                 env=env, capture_output=True, text=True, timeout=600,
             )  # fmt: skip
-            if "No available agent" not in done.stdout + done.stderr:
+            if "No available agent" not in done.stdout + done.stderr or time.monotonic() > deadline:
                 break
-            time.sleep(2)
-        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+            time.sleep(3)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:] + agent_log(ray_temp)
         from ray.job_submission import JobStatus, JobSubmissionClient
 
         (job,) = JobSubmissionClient(address).list_jobs()
