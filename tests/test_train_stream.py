@@ -98,3 +98,17 @@ def test_a_dataset_with_only_broken_shards_stops_with_its_name(tmp_path):
     stream = iter(TrainStream([source(tmp_path, "broken", 1.0)], FAST, 64, 0, 1, 0))
     with pytest.raises(RuntimeError, match="dataset 'broken'.*pare shards validate"):
         next(stream)
+
+
+def test_the_tracking_uri_comes_from_config_then_environment_then_local_sqlite(tmp_path, monkeypatch):
+    from pare_model.errors import UserFacingError
+    from pipelines.config.train import TrackingConfig
+    from pipelines.training.tracking import resolve_tracking_uri
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert resolve_tracking_uri(TrackingConfig(), str(tmp_path)) == f"sqlite:///{tmp_path.resolve() / 'mlflow.db'}"
+    with pytest.raises(UserFacingError, match="tracking.tracking_uri .* or the MLFLOW_TRACKING_URI"):
+        resolve_tracking_uri(TrackingConfig(), "s3://bucket/train")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+    assert resolve_tracking_uri(TrackingConfig(), "s3://bucket/train") == "http://127.0.0.1:5000"
+    assert resolve_tracking_uri(TrackingConfig(tracking_uri="sqlite:///x.db"), "s3://b/t") == "sqlite:///x.db"

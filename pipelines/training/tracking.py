@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from pare_model.errors import UserFacingError
 from pipelines.config.train import TrackingConfig
 
 log = logging.getLogger(__name__)
@@ -44,9 +45,9 @@ def resolve_tracking_uri(config: TrackingConfig, storage_path: str) -> str:
     if os.environ.get("MLFLOW_TRACKING_URI"):
         return os.environ["MLFLOW_TRACKING_URI"]
     if "://" in storage_path:
-        raise ValueError(
-            "tracking.tracking_uri is empty but train.storage_path is remote; set tracking.tracking_uri to your "
-            "MLflow server (e.g. http://mlflow:5000)"
+        raise UserFacingError(
+            f"train.storage_path is remote ({storage_path}) but there is no MLflow server to log to: set "
+            "tracking.tracking_uri (e.g. http://mlflow:5000) or the MLFLOW_TRACKING_URI environment variable"
         )
     return f"sqlite:///{Path(storage_path).resolve() / 'mlflow.db'}"
 
