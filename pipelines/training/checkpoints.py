@@ -4,17 +4,15 @@ A checkpoint folder (reported to Ray Train, which copies it to ``storage_path``)
 
 - ``model.pt``: the network alone in the project's model format
   (:mod:`pare_model.checkpoint.native`), usable by ``pare predict`` / ``pare evaluate``;
-- ``state.pt``: optimizer, gradient scaler, step, epoch, counters and RNG states, plain tensors
+- ``state.pt``: optimizer, gradient scaler, step, epoch, counters and torch's RNG state, plain tensors
   and numbers (read with ``weights_only=True``).
 """
 
 from __future__ import annotations
 
-import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from pare_model.checkpoint.native import read_model_checkpoint, save_model_checkpoint
@@ -34,7 +32,6 @@ class LoopState:
     skipped_samples: int = 0
     best_pa_mpjpe: float = float("inf")
     restarts: int = 0
-    extra: dict = field(default_factory=dict)
 
 
 def save_checkpoint(folder: Path, network: dict, model_config: ModelConfig, optimizer, scaler, state: LoopState,
@@ -53,7 +50,6 @@ def save_checkpoint(folder: Path, network: dict, model_config: ModelConfig, opti
             "restarts": state.restarts,
         },  # fmt: skip
         "torch_rng": torch.get_rng_state(),
-        "numpy_seed": int(np.random.SeedSequence(state.step).generate_state(1)[0]),
     }
     torch.save(payload, folder / STATE_FILE)
 
@@ -67,7 +63,6 @@ def load_checkpoint(folder: Path, model, optimizer, scaler) -> LoopState:
     if scaler is not None and payload["scaler"]:
         scaler.load_state_dict(payload["scaler"])
     torch.set_rng_state(payload["torch_rng"])
-    random.seed(payload["numpy_seed"])
     loop = payload["loop"]
     return LoopState(**{k: loop[k] for k in ("step", "epoch", "nan_skips", "skipped_samples", "best_pa_mpjpe",
                                                 "restarts")})  # fmt: skip

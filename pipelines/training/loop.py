@@ -30,6 +30,7 @@ from pipelines.config.schema import PareConfig
 from pipelines.training.checkpoints import LoopState, load_checkpoint, load_initial_weights, save_checkpoint
 from pipelines.training.data.stream import MixSource, TrainStream, ValidationStream, make_loader
 from pipelines.training.faults import Faults
+from pipelines.training.pictures import training_sheet
 from pipelines.training.status import write_status
 from pipelines.training.validation import merge_over_ranks, validate
 
@@ -277,7 +278,8 @@ def train_loop(loop_config: dict) -> None:
             }
         if train.images_every and step % train.images_every == 0 and logger:
             logger.image(
-                training_sheet_safe(batch, pred, faces, config.model.focal_length), f"images/step_{step:07d}.png"
+                training_sheet(batch, {k: v.detach() for k, v in pred.items()}, faces, config.model.focal_length),
+                f"images/step_{step:07d}.png",
             )
         final = step == train.max_steps
         if step % train.validate_every == 0 or final:
@@ -295,12 +297,6 @@ def train_loop(loop_config: dict) -> None:
                                                  "best_pa_mpjpe": state.best_pa_mpjpe})  # fmt: skip
         if logger:
             logger.close()
-
-
-def training_sheet_safe(batch, pred, faces, focal_length):
-    from pipelines.training.pictures import training_sheet
-
-    return training_sheet(batch, {k: v.detach() for k, v in pred.items()}, faces, focal_length)
 
 
 def worker_environment() -> dict[str, str]:
