@@ -275,6 +275,23 @@ def test_log_artifacts_makes_a_compare_run(store, tmp_path, capsys):
     assert "# 2 run(s)" in out, "an earlier comparison run is not compared again"
 
 
+def test_evaluation_runs_are_left_out_unless_named(store, tmp_path, capsys):
+    from mlflow.tracking import MlflowClient
+
+    uri = store[0]
+    ids = make_experiment(uri, "with-eval", {k: RUNS[k] for k in ("baseline", "lr-high")}, tmp_path / "artifacts")
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("with-eval").experiment_id
+    evaluation = client.create_run(experiment, run_name="evaluate-best", tags={"pare.kind": "evaluate"})
+    code, out, err = compare(capsys, "--experiment", "with-eval", "--tracking-uri", uri, "--out", str(tmp_path / "a"))
+    assert code == 0, err
+    assert "# 2 run(s)" in out and "evaluate-best" not in out
+    code, out, err = compare(capsys, "--experiment", "with-eval", "--tracking-uri", uri, "--out", str(tmp_path / "b"),
+                             "--runs", ids["baseline"], evaluation.info.run_id, "--metrics", "train/loss")  # fmt: skip
+    assert code == 0, err
+    assert "evaluate-best" in out
+
+
 @pytest.mark.slow
 def test_against_a_real_mlflow_server(tmp_path, capsys):
     server = MlflowServer(tmp_path / "server").start()
