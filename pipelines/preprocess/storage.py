@@ -34,7 +34,8 @@ class Storage:
             raise StorageError(f"cannot use output {self.uri!r}: {error}") from None
 
     def __reduce__(self):
-        return (Storage, (self.uri,))
+        # a worker may run in another folder (a joined cluster): send local roots as absolute paths
+        return (Storage, (self.uri if "://" in self.uri else self.root,))
 
     def path(self, relative: str) -> str:
         return posixpath.join(self.root, relative) if relative else self.root
