@@ -80,3 +80,29 @@ def test_credentials_come_from_secrets_never_inline(path):
         for line in text.splitlines():
             if word in line:
                 assert "secretKeyRef" in line or line.strip().startswith("#"), line
+
+
+def _pare_commands(entrypoint: str) -> list[list[str]]:
+    import shlex
+
+    commands = [shlex.split(part) for part in entrypoint.split("&&")]
+    assert all(command[0] == "pare" for command in commands), entrypoint
+    return [command[1:] for command in commands]
+
+
+@pytest.mark.parametrize("path", [p for p in MANIFESTS if p.name.startswith("rayjob-")], ids=lambda p: p.name)
+def test_rayjob_entrypoints_are_valid_pare_commands(path):
+    """Each `pare` command of a RayJob parses with the real CLI, and its config overrides load (no unknown key)."""
+    from pipelines.cli import build_parser
+    from pipelines.config.loader import load_config
+
+    manifest = yaml.safe_load(path.read_text())
+    for argv in _pare_commands(manifest["spec"]["entrypoint"]):
+        args = build_parser().parse_args(argv)
+        config_file = next((a for a in args.args if a.endswith(".yaml")), None)
+        overrides = [a for a in args.args if "=" in a]
+        shipped = ROOT / "configs" / Path(config_file).name if config_file else None
+        config = load_config(shipped if shipped and shipped.is_file() else None, overrides)  # else the user's own file
+        if argv[0] in ("evaluate", "occlusion-analysis"):
+            assert args.checkpoint or args.run, argv
+            assert config.evaluate.ray_address == "auto" and args.shards
