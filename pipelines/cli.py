@@ -15,17 +15,34 @@ from pare_model.errors import UserFacingError
 from pipelines.commands import (
     body_model,
     checkpoint,
+    compare,
     config,
+    evaluate,
     occluders,
     predict,
     preprocess,
     quickstart,
     shards,
+    study,
     synth,
     train,
 )
 
-COMMANDS = (quickstart, config, body_model, checkpoint, predict, synth, preprocess, shards, occluders, train)
+COMMANDS = (
+    quickstart,
+    config,
+    body_model,
+    checkpoint,
+    predict,
+    synth,
+    preprocess,
+    shards,
+    occluders,
+    train,
+    evaluate,
+    compare,
+    study,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

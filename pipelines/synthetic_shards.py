@@ -22,17 +22,20 @@ class SyntheticShards:
 
 
 def make_synthetic_shards(root: str | Path, train_samples: int, validation_frames: int = 0, image_size: int = 320,
-                          pose_variation: float = 1.0, samples_per_shard: int = 100,
-                          show_progress: bool = False) -> SyntheticShards:  # fmt: skip
+                          pose_variation: float = 1.0, samples_per_shard: int = 100, show_progress: bool = False,
+                          asset_dir: str | Path | None = None, test_occluders: float = 0.0,
+                          train_occluders: float = 0.3) -> SyntheticShards:  # fmt: skip
+    """Generate and preprocess; ``asset_dir`` is the procedural body model's folder (default ``root/body_model``);
+    ``train_occluders`` / ``test_occluders``: probability of occluders drawn into the source pictures."""
     from pipelines.commands.synth import run_synth
     from pipelines.config.loader import load_config
     from pipelines.preprocess.job import run_preprocess
 
-    root = Path(root)
-    assets = root / "body_model"
+    root = Path(root).resolve()  # workers of a joined cluster may run in another folder
+    assets = Path(asset_dir) if asset_dir else root / "body_model"
     synth = load_config(None, [f"body_model.asset_dir={assets}", f"synth.image_size={image_size}",
                                f"synth.pose_variation={pose_variation}"])  # fmt: skip
-    run_synth(synth, "coco_eft", root / "coco", train_samples, seed=0, occluders=0.3)
+    run_synth(synth, "coco_eft", root / "coco", train_samples, seed=0, occluders=train_occluders, force=True)
     overrides = [
         f"body_model.asset_dir={assets}", f"preprocess.output={root / 'shards'}",
         f"preprocess.samples_per_shard={samples_per_shard}", "preprocess.sources.coco.reader=coco_eft",
@@ -40,7 +43,7 @@ def make_synthetic_shards(root: str | Path, train_samples: int, validation_frame
         *(f"preprocess.sources.coco.options.{k}={v}" for k, v in COCO_OPTIONS.items()),
     ]  # fmt: skip
     if validation_frames:
-        run_synth(synth, "3dpw", root / "3dpw", validation_frames, seed=1, occluders=0.0)
+        run_synth(synth, "3dpw", root / "3dpw", validation_frames, seed=1, occluders=test_occluders, force=True)
         overrides += ["preprocess.sources.pw3d.reader=3dpw", f"preprocess.sources.pw3d.root={root / '3dpw'}",
                       "preprocess.sources.pw3d.split=test"]  # fmt: skip
     run_preprocess(load_config(None, overrides), show_progress=show_progress)

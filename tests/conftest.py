@@ -11,7 +11,8 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.pop("MLFLOW_TRACKING_URI", None)  # tests choose their stores; a developer's server must not get their runs
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
 REAL_FIXTURES = SHARED / "fixtures" / "real"
 
 
@@ -77,3 +78,29 @@ def training_shards(procedural_dir, tmp_path_factory, ray_cluster) -> Path:
     from tests.train_helpers import make_training_shards
 
     return make_training_shards(procedural_dir, tmp_path_factory.mktemp("training"))
+
+
+@pytest.fixture(scope="session")
+def trained_run(procedural_dir, training_shards, tmp_path_factory, ray_cluster):
+    """`pare train configs/train_synthetic.yaml` as a subprocess joining the session's Ray cluster: (storage, stdout).
+
+    Made once per session: the training tests check it learns; the evaluation tests measure its model.
+    """
+    import subprocess
+    import sys
+
+    storage = tmp_path_factory.mktemp("cli-train")
+    overrides = [
+        f"body_model.asset_dir={procedural_dir}",
+        f"data.datasets.coco.shards=[{training_shards / 'coco-eft' / 'train'}]",
+        f"data.validation=[{training_shards / '3dpw' / 'test'}]",
+        f"train.storage_path={storage}",
+        f"train.ray_address={ray_cluster.get_runtime_context().gcs_address}",
+    ]
+    env = os.environ | {"MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL": "2", "RAY_AUTH_MODE": "disabled"}
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("pare")), "train", str(ROOT / "configs" / "train_synthetic.yaml"),
+         *overrides], capture_output=True, text=True, env=env, timeout=900, cwd=storage,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+    return storage, done.stdout

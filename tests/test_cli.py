@@ -97,6 +97,7 @@ def test_quickstart_draws_a_person_with_coloured_parts(tmp_path):
         f"body_model.asset_dir={tmp_path / 'bm'}",
         f"quickstart.output_dir={tmp_path / 'out'}",
         "quickstart.panel_size=400",
+        "quickstart.pipeline=false",  # the whole pipeline: tests/test_quickstart.py
     )
     assert result.returncode == 0, result.stderr
     png = tmp_path / "out" / "body_model_preview.png"

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -29,7 +27,10 @@ from tests.mlflow_server import MlflowServer
 from tests.train_helpers import small_train_config
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parents[1]
+
+
+TRAINING_RUN = "tags.`pare.run_name` = 'synthetic'"
+"""The training run (the evaluation tests may add evaluation runs to its experiment)."""
 
 
 def client_for(uri: str):
@@ -42,30 +43,10 @@ def history(client, run_id: str, key: str) -> list:
     return sorted(client.get_metric_history(run_id, key), key=lambda m: (m.step, m.timestamp))
 
 
-@pytest.fixture(scope="module")
-def cli_run(procedural_dir, training_shards, tmp_path_factory, ray_cluster):
-    """`pare train configs/train_synthetic.yaml` as a subprocess, joining the session's Ray cluster."""
-    storage = tmp_path_factory.mktemp("cli-train")
-    overrides = [
-        f"body_model.asset_dir={procedural_dir}",
-        f"data.datasets.coco.shards=[{training_shards / 'coco-eft' / 'train'}]",
-        f"data.validation=[{training_shards / '3dpw' / 'test'}]",
-        f"train.storage_path={storage}",
-        f"train.ray_address={ray_cluster.get_runtime_context().gcs_address}",
-    ]
-    env = os.environ | {"MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL": "2", "RAY_AUTH_MODE": "disabled"}
-    done = subprocess.run(
-        [str(Path(sys.executable).with_name("pare")), "train", str(ROOT / "configs" / "train_synthetic.yaml"),
-         *overrides], capture_output=True, text=True, env=env, timeout=900, cwd=storage,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
-    return storage, done.stdout
-
-
-def test_the_small_config_learns(cli_run):
-    storage, stdout = cli_run
+def test_the_small_config_learns(trained_run):
+    storage, stdout = trained_run
     client = client_for(f"sqlite:///{storage / 'mlflow.db'}")
-    (run,) = client.search_runs([client.get_experiment_by_name("pare-synthetic").experiment_id])
+    (run,) = client.search_runs([client.get_experiment_by_name("pare-synthetic").experiment_id], TRAINING_RUN)
     ours = history(client, run.info.run_id, "val/pa_mpjpe")
     baseline = history(client, run.info.run_id, "val/baseline_pa_mpjpe")
     assert [m.step for m in ours] == [500, 1000, 1500]
@@ -74,10 +55,10 @@ def test_the_small_config_learns(cli_run):
     assert "finished at step 1500" in stdout and "mlflow ui --backend-store-uri" in stdout
 
 
-def test_mlflow_holds_params_metrics_pictures_datasets_and_the_model(cli_run, training_shards):
-    storage, _ = cli_run
+def test_mlflow_holds_params_metrics_pictures_datasets_and_the_model(trained_run, training_shards):
+    storage, _ = trained_run
     client = client_for(f"sqlite:///{storage / 'mlflow.db'}")
-    (run,) = client.search_runs([client.get_experiment_by_name("pare-synthetic").experiment_id])
+    (run,) = client.search_runs([client.get_experiment_by_name("pare-synthetic").experiment_id], TRAINING_RUN)
     assert run.info.status == "FINISHED"
     params = run.data.params
     assert params["train.num_workers"] == "2" and params["model.backbone"] == "resnet_small"

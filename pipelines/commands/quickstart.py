@@ -13,7 +13,7 @@ def _run(args: argparse.Namespace) -> int:
 
     path, overrides = _split_config_args(args.args)
     config = load_config(path, overrides)
-    print(summary(run_quickstart(config.body_model, config.quickstart)))
+    print(summary(run_quickstart(config)))
     return 0
 
 
@@ -21,7 +21,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "quickstart",
         help="run the main job on the embedded procedural default",
-        description="Generate the procedural body model (on first use), pose it and draw it.",
+        description=(
+            "The whole pipeline on the embedded default: the procedural body model (NOT SMPL), synthetic COCO-EFT-like "
+            "and 3DPW-like data, Ray preprocessing, Ray Train, evaluation, occlusion analysis and a summary. "
+            "quickstart.pipeline=false only draws the body model."
+        ),
     )
-    parser.add_argument("args", nargs="*", metavar="[CONFIG] [key=value ...]", help="a YAML config file and/or overrides")
+    parser.add_argument(
+        "args", nargs="*", metavar="[CONFIG] [key=value ...]", help="a YAML config file and/or overrides"
+    )
     parser.set_defaults(handler=_run)

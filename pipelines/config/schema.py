@@ -11,9 +11,11 @@ from dataclasses import dataclass, field
 from pare_model.loss_config import LossConfig
 from pare_model.model_config import ModelConfig
 from pipelines.config.body_model import BodyModelConfig
+from pipelines.config.evaluate import EvaluateConfig
 from pipelines.config.predict import PredictConfig
 from pipelines.config.preprocess import PreprocessConfig
 from pipelines.config.quickstart import QuickstartConfig
+from pipelines.config.study import StudyConfig
 from pipelines.config.synth import SynthConfig
 from pipelines.config.train import DataConfig, LoaderConfig, TrackingConfig, TrainConfig
 
@@ -54,3 +56,9 @@ class PareConfig:
 
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     """MLflow tracking for training and evaluation."""
+
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    """Evaluation (``pare evaluate``), occlusion sensitivity (``pare occlusion-analysis``) and attention pictures."""
+
+    study: StudyConfig = field(default_factory=StudyConfig)
+    """A study (``pare study``): training variants on the same data, evaluated and compared."""

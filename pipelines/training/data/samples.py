@@ -109,6 +109,7 @@ class SampleTransform:
             "occluders": np.int64(occluders),
             "key": str(annotation.get("key", sample.get("__key__"))),
             "dataset": str(annotation.get("dataset", "")),
+            "extra": json.dumps(annotation.get("extra") or {}),
         }
         example["skipped"] = np.int64(sum(SKIPPED.values()))
         SKIPPED.clear()

@@ -1,0 +1,133 @@
+"""``pare evaluate``: PARE's protocol on test shards, distributed over Ray actors, reported and logged.
+
+The driver resolves the model and the shard folders, plans units of work, runs them on
+``evaluate.num_actors`` Ray actors (each loads the model once) with a progress bar, merges the
+per-sample errors exactly, and writes the reports (:mod:`pipelines.evaluation.report`) and logs
+them to MLflow (:mod:`pipelines.evaluation.tracking`).
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipelines.body_model_source import prepare_assets
+from pipelines.config.schema import PareConfig
+from pipelines.evaluation.measure import EvalPart, evaluate_unit
+from pipelines.evaluation.predictors import ContextSpec
+from pipelines.evaluation.report import mlflow_metrics, summarise, write_reports
+from pipelines.evaluation.source import EvaluationError, ModelSource, resolve_source
+from pipelines.evaluation.subsets import check_subsets
+from pipelines.evaluation.tracking import Logged, log_results
+from pipelines.evaluation.workers import plan_units, run_units
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    summary: dict
+    output_dir: Path
+    files: list[Path]
+    source: ModelSource
+    logged: Logged | None
+    without_ground_truth: int
+    unreadable: int
+    seconds: float
+
+
+def shard_folders(config: PareConfig) -> list:
+    from pipelines.training.data.shards import resolve_folders
+
+    if not config.evaluate.shards:
+        raise EvaluationError(
+            "no test shards: pass --shards DIR (a `pare preprocess` output folder such as outputs/shards/3dpw/test) "
+            "or set evaluate.shards"
+        )
+    folders = [folder for location in config.evaluate.shards for folder in resolve_folders(location)]
+    folders = [folder for folder in folders if folder.total > 0]
+    if not folders:
+        raise EvaluationError(f"the shard folders {config.evaluate.shards} hold no samples")
+    return folders
+
+
+def context_spec(config: PareConfig, source: ModelSource) -> ContextSpec:
+    evaluate = config.evaluate
+    return ContextSpec(
+        asset_dir=str(prepare_assets(config.body_model).resolve()),
+        predictor=evaluate.predictor,
+        checkpoint=str(Path(source.checkpoint).resolve()) if source.checkpoint else "",
+        device="cuda" if evaluate.use_gpu else "cpu",
+        threads=evaluate.cpus_per_actor,
+    )
+
+
+def _check_gpu(config: PareConfig) -> None:
+    if config.evaluate.use_gpu and not config.evaluate.ray_address:
+        import torch
+
+        if not torch.cuda.is_available():
+            raise EvaluationError("evaluate.use_gpu=true but this machine has no CUDA GPU; set evaluate.use_gpu=false")
+
+
+def run_evaluation(config: PareConfig) -> EvaluationResult:
+    """Evaluate as configured; returns the summary and where the files and the MLflow run are."""
+    from pipelines.preprocess.cluster import init_ray
+
+    start = time.monotonic()
+    evaluate = config.evaluate
+    _check_gpu(config)
+    source = resolve_source(config)
+    folders = shard_folders(config)
+    init_ray(evaluate.ray_address)
+    units = plan_units(folders, evaluate.num_actors, evaluate.max_samples)
+    job = functools.partial(evaluate_unit, batch_size=evaluate.batch_size, baseline=evaluate.baseline)
+    part = EvalPart()
+    for result in run_units(context_spec(config, source), job, units, evaluate.num_actors, evaluate.cpus_per_actor,
+                            1.0 if evaluate.use_gpu else 0.0, f"evaluate {source.label}"):  # fmt: skip
+        part.extend(result)
+    if not len(part):
+        raise EvaluationError(
+            f"no sample of {[f.uri for f in folders]} has 3D ground truth (a fit or 3D joints); "
+            "evaluate on test shards such as 3dpw/test or h36m/test"
+        )
+    subsets = check_subsets(evaluate.subsets, [name for names in part.subsets for name in names])
+    summary = summarise(part, subsets, evaluate.baseline)
+    info = {
+        "evaluated": source.checkpoint or source.label,
+        "predictor": evaluate.predictor,
+        "step": source.step,
+        "training_run_id": source.training_run_id or None,
+        "shards": [{"uri": f.uri, "samples": f.total, "manifest_sha256": f.digest} for f in folders],
+        "without_ground_truth": part.without_ground_truth,
+        "unreadable": part.unreadable,
+        "protocol": "H36M-regressor joints, 14 LSP joints centred on the H36M pelvis; mm",
+    }
+    output_dir = Path(evaluate.output_dir)
+    files = write_reports(output_dir, part, summary, info, evaluate.baseline)
+    params = {f"evaluate.{k}": v for k, v in vars(evaluate).items() if k != "occlusion"}
+    logged = log_results(config, source, mlflow_metrics(summary), files, "evaluation", params, "evaluate")
+    return EvaluationResult(summary, output_dir, files, source, logged, part.without_ground_truth, part.unreadable,
+                            time.monotonic() - start)  # fmt: skip
+
+
+def summary_text(result: EvaluationResult) -> str:
+    lines = [f"Evaluated {result.source.label} in {result.seconds:.0f} s (mm; mean-pose baseline in brackets):"]
+    for name, entry in result.summary.items():
+        base = entry.get("baseline", {})
+        cells = []
+        for metric in ("mpjpe", "pa_mpjpe", "pve"):
+            if entry.get(metric) is not None:
+                extra = f" [{base[metric]:.1f}]" if base.get(metric) is not None else ""
+                cells.append(f"{metric.upper().replace('PA_', 'PA-')} {entry[metric]:.1f}{extra}")
+        lines.append(f"  {name:10s} {entry['num_samples']:6d} samples  " + "  ".join(cells))
+    if result.without_ground_truth or result.unreadable:
+        lines.append(f"  left out: {result.without_ground_truth} samples without 3D ground truth, "
+                     f"{result.unreadable} unreadable (see pare shards validate)")  # fmt: skip
+    lines.append(f"  files: {result.output_dir.resolve()}")
+    if result.logged:
+        where = "training run" if result.logged.into_training_run else "evaluation run"
+        lines.append(
+            f"  MLflow {where} {result.logged.run_id}: mlflow ui --backend-store-uri {result.logged.tracking_uri}"
+        )
+    return "\n".join(lines)

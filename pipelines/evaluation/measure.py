@@ -1,0 +1,183 @@
+"""Per-sample errors with PARE's protocol, for one batch and for one unit of work (part of a shard folder).
+
+Ground truth per sample (:func:`ground_truth`):
+
+- joints: the dataset's 3D joints when it has them (Human3.6M: SPIN's 24 ground-truth joints, whose
+  first 14 are the LSP joints and whose joint 14 is the pelvis), else the H36M-regressor joints of
+  the body model posed with the sample's fit (3DPW), centred on the H36M pelvis;
+- vertices (for PVE): the body model posed with the fit, when the sample has one (neutral body,
+  no translation, as PARE's 3DPW protocol).
+
+The prediction's joints are always the 14 protocol joints of its mesh. Errors are in mm.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from pare_model.geometry import axis_angle_to_matrix
+from pare_model.metrics import pa_per_joint_error, per_joint_error, protocol_joints, pve
+from pipelines.evaluation.predictors import EvalContext, Predictor
+from pipelines.evaluation.subsets import sequence_of, subsets_of
+
+GT_LSP14 = slice(0, 14)
+GT_PELVIS = 14
+"""SPIN's 24 ground-truth joints: the first 14 are LSP's, joint 14 is the pelvis."""
+
+ERROR_FIELDS = ("mpjpe", "pa_mpjpe", "pve", "per_joint_mpjpe", "per_joint_pa_mpjpe")
+
+
+@dataclass(frozen=True)
+class Target:
+    """Ground truth of the usable samples of a batch."""
+
+    keep: torch.Tensor  # (B,) bool: samples with any 3D ground truth
+    joints: torch.Tensor  # (K, 14, 3) protocol joints, metres
+    vertices: torch.Tensor  # (K, V, 3), NaN rows for samples without a fit
+    has_vertices: torch.Tensor  # (K,) bool
+
+
+def body_mesh(body_model, rotations: torch.Tensor, betas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(vertices (B, V, 3), protocol joints (B, 14, 3)) of the body model posed without translation."""
+    output = body_model(rotations[:, :1], rotations[:, 1:], betas)
+    return output["vertices"], protocol_joints(output["h36m_joints"])
+
+
+@torch.no_grad()
+def ground_truth(context: EvalContext, batch: dict) -> Target:
+    has_smpl = batch["has_smpl"] > 0
+    has_joints = batch["has_joints_3d"] > 0
+    keep = has_smpl | has_joints
+    device = context.device
+    pose = batch["pose"][keep].reshape(-1, 24, 3).float().to(device)
+    vertices, mesh_joints = body_mesh(
+        context.body_model, axis_angle_to_matrix(pose), batch["betas"][keep].float().to(device)
+    )
+    dataset_joints = batch["joints_3d"][keep][..., :3].float().to(device)
+    dataset_joints = dataset_joints[:, GT_LSP14] - dataset_joints[:, GT_PELVIS : GT_PELVIS + 1]
+    use_dataset = has_joints[keep].to(device)[:, None, None]
+    joints = torch.where(use_dataset, dataset_joints, mesh_joints)
+    smpl = has_smpl[keep].to(device)
+    vertices = torch.where(smpl[:, None, None], vertices, torch.full_like(vertices, float("nan")))
+    return Target(keep, joints, vertices, smpl)
+
+
+def errors(pred_joints: torch.Tensor, pred_vertices: torch.Tensor, target: Target) -> dict[str, np.ndarray]:
+    """Per-sample float32 errors in mm: mpjpe, pa_mpjpe, pve (NaN without a fit) (K,), and per joint (K, 14)."""
+    joints = per_joint_error(pred_joints.double(), target.joints.double())
+    aligned = pa_per_joint_error(pred_joints.double(), target.joints.double())
+    vertex = pve(pred_vertices.double(), target.vertices.double())
+    values = {
+        "mpjpe": joints.mean(dim=1),
+        "pa_mpjpe": aligned.mean(dim=1),
+        "pve": vertex,
+        "per_joint_mpjpe": joints,
+        "per_joint_pa_mpjpe": aligned,
+    }
+    return {name: value.cpu().numpy().astype(np.float32) for name, value in values.items()}
+
+
+@torch.no_grad()
+def measure(context: EvalContext, predictor: Predictor, images: torch.Tensor, batch: dict,
+            target: Target) -> dict[str, np.ndarray]:  # fmt: skip
+    """Errors of ``predictor`` on ``images`` (the usable samples only) against ``target``."""
+    rotations, betas = predictor(images[target.keep], {k: v[target.keep] for k, v in _tensors(batch).items()})
+    vertices, joints = body_mesh(context.body_model, rotations.to(context.device), betas.to(context.device))
+    return errors(joints, vertices, target)
+
+
+def _tensors(batch: dict) -> dict:
+    return {k: v for k, v in batch.items() if isinstance(v, torch.Tensor)}
+
+
+@dataclass
+class EvalPart:
+    """Per-sample results of a set of samples; parts concatenate with :meth:`extend`."""
+
+    keys: list[str] = field(default_factory=list)
+    datasets: list[str] = field(default_factory=list)
+    sequences: list[str] = field(default_factory=list)
+    subsets: list[list[str]] = field(default_factory=list)
+    model: dict[str, list[np.ndarray]] = field(default_factory=lambda: {name: [] for name in ERROR_FIELDS})
+    baseline: dict[str, list[np.ndarray]] = field(default_factory=lambda: {name: [] for name in ERROR_FIELDS})
+    without_ground_truth: int = 0
+    unreadable: int = 0
+
+    def add(self, batch: dict, target: Target, model: dict, baseline: dict | None) -> None:
+        kept = target.keep.tolist()
+        self.without_ground_truth += kept.count(False)
+        for index, keep in enumerate(kept):
+            if keep:
+                dataset, extra = batch["dataset"][index], batch["extra"][index]
+                self.keys.append(batch["key"][index])
+                self.datasets.append(dataset)
+                self.sequences.append(sequence_of(dataset, extra))
+                self.subsets.append(subsets_of(dataset, extra))
+        for name in ERROR_FIELDS:
+            self.model[name].append(model[name])
+            if baseline is not None:
+                self.baseline[name].append(baseline[name])
+
+    def extend(self, other: EvalPart) -> EvalPart:
+        for name in ("keys", "datasets", "sequences", "subsets"):
+            getattr(self, name).extend(getattr(other, name))
+        for mine, theirs in ((self.model, other.model), (self.baseline, other.baseline)):
+            for name in ERROR_FIELDS:
+                mine[name].extend(theirs[name])
+        self.without_ground_truth += other.without_ground_truth
+        self.unreadable += other.unreadable
+        return self
+
+    def arrays(self, which: str = "model") -> dict[str, np.ndarray]:
+        """Concatenated errors of the model (or the ``baseline``): (N,) and (N, 14) float32 arrays."""
+        chunks = self.model if which == "model" else self.baseline
+        shapes = {"per_joint_mpjpe": (0, 14), "per_joint_pa_mpjpe": (0, 14)}
+        return {name: np.concatenate(chunks[name]) if chunks[name] else np.zeros(shapes.get(name, (0,)), np.float32)
+                for name in ERROR_FIELDS}  # fmt: skip
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
+@dataclass(frozen=True)
+class Unit:
+    """A unit of work: the samples ``index % parts == part`` of these shards (the first ``max_samples``)."""
+
+    urls: tuple[str, ...]
+    part: int = 0
+    parts: int = 1
+    max_samples: int = 0
+
+
+def unit_batches(unit: Unit, image_size: int, batch_size: int, label_size: int = 56) -> Iterator[dict]:
+    """Batches of un-augmented examples of a unit, read with the training loader's validation stream."""
+    from pipelines.config.train import LoaderConfig
+    from pipelines.training.data.stream import ValidationStream, make_loader
+
+    config = LoaderConfig(batch_size=batch_size, num_workers=0, label_size=label_size)
+    stream = ValidationStream(unit.urls, config, image_size, unit.part, unit.parts, unit.max_samples)
+    return iter(make_loader(stream, config, drop_last=False))
+
+
+def evaluate_unit(context: EvalContext, unit: Unit, batch_size: int, baseline: bool) -> EvalPart:
+    """Errors of the context's predictor (and the mean-pose baseline) on every usable sample of a unit."""
+    from pipelines.training.data.samples import SKIPPED
+
+    part = EvalPart()
+    SKIPPED.clear()
+    for batch in unit_batches(unit, context.image_size, batch_size):
+        part.unreadable += int(batch["skipped"].sum())
+        target = ground_truth(context, batch)
+        if not target.keep.any():
+            part.without_ground_truth += len(target.keep)
+            continue
+        ours = measure(context, context.predictor, batch["image"], batch, target)
+        base = measure(context, context.predict_mean_pose, batch["image"], batch, target) if baseline else None
+        part.add(batch, target, ours, base)
+    part.unreadable += sum(SKIPPED.values())
+    SKIPPED.clear()
+    return part

@@ -1,0 +1,124 @@
+"""Which model is evaluated, which training run it came from, and where results are logged.
+
+``evaluate.checkpoint`` names a file; its metadata (written by ``pare train``) holds the MLflow
+run id and step. ``evaluate.run_id`` names a training run instead: its published best model
+(``<storage_path>/<run_name>/best/model.pt``) is evaluated. The tracking URI is
+``tracking.tracking_uri``, else ``MLFLOW_TRACKING_URI``, else the ``mlflow.db`` that ``pare
+train`` left beside the checkpoint's run folder, else sqlite in the output folder.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from pare_model.errors import UserFacingError
+from pipelines.config.schema import PareConfig
+
+
+class EvaluationError(UserFacingError):
+    """Evaluation cannot run as configured; the message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    checkpoint: str
+    """Local checkpoint file ('' for the mean-pose and ground-truth predictors)."""
+    label: str
+    """Short name of what is evaluated, for run names and pictures."""
+    step: int
+    training_run_id: str
+    tracking_uri: str
+
+
+def _nearby_store(checkpoint: str) -> str:
+    """sqlite store of ``pare train``'s default layout: <storage>/mlflow.db beside <storage>/<run>/best/model.pt."""
+    for parent in list(Path(checkpoint).resolve().parents)[:4]:
+        if (parent / "mlflow.db").is_file():
+            return f"sqlite:///{parent / 'mlflow.db'}"
+    return ""
+
+
+def tracking_uri_for(config: PareConfig, checkpoint: str = "") -> str:
+    uri = config.tracking.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")
+    uri = uri or (_nearby_store(checkpoint) if checkpoint else "")
+    return uri or f"sqlite:///{Path(config.evaluate.output_dir).resolve() / 'mlflow.db'}"
+
+
+def _checkpoint_of_run(config: PareConfig, run_id: str) -> tuple[str, str]:
+    """(local checkpoint file, tracking URI) of a ``pare train`` run's best model."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    uri = config.tracking.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")
+    if not uri:
+        raise EvaluationError(
+            "evaluate.run_id needs the MLflow store the run is in: set tracking.tracking_uri (for a local "
+            "`pare train` run: sqlite:///<train.storage_path>/mlflow.db) or MLFLOW_TRACKING_URI"
+        )
+    try:
+        run = MlflowClient(uri).get_run(run_id)
+    except MlflowException as error:
+        raise EvaluationError(f"MLflow run {run_id} is not in {uri}: {error.message}") from None
+    tags = run.data.tags
+    storage, name = tags.get("pare.storage"), tags.get("pare.run_name")
+    candidates = [f"{storage}/{name}/best/model.pt"] if storage and name else []
+    if tags.get("pare.best_checkpoint"):
+        candidates.append(tags["pare.best_checkpoint"].rstrip("/") + "/model.pt")
+    for candidate in candidates:
+        local = _local_copy(candidate, Path(config.evaluate.output_dir))
+        if local:
+            return local, uri
+    raise EvaluationError(
+        f"MLflow run {run_id} is not a finished `pare train` run with a best model ({candidates or 'no pare.storage tag'}"
+        " not found); pass evaluate.checkpoint=FILE instead"
+    )
+
+
+def _local_copy(location: str, folder: Path) -> str:
+    """The checkpoint as a local file (copied from a remote URI), or '' when it does not exist."""
+    if "://" not in location or location.startswith("file://"):
+        path = Path(location.removeprefix("file://"))
+        return str(path) if path.is_file() else ""
+    import fsspec
+
+    filesystem, path = fsspec.core.url_to_fs(location)
+    if not filesystem.exists(path):
+        return ""
+    target = folder / "checkpoint" / "model.pt"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    filesystem.get(path, str(target))
+    return str(target)
+
+
+def resolve_source(config: PareConfig) -> ModelSource:
+    """What to evaluate, from ``evaluate.checkpoint`` / ``evaluate.run_id`` / ``evaluate.predictor``."""
+    evaluate = config.evaluate
+    if evaluate.predictor != "model":
+        return ModelSource("", evaluate.predictor, 0, evaluate.run_id, tracking_uri_for(config))
+    if evaluate.checkpoint and evaluate.run_id:
+        raise EvaluationError("give evaluate.checkpoint or evaluate.run_id, not both")
+    if evaluate.run_id:
+        checkpoint, uri = _checkpoint_of_run(config, evaluate.run_id)
+    elif evaluate.checkpoint:
+        checkpoint = _local_copy(evaluate.checkpoint, Path(evaluate.output_dir))
+        if not checkpoint:
+            raise EvaluationError(f"evaluate.checkpoint {evaluate.checkpoint} does not exist")
+        uri = tracking_uri_for(config, checkpoint)
+    else:
+        raise EvaluationError(
+            "nothing to evaluate: pass --checkpoint FILE (a `pare train` model.pt or a released PARE .ckpt) or "
+            "--run RUN_ID (an MLflow training run), or evaluate.predictor=mean_pose for the baseline"
+        )
+    step, run_id = 0, evaluate.run_id
+    from pare_model.checkpoint.container import read_checkpoint_file
+    from pare_model.checkpoint.native import is_native
+
+    payload = read_checkpoint_file(checkpoint)
+    if is_native(payload):
+        metadata = payload.get("metadata", {})
+        step, run_id = int(metadata.get("step", 0) or 0), run_id or str(metadata.get("run_id", "") or "")
+    path = Path(checkpoint)
+    label = f"{path.parent.parent.name}-{path.parent.name}" if path.name == "model.pt" else path.stem
+    return ModelSource(checkpoint, label, step, run_id, uri)

@@ -1,0 +1,262 @@
+"""`pare evaluate`, `pare occlusion-analysis` and `pare attention` on real shards, Ray actors and MLflow stores.
+
+Known answers: each sample's own fit fed as the prediction gives 0 everywhere; a known rotation of
+the root gives the MPJPE and PVE computed here from the ground-truth joints and a PA-MPJPE of 0; the
+trained model of the session's training run scores exactly what its own validation logged; the
+occlusion grid tiles every body pixel exactly once.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import webdataset as wds
+from PIL import Image
+
+from pare_model.body_model import BodyModel, load_body_model_assets
+from pare_model.geometry import axis_angle_to_matrix
+from pare_model.metrics import protocol_joints
+from pipelines.cli import main
+from pipelines.evaluation.measure import Unit, evaluate_unit, ground_truth
+from pipelines.evaluation.predictors import ContextSpec, EvalContext
+from pipelines.evaluation.subsets import PW3D_OCC_PREFIXES, sequence_of, subsets_of
+from pipelines.training.data.shards import resolve_folders
+
+
+def shard_samples(folder: Path) -> list[dict]:
+    """Every sample's annotation, read with the plain webdataset library."""
+    urls = [str(p) for p in sorted(folder.glob("shard-*.tar"))]
+    return [json.loads(s["json"]) for s in wds.WebDataset(urls, shardshuffle=False)]
+
+
+def read_csv(path: Path) -> list[dict]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_ground_truth_as_the_prediction_gives_zero_on_every_subset(procedural_dir, training_shards, tmp_path,
+                                                                    ray_cluster):  # fmt: skip
+    test = training_shards / "3dpw" / "test"
+    out = tmp_path / "eval"
+    code = main(["evaluate", "--shards", str(test), "--out", str(out), f"body_model.asset_dir={procedural_dir}",
+                 "evaluate.predictor=ground_truth", "evaluate.batch_size=7", "evaluate.log_to=none"])  # fmt: skip
+    assert code == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    annotations = shard_samples(test)
+    occ = [a for a in annotations if a["extra"]["sequence"].startswith(PW3D_OCC_PREFIXES)]
+    assert 0 < len(occ) < len(annotations)  # the synthetic set has 3DPW-OCC and other sequences
+    assert metrics["subsets"]["3dpw"]["num_samples"] == len(annotations)
+    assert metrics["subsets"]["3dpw-occ"]["num_samples"] == len(occ)
+    for entry in metrics["subsets"].values():
+        for metric in ("mpjpe", "pa_mpjpe", "pve"):
+            assert entry[metric] == pytest.approx(0.0, abs=1e-3), (metric, entry)
+        assert entry["baseline"]["pa_mpjpe"] > 50.0  # the mean pose is far from every fit
+    samples = read_csv(out / "per_sample.csv")  # two actors, each sample exactly once
+    assert sorted(row["key"] for row in samples) == sorted(a["key"] for a in annotations)
+    sequences = {row["sequence"]: int(row["num_samples"]) for row in read_csv(out / "per_sequence.csv")
+                 if row["subset"] == "3dpw"}  # fmt: skip
+    expected: dict[str, int] = {}
+    for a in annotations:
+        expected[a["extra"]["sequence"]] = expected.get(a["extra"]["sequence"], 0) + 1
+    assert sequences == expected
+    joints = read_csv(out / "per_joint.csv")
+    assert len(joints) == 2 * 14 and {row["joint"] for row in joints} >= {"right_ankle", "head_top"}
+    assert np.asarray(Image.open(out / "per_joint.png")).std() > 10
+
+
+def test_a_known_rotation_gives_its_mpjpe_and_a_pa_mpjpe_of_zero(procedural_dir, training_shards):
+    test = training_shards / "3dpw" / "test"
+    angle = math.radians(30.0)
+    rotation = torch.tensor([[math.cos(angle), 0.0, math.sin(angle)], [0.0, 1.0, 0.0],
+                             [-math.sin(angle), 0.0, math.cos(angle)]])  # fmt: skip
+    context = EvalContext(ContextSpec(str(procedural_dir), predictor="ground_truth"))
+
+    def rotated(images, batch):
+        rotations, betas = context.predict_ground_truth(images, batch)
+        rotations = rotations.clone()
+        rotations[:, 0] = rotation @ rotations[:, 0]  # turn the whole body about its root
+        return rotations, betas
+
+    context.predictor = rotated
+    (folder,) = resolve_folders(str(test))
+    part = evaluate_unit(context, Unit(folder.urls), batch_size=8, baseline=False)
+    errors = part.arrays()
+
+    body = BodyModel.from_assets(load_body_model_assets(procedural_dir))
+    by_key = {a["key"]: a for a in shard_samples(test)}
+    pose = torch.tensor(np.array([by_key[k]["pose"] for k in part.keys]), dtype=torch.float32)
+    betas = torch.tensor(np.array([by_key[k]["betas"] for k in part.keys]), dtype=torch.float32)
+    with torch.no_grad():
+        truth = body(*torch.split(axis_angle_to_matrix(pose.reshape(-1, 24, 3)), [1, 23], dim=1), betas)
+    centred = protocol_joints(truth["h36m_joints"]).double()
+    expected_mpjpe = torch.linalg.vector_norm(centred @ (rotation.double().T - torch.eye(3, dtype=torch.float64)),
+                                              dim=-1).mean(-1) * 1000  # fmt: skip
+    about_root = (truth["vertices"] - truth["smpl_joints"][:, :1]).double()
+    expected_pve = torch.linalg.vector_norm(about_root @ (rotation.double().T - torch.eye(3, dtype=torch.float64)),
+                                            dim=-1).mean(-1) * 1000  # fmt: skip
+    assert len(part) == len(by_key)
+    np.testing.assert_allclose(errors["mpjpe"], expected_mpjpe.numpy(), rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(errors["pve"], expected_pve.numpy(), rtol=1e-4, atol=1e-3)
+    assert errors["mpjpe"].min() > 20.0  # a 30-degree turn is far from free
+    np.testing.assert_allclose(errors["pa_mpjpe"], 0.0, atol=1e-3)
+
+
+def test_human36m_ground_truth_is_its_3d_joints_centred_on_the_pelvis(procedural_dir):
+    context = EvalContext(ContextSpec(str(procedural_dir), predictor="mean_pose"))
+    joints = torch.randn(3, 24, 4)
+    batch = {
+        "has_smpl": torch.tensor([0.0, 1.0, 0.0]),
+        "has_joints_3d": torch.tensor([1.0, 0.0, 0.0]),  # the third has no 3D ground truth: left out
+        "pose": torch.zeros(3, 72),
+        "betas": torch.zeros(3, 10),
+        "joints_3d": joints,
+    }
+    target = ground_truth(context, batch)
+    assert target.keep.tolist() == [True, True, False]
+    torch.testing.assert_close(target.joints[0], joints[0, :14, :3] - joints[0, 14, :3])
+    assert target.has_vertices.tolist() == [False, True] and torch.isnan(target.vertices[0]).all()
+    assert subsets_of("h36m", {"imgname": "S9_Directions_1.60457274_000001.jpg"}) == ["h36m-p2"]
+    assert subsets_of("h36m", {"subject": "S11", "action": "Walking", "camera": "54138969"}) == ["h36m"]
+    assert sequence_of("h36m", {"imgname": "S9_Directions_1.60457274_000001.jpg"}) == "S9_Directions_1"
+    assert subsets_of("3dpw", {"sequence": "downtown_stairs_00"}) == ["3dpw", "3dpw-occ"]
+    assert subsets_of("3dpw", {"sequence": "downtown_walking_00"}) == ["3dpw"]
+
+
+@pytest.fixture(scope="module")
+def trained(trained_run):
+    """(tracking URI, training run, best checkpoint) of the session's `pare train configs/train_synthetic.yaml`."""
+    from mlflow.tracking import MlflowClient
+
+    storage, _ = trained_run
+    uri = f"sqlite:///{storage / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("pare-synthetic").experiment_id],
+                                filter_string="tags.`pare.run_name` = 'synthetic'")  # fmt: skip
+    return uri, run, storage / "synthetic" / "best" / "model.pt"
+
+
+def test_the_trained_model_scores_what_its_validation_logged(procedural_dir, training_shards, trained, tmp_path,
+                                                             ray_cluster):  # fmt: skip
+    from mlflow.tracking import MlflowClient
+
+    uri, run, _ = trained
+    out = tmp_path / "eval"
+    code = main(["evaluate", "--run", run.info.run_id, "--shards", str(training_shards / "3dpw" / "test"),
+                 "--out", str(out), f"body_model.asset_dir={procedural_dir}", f"tracking.tracking_uri={uri}"])  # fmt: skip
+    assert code == 0
+    client = MlflowClient(uri)
+    validation = client.get_metric_history(run.info.run_id, "val/pa_mpjpe")
+    best = min(validation, key=lambda m: m.value)
+    baseline = client.get_metric_history(run.info.run_id, "val/baseline_pa_mpjpe")[-1].value
+    result = json.loads((out / "metrics.json").read_text())
+    assert result["step"] == best.step and result["training_run_id"] == run.info.run_id
+    ours = result["subsets"]["3dpw"]
+    assert ours["pa_mpjpe"] == pytest.approx(best.value, abs=0.05)  # the same protocol as training's validation
+    assert ours["baseline"]["pa_mpjpe"] == pytest.approx(baseline, abs=0.05)
+    assert ours["pa_mpjpe"] < 0.9 * ours["baseline"]["pa_mpjpe"]
+    logged = client.get_metric_history(run.info.run_id, "eval/3dpw/pa_mpjpe")
+    assert [(m.step, round(m.value, 3)) for m in logged] == [(best.step, round(ours["pa_mpjpe"], 3))]
+    assert "3dpw-occ" in result["subsets"] and client.get_run(run.info.run_id).data.metrics["eval/3dpw-occ/mpjpe"] > 0
+    artifacts = {Path(a.path).name for a in client.list_artifacts(run.info.run_id, "evaluation")}
+    assert {"metrics.json", "per_joint.csv", "per_sequence.csv", "per_sample.csv", "per_joint.png"} <= artifacts
+    assert client.get_run(run.info.run_id).info.status == "FINISHED"  # logging into it did not reopen it
+
+
+def test_a_checkpoint_evaluated_into_a_new_run_is_linked_to_its_training_run(procedural_dir, training_shards, trained,
+                                                                            tmp_path, ray_cluster, capsys):  # fmt: skip
+    from mlflow.tracking import MlflowClient
+
+    uri, run, checkpoint = trained
+    code = main(["evaluate", "--checkpoint", str(checkpoint), "--shards", str(training_shards / "3dpw" / "test"),
+                 "--out", str(tmp_path / "eval"), f"body_model.asset_dir={procedural_dir}",
+                 "evaluate.log_to=new_run", "evaluate.num_actors=1", "evaluate.max_samples=10"])  # fmt: skip
+    assert code == 0
+    assert f"mlflow ui --backend-store-uri {uri}" in capsys.readouterr().out  # found the store beside the checkpoint
+    client = MlflowClient(uri)
+    (evaluation,) = client.search_runs([run.info.experiment_id], filter_string="tags.`pare.kind` = 'evaluate'")
+    assert evaluation.data.tags["pare.evaluated_run"] == run.info.run_id
+    assert evaluation.data.tags["mlflow.parentRunId"] == run.info.run_id
+    assert evaluation.data.metrics["eval/3dpw/num_samples"] == 10
+    assert evaluation.data.params["evaluate.max_samples"] == "10"
+
+
+def test_evaluate_names_the_fix_for_bad_input(procedural_dir, training_shards, tmp_path, capsys):
+    base = [f"body_model.asset_dir={procedural_dir}", "evaluate.log_to=none"]
+    assert main(["evaluate", "--shards", str(training_shards / "3dpw" / "test"), *base]) == 2
+    assert "--checkpoint FILE" in capsys.readouterr().err
+    assert main(["evaluate", "--checkpoint", str(tmp_path / "none.pt"), "--shards", str(tmp_path), *base]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["evaluate", "evaluate.predictor=mean_pose", *base]) == 2
+    assert "--shards DIR" in capsys.readouterr().err
+    assert main(["evaluate", "--run", "abc", "--shards", str(tmp_path), *base]) == 2
+    assert "MLFLOW_TRACKING_URI" in capsys.readouterr().err
+
+
+def test_occlusion_analysis_of_the_trained_model(procedural_dir, training_shards, trained, tmp_path, ray_cluster):
+    uri, run, checkpoint = trained
+    out = tmp_path / "occlusion"
+    code = main(["occlusion-analysis", "--checkpoint", str(checkpoint), "--shards",
+                 str(training_shards / "3dpw" / "test"), "--out", str(out), f"body_model.asset_dir={procedural_dir}",
+                 "evaluate.occlusion.num_images=3", "evaluate.occlusion.figures=2"])  # fmt: skip
+    assert code == 0
+    data = np.load(out / "occlusion.npz")
+    # 40 / 40 on 224 scales to 23 / 23 on the 128 input: ceil(128 / 23) = 6 positions a side, the paper's 6 x 6
+    assert data["mpjpe"].shape == (3, 6, 6, 14) and data["coverage"].shape == (3, 6, 6, 24)
+    assert np.isfinite(data["mpjpe"]).all() and (data["mpjpe"] > 0).all()
+    assert not np.allclose(data["mpjpe"], data["clean_mpjpe"][:, None, None, :])  # the patch changes predictions
+    # patch == stride tiles the input: every labelled pixel is under exactly one patch position
+    annotations = {a["key"]: a for a in shard_samples(training_shards / "3dpw" / "test")}
+    assert set(data["keys"]) <= set(annotations)
+    body_pixels = data["coverage"].sum(axis=(1, 2, 3))
+    assert (body_pixels > 0.02 * 128 * 128).all()
+    figures = sorted(p.name for p in out.glob("figure1_*.png"))
+    assert len(figures) == 2 + 2 and "figure1_mean_mpjpe.png" in figures
+    for name in [*figures, "figure3_part_sensitivity.png"]:
+        assert np.asarray(Image.open(out / name).convert("L")).std() > 10, name
+    rows = read_csv(out / "part_sensitivity.csv")
+    assert len(rows) == 24 and any(row["mpjpe_increase_mm"] not in ("", "nan") for row in rows)
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    assert client.get_run(run.info.run_id).data.metrics["occlusion/clean_mpjpe"] > 0
+    names = {Path(a.path).name for a in client.list_artifacts(run.info.run_id, "occlusion")}
+    assert {"figure3_part_sensitivity.png", "occlusion.npz", "figure1_mean_mpjpe.png"} <= names
+
+
+def test_the_occlusion_grid_tiles_the_part_labels_exactly(procedural_dir, training_shards):
+    from pipelines.occlusion.analysis import Grid, analyse_unit
+
+    context = EvalContext(ContextSpec(str(procedural_dir), predictor="ground_truth"))
+    (folder,) = resolve_folders(str(training_shards / "3dpw" / "test"))
+    part = analyse_unit(context, Unit(folder.urls, max_samples=2), patch=40, stride=40, batch_size=16, keep_images=2)
+    arrays = part.arrays()
+    grid = Grid.scaled(context.image_size, 40, 40)
+    assert (grid.patch, grid.stride, grid.side) == (40, 40, 6)  # 224 input: the paper's 6 x 6 grid
+    from pipelines.evaluation.measure import unit_batches
+
+    for index, batch in enumerate(unit_batches(Unit(folder.urls, max_samples=2), 224, 1, label_size=224)):
+        labels = batch["segm_mask"][0].numpy()
+        counts = np.bincount(labels.ravel(), minlength=25)[1:]
+        np.testing.assert_array_equal(arrays["coverage"][index].sum(axis=(0, 1)), counts)
+    # the fit itself is the prediction: no patch can change it
+    np.testing.assert_allclose(arrays["mpjpe"], 0.0, atol=1e-3)
+
+
+def test_attention_pictures_of_the_trained_model(procedural_dir, training_shards, trained, tmp_path):
+    _, _, checkpoint = trained
+    out = tmp_path / "attention"
+    code = main(["attention", "--checkpoint", str(checkpoint), "--shards", str(training_shards / "3dpw" / "test"),
+                 "--out", str(out), "--num", "3", f"body_model.asset_dir={procedural_dir}"])  # fmt: skip
+    assert code == 0
+    panels = sorted(out.glob("attention_3dpw_*.png"))
+    assert len(panels) == 3
+    sheet = np.asarray(Image.open(out / "attention_sheet.png").convert("RGB"))
+    assert sheet.std() > 10
+    panel = np.asarray(Image.open(panels[0]).convert("RGB"))
+    assert panel.shape[1] == 3 * 128 and panel.shape[0] > 128 + 4 * 64  # crop row, then 4 rows of part maps
