@@ -90,6 +90,16 @@ def measure(context: EvalContext, predictor: Predictor, images: torch.Tensor, ba
     return errors(joints, vertices, target)
 
 
+@torch.no_grad()
+def measure_baseline(context: EvalContext, target: Target) -> dict[str, np.ndarray]:
+    """Errors of the mean pose and shape (one body, posed once per context) against ``target``."""
+    if context.mean_mesh is None:
+        context.mean_mesh = body_mesh(context.body_model, context.mean_rotations, context.mean_shape)
+    vertices, joints = context.mean_mesh
+    count = len(target.joints)
+    return errors(joints.expand(count, -1, -1), vertices.expand(count, -1, -1), target)
+
+
 def _tensors(batch: dict) -> dict:
     return {k: v for k, v in batch.items() if isinstance(v, torch.Tensor)}
 
@@ -176,7 +186,7 @@ def evaluate_unit(context: EvalContext, unit: Unit, batch_size: int, baseline: b
             part.without_ground_truth += len(target.keep)
             continue
         ours = measure(context, context.predictor, batch["image"], batch, target)
-        base = measure(context, context.predict_mean_pose, batch["image"], batch, target) if baseline else None
+        base = measure_baseline(context, target) if baseline else None
         part.add(batch, target, ours, base)
     part.unreadable += sum(SKIPPED.values())
     SKIPPED.clear()

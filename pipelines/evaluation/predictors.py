@@ -57,6 +57,7 @@ class EvalContext:
             mean_shape = torch.as_tensor(assets.mean_params["shape"], dtype=torch.float32).reshape(1, -1)
         self.mean_rotations = rot6d_to_matrix(mean_pose).to(self.device)  # (1, 24, 3, 3)
         self.mean_shape = mean_shape.to(self.device)
+        self.mean_mesh: tuple[torch.Tensor, torch.Tensor] | None = None  # (1, V, 3), (1, 14, 3); made on first use
         self.predictor: Predictor = {
             "model": self.predict_model,
             "mean_pose": self.predict_mean_pose,
