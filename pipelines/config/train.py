@@ -270,6 +270,10 @@ class TrainConfig:
     max_nan_skips: int = 10
     """With nan_policy 'skip': stop anyway after this many skipped batches in a row."""
 
+    grad_clip_norm: float = 0.0
+    """Clip the gradients' global norm to this before each optimizer step; 0: no clipping. The norm before
+    clipping is logged as ``train/grad_norm`` either way (a rising norm warns of divergence)."""
+
     init_checkpoint: str = ""
     """Model checkpoint (.pt from ``pare train`` or ``pare checkpoint import``) to start from, e.g. stage 1's for stage 2."""
 
@@ -284,6 +288,8 @@ class TrainConfig:
         for name in ("images_every", "max_failures", "torch_threads"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.grad_clip_norm < 0:
+            raise ValueError(f"grad_clip_norm must be >= 0 (0: off), got {self.grad_clip_norm}")
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
         if not self.run_name or any(c in self.run_name for c in "/\\ "):

@@ -87,7 +87,7 @@ def _autocast(precision: str, device: torch.device):
 class StepStats:
     """Sums over the steps since the last log, all-reduced before logging."""
 
-    NAMES = ("loss", *LOSS_TERMS, "samples", "wait_s", "step_s", "skipped", "occluders")
+    NAMES = ("loss", *LOSS_TERMS, "grad_norm", "samples", "wait_s", "step_s", "skipped", "occluders")
 
     def __init__(self) -> None:
         self.values = dict.fromkeys(self.NAMES, 0.0)
@@ -105,7 +105,7 @@ class StepStats:
         tensor = tensor.cpu()
         totals = dict(zip(self.NAMES, tensor[:-1].tolist(), strict=True))
         steps = max(tensor[-1].item(), 1)
-        out = {f"train/{name}": totals[name] / steps for name in ("loss", *LOSS_TERMS)}
+        out = {f"train/{name}": totals[name] / steps for name in ("loss", *LOSS_TERMS, "grad_norm")}
         wall = totals["step_s"] / world_size
         out["train/samples_per_s"] = totals["samples"] / wall if wall > 0 else 0.0
         out["train/loader_wait_fraction"] = totals["wait_s"] / totals["step_s"] if totals["step_s"] > 0 else 0.0
@@ -113,6 +113,13 @@ class StepStats:
         out["_skipped"] = totals["skipped"]
         self.__init__()
         return out
+
+
+def clip_gradients(network: torch.nn.Module, max_norm: float) -> float:
+    """The gradients' global norm before clipping; clipped to ``max_norm`` when it is > 0 (DDP's gradients are
+    already averaged over ranks, so every rank computes the same norm and clips the same way)."""
+    limit = max_norm if max_norm > 0 else float("inf")
+    return float(torch.nn.utils.clip_grad_norm_(network.parameters(), limit))
 
 
 def _agree_finite(loss: torch.Tensor, world_size: int) -> bool:
@@ -254,17 +261,20 @@ def train_loop(loop_config: dict) -> None:
         optimizer.zero_grad(set_to_none=True)
         if scaler is not None:
             scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+            grad_norm = clip_gradients(network, train.grad_clip_norm)
             scaler.step(optimizer)
             scaler.update()
         else:
             loss.backward()
+            grad_norm = clip_gradients(network, train.grad_clip_norm)
             optimizer.step()
         state.step += 1
         state.epoch = state.step // train.steps_per_epoch
         stats.steps += 1
-        stats.add(loss=loss.item(), **{n: terms[n].item() for n in LOSS_TERMS}, samples=len(images), wait_s=waited,
-                  step_s=time.perf_counter() - started, skipped=batch["skipped"].sum().item(),
-                  occluders=batch["occluders"].sum().item())  # fmt: skip
+        stats.add(loss=loss.item(), **{n: terms[n].item() for n in LOSS_TERMS}, grad_norm=grad_norm,
+                  samples=len(images), wait_s=waited, step_s=time.perf_counter() - started,
+                  skipped=batch["skipped"].sum().item(), occluders=batch["occluders"].sum().item())  # fmt: skip
         step = state.step
         metrics: dict = {}
         if step % train.log_every == 0 or step == train.max_steps:
