@@ -15,8 +15,8 @@ class StudyConfig:
     train_samples: int = 480
     """Synthetic COCO-EFT-like training images (one person each)."""
 
-    test_frames: int = 60
-    """Synthetic 3DPW-like test frames."""
+    test_frames: int = 180
+    """Synthetic 3DPW-like test frames (sequences of 12; about two thirds become samples)."""
 
     test_occluders: float = 1.0
     """Probability that a test frame gets synthetic occluders (1.0: an occluded test set)."""
