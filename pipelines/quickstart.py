@@ -29,7 +29,6 @@ from pipelines.body_model_source import load_assets
 from pipelines.config.body_model import BodyModelConfig
 from pipelines.config.quickstart import QuickstartConfig
 from pipelines.config.schema import PareConfig
-from pipelines.config.train import DatasetConfig
 from pipelines.visualize.body_sheet import BodyState, Panel, body_sheet
 from pipelines.visualize.demo_poses import demo_pose
 
@@ -107,48 +106,22 @@ def draw_body_model(body_config: BodyModelConfig, config: QuickstartConfig) -> Q
     return QuickstartResult(preview_png=preview, asset_dir=Path(assets.source).parent, procedural=assets.procedural)
 
 
-def _shards(config: PareConfig) -> Path:
-    """Synthetic sources and their shards under the output folder (reused when complete)."""
-    from pipelines.synthetic_shards import make_synthetic_shards
-
-    root = Path(config.quickstart.output_dir) / "data"
-    shards = root / "shards"
-    expected = [shards / "coco-eft" / "train" / "manifest.json", shards / "3dpw" / "test" / "manifest.json"]
-    if all(path.is_file() for path in expected):
-        print(f"Reusing the synthetic shards in {shards} (delete the folder to make new ones).")
-        return shards
-    quick = config.quickstart
-    print(f"Making {quick.train_samples} COCO-EFT-like training images and {quick.test_frames} 3DPW-like test frames "
-          "(synthetic, procedural body model), then preprocessing them into shards on Ray ...")  # fmt: skip
-    made = make_synthetic_shards(root, quick.train_samples, quick.test_frames, image_size=quick.image_size,
-                                 pose_variation=config.synth.pose_variation, samples_per_shard=40,
-                                 show_progress=True, asset_dir=config.body_model.asset_dir,
-                                 train_occluders=0.0)  # fmt: skip
-    return made.train.parent.parent
-
-
 def run_pipeline(config: PareConfig) -> PipelineResult:
     """Steps 2 to 6 of the module docstring."""
-    from pipelines.evaluation.job import run_evaluation
-    from pipelines.occlusion.job import run_occlusion_analysis
-    from pipelines.training.job import run_training
+    from pipelines.study import train_and_measure
+    from pipelines.synthetic_shards import make_synthetic_shards
 
     start = time.monotonic()
-    shards = _shards(config)
-    train_shards, test_shards = str(shards / "coco-eft" / "train"), str(shards / "3dpw" / "test")
-    config.data.datasets = {"coco": DatasetConfig(shards=[train_shards])}
-    config.data.validation = [test_shards]
-    print(f"Training {config.train.max_steps} steps on {config.train.num_workers} Ray Train CPU workers ...")
-    training = run_training(config)
-    config.evaluate.checkpoint = training.checkpoint  # the final model: "best" was chosen on these same frames
-    config.evaluate.shards = [test_shards]
-    config.tracking.tracking_uri = training.tracking_uri
-    print("Evaluating the final model on the 3DPW-like test frames ...")
-    evaluation = run_evaluation(config)
-    print("Occlusion sensitivity analysis ...")
-    occlusion = run_occlusion_analysis(config)
-    return PipelineResult(shards, config.quickstart.train_samples, config.quickstart.test_frames, training,
-                          evaluation, occlusion, time.monotonic() - start)  # fmt: skip
+    quick = config.quickstart
+    print(f"Synthetic data: {quick.train_samples} COCO-EFT-like training images and {quick.test_frames} 3DPW-like "
+          "test frames (procedural body model), preprocessed into shards on Ray ...")  # fmt: skip
+    shards = make_synthetic_shards(Path(quick.output_dir) / "data", quick.train_samples, quick.test_frames,
+                                   image_size=quick.image_size, pose_variation=config.synth.pose_variation,
+                                   samples_per_shard=40, show_progress=True, asset_dir=config.body_model.asset_dir,
+                                   train_occluders=0.0, reuse=True)  # fmt: skip
+    training, evaluation, occlusion = train_and_measure(config, shards.train, shards.validation)
+    return PipelineResult(shards.train.parent.parent, quick.train_samples, quick.test_frames, training, evaluation,
+                          occlusion, time.monotonic() - start)  # fmt: skip
 
 
 def _metric_line(name: str, entry: dict) -> str:

@@ -40,25 +40,46 @@ class StudyResult:
     tracking_uri: str
 
 
-def _shards(config: PareConfig) -> Path:
+def _shards(config: PareConfig):
     from pipelines.synthetic_shards import make_synthetic_shards
 
     study = config.study
-    root = Path(study.output_dir) / "data"
-    shards = root / "shards"
-    if not all((shards / sub / "manifest.json").is_file() for sub in ("coco-eft/train", "3dpw/test")):
-        make_synthetic_shards(root, study.train_samples, study.test_frames, image_size=study.image_size,
-                              pose_variation=config.synth.pose_variation, samples_per_shard=40, show_progress=True,
-                              asset_dir=config.body_model.asset_dir, test_occluders=study.test_occluders)  # fmt: skip
-    return shards
+    return make_synthetic_shards(Path(study.output_dir) / "data", study.train_samples, study.test_frames,
+                                 image_size=study.image_size, pose_variation=config.synth.pose_variation,
+                                 samples_per_shard=40, show_progress=True, asset_dir=config.body_model.asset_dir,
+                                 test_occluders=study.test_occluders, reuse=True)  # fmt: skip
 
 
-def _variant_config(path: str | None, overrides: list[str], name: str, changes: list[str], shards: Path,
+def train_and_measure(config: PareConfig, train_shards: Path, test_shards: Path) -> tuple:
+    """``pare train`` on ``train_shards`` (validating on ``test_shards``), then ``pare evaluate`` and ``pare
+    occlusion-analysis`` of the final model on ``test_shards``: (training, evaluation, occlusion) results.
+
+    The final model, not the "best" one: validation ran on the same test set, so choosing by it would bias the
+    figures. Evaluation logs into the training run. ``config`` is updated in place.
+    """
+    from pipelines.evaluation.job import run_evaluation
+    from pipelines.occlusion.job import run_occlusion_analysis
+    from pipelines.training.job import run_training
+
+    config.data.datasets = {"coco": DatasetConfig(shards=[str(train_shards)])}
+    config.data.validation = [str(test_shards)]
+    print(f"Training {config.train.max_steps} steps on {config.train.num_workers} Ray Train workers ...")
+    training = run_training(config)
+    config.tracking.tracking_uri = training.tracking_uri
+    config.evaluate.checkpoint = training.checkpoint
+    config.evaluate.shards = [str(test_shards)]
+    print("Evaluating the final model on the test shards ...")
+    evaluation = run_evaluation(config)
+    print("Occlusion sensitivity analysis ...")
+    return training, evaluation, run_occlusion_analysis(config)
+
+
+def _variant_config(path: str | None, overrides: list[str], name: str, changes: list[str],
                     output_dir: Path) -> PareConfig:  # fmt: skip
     config = load_config(path, [*overrides, *changes, f"train.run_name={name}",
                                 f"train.storage_path={output_dir / 'train'}"])  # fmt: skip
-    config.data.datasets = {"coco": DatasetConfig(shards=[str(shards / "coco-eft" / "train")])}
-    config.data.validation = [str(shards / "3dpw" / "test")]
+    config.evaluate.output_dir = str(output_dir / name / "evaluate")
+    config.evaluate.occlusion.output_dir = str(output_dir / name / "occlusion")
     return config
 
 
@@ -75,9 +96,6 @@ def run_study(path: str | None, overrides: list[str]) -> StudyResult:
     """Run the study of the config at ``path`` (with ``overrides``); returns the comparison and where things are."""
     from pipelines.compare.report import write_report
     from pipelines.compare.runs import read_comparison
-    from pipelines.evaluation.job import run_evaluation
-    from pipelines.occlusion.job import run_occlusion_analysis
-    from pipelines.training.job import run_training
 
     base = load_config(path, overrides)
     if len(base.study.variants) < 2:
@@ -86,17 +104,10 @@ def run_study(path: str | None, overrides: list[str]) -> StudyResult:
     shards = _shards(base)
     results, tracking_uri = [], ""
     for name, changes in base.study.variants.items():
-        config = _variant_config(path, overrides, name, changes, shards, output_dir)
-        print(f"Study variant {name!r} ({' '.join(changes)}): training {config.train.max_steps} steps ...")
-        training = run_training(config)
+        print(f"Study variant {name!r} ({' '.join(changes)}):")
+        config = _variant_config(path, overrides, name, changes, output_dir)
+        training, evaluation, occlusion = train_and_measure(config, shards.train, shards.validation)
         tracking_uri = training.tracking_uri
-        config.tracking.tracking_uri = tracking_uri
-        config.evaluate.checkpoint = training.checkpoint  # the final model: validation ran on the same test set
-        config.evaluate.shards = [str(shards / "3dpw" / "test")]
-        config.evaluate.output_dir = str(output_dir / name / "evaluate")
-        config.evaluate.occlusion.output_dir = str(output_dir / name / "occlusion")
-        evaluation = run_evaluation(config)
-        occlusion = run_occlusion_analysis(config)
         results.append(VariantResult(name, training.run_id, evaluation, occlusion))
     comparison = read_comparison(tracking_uri, base.tracking.experiment, [r.run_id for r in results],
                                  _logged(tracking_uri, results, base.study.compare_metrics) or None)  # fmt: skip

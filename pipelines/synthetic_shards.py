@@ -24,20 +24,31 @@ class SyntheticShards:
 def make_synthetic_shards(root: str | Path, train_samples: int, validation_frames: int = 0, image_size: int = 320,
                           pose_variation: float = 1.0, samples_per_shard: int = 100, show_progress: bool = False,
                           asset_dir: str | Path | None = None, test_occluders: float = 0.0,
-                          train_occluders: float = 0.3) -> SyntheticShards:  # fmt: skip
+                          train_occluders: float = 0.3, reuse: bool = False) -> SyntheticShards:  # fmt: skip
     """Generate and preprocess; ``asset_dir`` is the procedural body model's folder (default ``root/body_model``);
-    ``train_occluders`` / ``test_occluders``: probability of occluders drawn into the source pictures."""
+    ``train_occluders`` / ``test_occluders``: probability of occluders drawn into the source pictures; ``reuse``:
+    keep the shards of an earlier call when their manifests are all there."""
     from pipelines.commands.synth import run_synth
     from pipelines.config.loader import load_config
     from pipelines.preprocess.job import run_preprocess
 
     root = Path(root).resolve()  # workers of a joined cluster may run in another folder
     assets = Path(asset_dir) if asset_dir else root / "body_model"
+    shards = root / "shards"
+    made = SyntheticShards(
+        coco_source=root / "coco",
+        train=shards / "coco-eft" / "train",
+        validation=shards / "3dpw" / "test" if validation_frames else None,
+        body_model=assets,
+    )
+    if reuse and all((folder / "manifest.json").is_file() for folder in (made.train, made.validation) if folder):
+        print(f"Reusing the synthetic shards in {shards} (delete the folder to make new ones).")
+        return made
     synth = load_config(None, [f"body_model.asset_dir={assets}", f"synth.image_size={image_size}",
                                f"synth.pose_variation={pose_variation}"])  # fmt: skip
     run_synth(synth, "coco_eft", root / "coco", train_samples, seed=0, occluders=train_occluders, force=True)
     overrides = [
-        f"body_model.asset_dir={assets}", f"preprocess.output={root / 'shards'}",
+        f"body_model.asset_dir={assets}", f"preprocess.output={shards}",
         f"preprocess.samples_per_shard={samples_per_shard}", "preprocess.sources.coco.reader=coco_eft",
         f"preprocess.sources.coco.root={root / 'coco'}",
         *(f"preprocess.sources.coco.options.{k}={v}" for k, v in COCO_OPTIONS.items()),
@@ -47,10 +58,4 @@ def make_synthetic_shards(root: str | Path, train_samples: int, validation_frame
         overrides += ["preprocess.sources.pw3d.reader=3dpw", f"preprocess.sources.pw3d.root={root / '3dpw'}",
                       "preprocess.sources.pw3d.split=test"]  # fmt: skip
     run_preprocess(load_config(None, overrides), show_progress=show_progress)
-    shards = root / "shards"
-    return SyntheticShards(
-        coco_source=root / "coco",
-        train=shards / "coco-eft" / "train",
-        validation=shards / "3dpw" / "test" if validation_frames else None,
-        body_model=assets,
-    )
+    return made
