@@ -17,6 +17,11 @@ reflection fix, translation) of the prediction to the ground truth. PVE, as the 
 meshes come from body-model layers without translation (the model frame, whose root position
 depends only on the shape), so pass vertices without camera translation.
 
+The global orientation error (:func:`orientation_error`) is the angle in degrees of the relative
+rotation between the predicted and ground-truth root (global) rotations, both in the camera
+frame. It tells a model that learned which way the person faces from one that only learned the
+articulation: PA-MPJPE aligns the rotation away, MPJPE mixes it with the articulation.
+
 Units: every function takes metres and returns millimetres.
 """
 
@@ -37,6 +42,9 @@ H36M_PELVIS = H36M_JOINT_NAMES.index("pelvis")
 """Index of the root of the protocol in the 17 H36M joints (0)."""
 
 METRICS = ("mpjpe", "pa_mpjpe", "pve")
+
+ORIENTATION = "orient_error"
+"""Name of the global orientation error (degrees) in results and logs."""
 
 
 def _check_points(pred: torch.Tensor, gt: torch.Tensor) -> None:
@@ -85,6 +93,26 @@ def pve(pred_vertices: torch.Tensor, gt_vertices: torch.Tensor) -> torch.Tensor:
     return mpjpe(pred_vertices, gt_vertices)
 
 
+def orientation_error(pred_root: torch.Tensor, gt_root: torch.Tensor) -> torch.Tensor:
+    """(B, 3, 3) vs (B, 3, 3) root rotation matrices -> (B,) angle of ``pred^T gt`` in degrees (0 to 180).
+
+    Computed as ``atan2(|axis|, cos)`` of the relative rotation in float64, which stays accurate
+    near 0 and 180 degrees, where ``acos`` of the trace loses precision.
+    """
+    if pred_root.shape != gt_root.shape or pred_root.shape[-2:] != (3, 3) or pred_root.ndim != 3:
+        raise ValueError(
+            f"expected root rotations of the same shape (B, 3, 3), got {tuple(pred_root.shape)} and {tuple(gt_root.shape)}"
+        )
+    relative = pred_root.double().transpose(-1, -2) @ gt_root.double()
+    cosine = (relative.diagonal(dim1=-2, dim2=-1).sum(-1) - 1.0) / 2.0
+    skew = torch.stack(
+        [relative[:, 2, 1] - relative[:, 1, 2], relative[:, 0, 2] - relative[:, 2, 0], relative[:, 1, 0] - relative[:, 0, 1]],
+        dim=-1,
+    )
+    sine = torch.linalg.vector_norm(skew, dim=-1) / 2.0
+    return torch.rad2deg(torch.atan2(sine, cosine)).to(pred_root.dtype if pred_root.is_floating_point() else torch.float64)
+
+
 def _numpy(values: torch.Tensor) -> np.ndarray:
     return values.detach().to("cpu", torch.float64).numpy()
 
@@ -96,6 +124,8 @@ class MetricAccumulator:
     is a picklable dict of numpy arrays that :meth:`from_state` turns back into one. With
     ``keep_per_sample`` it also keeps every sample's errors as float32 (4 (3 + 2 J) bytes a
     sample: 124 bytes for 14 joints) and its id, for per-sequence and occlusion analyses.
+    Batches that give root rotations add the global orientation error; its per-sample angles are
+    always kept (8 bytes a sample), for the median.
 
     Args:
         num_joints: joints per sample (14 for the protocol).
@@ -113,6 +143,7 @@ class MetricAccumulator:
             name: [] for name in METRICS + ("per_joint_mpjpe", "per_joint_pa_mpjpe")
         }
         self._sample_ids: list[Any] = []
+        self._orientation: list[np.ndarray] = []
 
     def update(
         self,
@@ -121,8 +152,11 @@ class MetricAccumulator:
         pred_vertices: torch.Tensor | None = None,
         gt_vertices: torch.Tensor | None = None,
         sample_ids: Sequence[Any] | None = None,
+        pred_root: torch.Tensor | None = None,
+        gt_root: torch.Tensor | None = None,
     ) -> None:
-        """Add a batch: (B, J, 3) protocol joints, optional (B, V, 3) meshes, in metres."""
+        """Add a batch: (B, J, 3) protocol joints, optional (B, V, 3) meshes, in metres, and optional
+        (B, 3, 3) root rotations in the camera frame (for the global orientation error)."""
         pred_joints, gt_joints = torch.as_tensor(pred_joints), torch.as_tensor(gt_joints)
         _check_points(pred_joints, gt_joints)
         batch, joints = pred_joints.shape[:2]
@@ -132,6 +166,13 @@ class MetricAccumulator:
             raise ValueError("give both pred_vertices and gt_vertices, or neither")
         if sample_ids is not None and len(sample_ids) != batch:
             raise ValueError(f"got {len(sample_ids)} sample ids for a batch of {batch}")
+        if (pred_root is None) != (gt_root is None):
+            raise ValueError("give both pred_root and gt_root, or neither")
+        if pred_root is not None:
+            angles = _numpy(orientation_error(torch.as_tensor(pred_root), torch.as_tensor(gt_root)))
+            if len(angles) != batch:
+                raise ValueError(f"got {len(angles)} root rotations for a batch of {batch}")
+            self._orientation.append(angles)
         pred_joints, gt_joints = pred_joints.double(), gt_joints.double()
         errors = {"mpjpe": _numpy(per_joint_error(pred_joints, gt_joints))}  # (B, J)
         errors["pa_mpjpe"] = _numpy(pa_per_joint_error(pred_joints, gt_joints))
@@ -152,12 +193,17 @@ class MetricAccumulator:
             self._sample_ids.extend(sample_ids if sample_ids is not None else [None] * batch)
 
     def compute(self) -> dict[str, float]:
-        """Means in mm: ``mpjpe``, ``pa_mpjpe``, ``pve`` (when any batch had vertices), and the counts."""
+        """Means in mm: ``mpjpe``, ``pa_mpjpe``, ``pve`` (when any batch had vertices), and the counts;
+        ``orient_error`` and ``orient_error_median`` in degrees when any batch had root rotations."""
         if self.count == 0:
             raise ValueError("no samples were added to this MetricAccumulator")
         result = {name: self.sums[name] / self.count for name in METRICS[:2]}
         if self.pve_count:
             result["pve"] = self.sums["pve"] / self.pve_count
+        if self._orientation:
+            angles = np.concatenate(self._orientation)
+            result[ORIENTATION] = float(angles.mean())
+            result[f"{ORIENTATION}_median"] = float(np.median(angles))
         return result | {"num_samples": self.count, "num_pve_samples": self.pve_count}
 
     def per_joint(self) -> dict[str, np.ndarray]:
@@ -186,6 +232,7 @@ class MetricAccumulator:
             "pve_count": self.pve_count,
             "sums": dict(self.sums),
             "joint_sums": {name: sums.copy() for name, sums in self.joint_sums.items()},
+            "orientation": np.concatenate(self._orientation) if self._orientation else np.zeros(0),
         }
         if self.keep_per_sample:
             state["per_sample"] = self.per_sample()
@@ -198,6 +245,8 @@ class MetricAccumulator:
         accumulator.pve_count = int(state["pve_count"])
         accumulator.sums = {name: float(value) for name, value in state["sums"].items()}
         accumulator.joint_sums = {name: np.array(sums, np.float64) for name, sums in state["joint_sums"].items()}
+        orientation = np.asarray(state.get("orientation", ()), np.float64)
+        accumulator._orientation = [orientation] if len(orientation) else []
         if accumulator.keep_per_sample:
             per_sample = dict(state["per_sample"])
             accumulator._sample_ids = list(per_sample.pop("sample_ids"))
@@ -221,6 +270,7 @@ class MetricAccumulator:
             self.sums[name] += other.sums[name]
         for name in self.joint_sums:
             self.joint_sums[name] = self.joint_sums[name] + other.joint_sums[name]
+        self._orientation.extend(other._orientation)
         if self.keep_per_sample:
             for name, chunks in other._samples.items():
                 self._samples[name].extend(chunks)

@@ -54,7 +54,7 @@ def test_ground_truth_as_the_prediction_gives_zero_on_every_subset(procedural_di
     assert metrics["subsets"]["3dpw"]["num_samples"] == len(annotations)
     assert metrics["subsets"]["3dpw-occ"]["num_samples"] == len(occ)
     for entry in metrics["subsets"].values():
-        for metric in ("mpjpe", "pa_mpjpe", "pve"):
+        for metric in ("mpjpe", "pa_mpjpe", "pve", "orient_error", "orient_error_median"):
             assert entry[metric] == pytest.approx(0.0, abs=1e-3), (metric, entry)
         assert entry["baseline"]["pa_mpjpe"] > 50.0  # the mean pose is far from every fit
     samples = read_csv(out / "per_sample.csv")  # two actors, each sample exactly once
@@ -105,6 +105,7 @@ def test_a_known_rotation_gives_its_mpjpe_and_a_pa_mpjpe_of_zero(procedural_dir,
     np.testing.assert_allclose(errors["pve"], expected_pve.numpy(), rtol=1e-4, atol=1e-3)
     assert errors["mpjpe"].min() > 20.0  # a 30-degree turn is far from free
     np.testing.assert_allclose(errors["pa_mpjpe"], 0.0, atol=1e-3)
+    np.testing.assert_allclose(errors["orient_error"], 30.0, atol=1e-3)  # the turn, whatever the root's own rotation
 
 
 def test_human36m_ground_truth_is_its_3d_joints_centred_on_the_pelvis(procedural_dir):

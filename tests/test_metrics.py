@@ -235,3 +235,48 @@ def test_accumulator_errors_say_what_is_wrong():
         MetricAccumulator(keep_per_sample=True).merge(accumulator)
     with pytest.raises(ValueError, match="merge"):
         accumulator.merge(MetricAccumulator(num_joints=17))
+
+
+def _about(axis, degrees: float) -> torch.Tensor:
+    from pare_model.geometry import axis_angle_to_matrix
+
+    axis = torch.as_tensor(axis, dtype=torch.float64)
+    return axis_angle_to_matrix((axis / axis.norm() * np.deg2rad(degrees))[None])[0]
+
+
+def test_orientation_error_is_the_angle_between_root_rotations():
+    from pare_model.metrics import orientation_error
+
+    rng = np.random.default_rng(3)
+    angles = [0.0, 0.5, 12.0, 45.0, 90.0, 135.0, 179.5, 180.0]
+    gt = torch.stack([_about(rng.normal(size=3), rng.uniform(0, 180)) for _ in angles])
+    turns = torch.stack([_about(rng.normal(size=3), a) for a in angles])
+    pred = gt @ turns  # the prediction is the ground truth turned by a known angle about a random axis
+    measured = orientation_error(pred, gt)
+    np.testing.assert_allclose(measured.numpy(), angles, atol=1e-6)
+    assert torch.allclose(orientation_error(gt, pred), measured, atol=1e-6)  # symmetric
+    # turning both by the same camera rotation changes nothing (same frame for both)
+    camera = _about([0.2, 1.0, -0.3], 70.0)
+    np.testing.assert_allclose(orientation_error(camera @ pred, camera @ gt).numpy(), angles, atol=1e-6)
+    with pytest.raises(ValueError, match="root rotations"):
+        orientation_error(pred[:, :2], gt[:, :2])
+
+
+def test_accumulator_reports_orientation_mean_and_median_and_merges():
+    from pare_model.metrics import MetricAccumulator
+
+    joints = torch.zeros(4, 14, 3)
+    gt = torch.eye(3, dtype=torch.float64).expand(4, 3, 3)
+    pred = torch.stack([_about([0, 1, 0], a) for a in (10.0, 20.0, 30.0, 170.0)])
+    first, second = MetricAccumulator(), MetricAccumulator()
+    first.update(joints[:3], joints[:3], pred_root=pred[:3], gt_root=gt[:3])
+    second.update(joints[3:], joints[3:], pred_root=pred[3:], gt_root=gt[3:])
+    merged = MetricAccumulator.from_state(first.state()).merge(second.state())
+    result = merged.compute()
+    assert result["orient_error"] == pytest.approx(57.5, abs=1e-6)
+    assert result["orient_error_median"] == pytest.approx(25.0, abs=1e-6)
+    plain = MetricAccumulator()
+    plain.update(joints, joints)
+    assert "orient_error" not in plain.compute()
+    with pytest.raises(ValueError, match="pred_root and gt_root"):
+        plain.update(joints, joints, pred_root=pred)

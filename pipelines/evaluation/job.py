@@ -120,6 +120,9 @@ def summary_text(result: EvaluationResult) -> str:
             if entry.get(metric) is not None:
                 extra = f" [{base[metric]:.1f}]" if base.get(metric) is not None else ""
                 cells.append(f"{metric.upper().replace('PA_', 'PA-')} {entry[metric]:.1f}{extra}")
+        if entry.get("orient_error_median") is not None:
+            extra = f" [{base['orient_error_median']:.0f}]" if base.get("orient_error_median") is not None else ""
+            cells.append(f"orientation error median {entry['orient_error_median']:.0f} deg{extra}")
         lines.append(f"  {name:10s} {entry['num_samples']:6d} samples  " + "  ".join(cells))
     if result.without_ground_truth or result.unreadable:
         lines.append(f"  left out: {result.without_ground_truth} samples without 3D ground truth, "

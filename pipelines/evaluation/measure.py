@@ -8,7 +8,9 @@ Ground truth per sample (:func:`ground_truth`):
 - vertices (for PVE): the body model posed with the fit, when the sample has one (neutral body,
   no translation, as PARE's 3DPW protocol).
 
-The prediction's joints are always the 14 protocol joints of its mesh. Errors are in mm.
+The prediction's joints are always the 14 protocol joints of its mesh. Errors are in mm; the global
+orientation error (``orient_error``, :func:`pare_model.metrics.orientation_error`) is in degrees
+and needs a fit (NaN without one).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import numpy as np
 import torch
 
 from pare_model.geometry import axis_angle_to_matrix
-from pare_model.metrics import pa_per_joint_error, per_joint_error, protocol_joints, pve
+from pare_model.metrics import orientation_error, pa_per_joint_error, per_joint_error, protocol_joints, pve
 from pipelines.evaluation.predictors import EvalContext, Predictor
 from pipelines.evaluation.subsets import sequence_of, subsets_of
 
@@ -28,7 +30,7 @@ GT_LSP14 = slice(0, 14)
 GT_PELVIS = 14
 """SPIN's 24 ground-truth joints: the first 14 are LSP's, joint 14 is the pelvis."""
 
-ERROR_FIELDS = ("mpjpe", "pa_mpjpe", "pve", "per_joint_mpjpe", "per_joint_pa_mpjpe")
+ERROR_FIELDS = ("mpjpe", "pa_mpjpe", "pve", "orient_error", "per_joint_mpjpe", "per_joint_pa_mpjpe")
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,7 @@ class Target:
     joints: torch.Tensor  # (K, 14, 3) protocol joints, metres
     vertices: torch.Tensor  # (K, V, 3), NaN rows for samples without a fit
     has_vertices: torch.Tensor  # (K,) bool
+    root: torch.Tensor  # (K, 3, 3) root rotation in the camera frame, NaN for samples without a fit
 
 
 def body_mesh(body_model, rotations: torch.Tensor, betas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -54,20 +57,22 @@ def ground_truth(context: EvalContext, batch: dict) -> Target:
     keep = has_smpl | has_joints
     device = context.device
     pose = batch["pose"][keep].reshape(-1, 24, 3).float().to(device)
-    vertices, mesh_joints = body_mesh(
-        context.body_model, axis_angle_to_matrix(pose), batch["betas"][keep].float().to(device)
-    )
+    rotations = axis_angle_to_matrix(pose)
+    vertices, mesh_joints = body_mesh(context.body_model, rotations, batch["betas"][keep].float().to(device))
     dataset_joints = batch["joints_3d"][keep][..., :3].float().to(device)
     dataset_joints = dataset_joints[:, GT_LSP14] - dataset_joints[:, GT_PELVIS : GT_PELVIS + 1]
     use_dataset = has_joints[keep].to(device)[:, None, None]
     joints = torch.where(use_dataset, dataset_joints, mesh_joints)
     smpl = has_smpl[keep].to(device)
     vertices = torch.where(smpl[:, None, None], vertices, torch.full_like(vertices, float("nan")))
-    return Target(keep, joints, vertices, smpl)
+    root = torch.where(smpl[:, None, None], rotations[:, 0], torch.full_like(rotations[:, 0], float("nan")))
+    return Target(keep, joints, vertices, smpl, root)
 
 
-def errors(pred_joints: torch.Tensor, pred_vertices: torch.Tensor, target: Target) -> dict[str, np.ndarray]:
-    """Per-sample float32 errors in mm: mpjpe, pa_mpjpe, pve (NaN without a fit) (K,), and per joint (K, 14)."""
+def errors(pred_joints: torch.Tensor, pred_vertices: torch.Tensor, pred_root: torch.Tensor,
+           target: Target) -> dict[str, np.ndarray]:  # fmt: skip
+    """Per-sample float32 errors: mpjpe, pa_mpjpe, pve (mm), orient_error (degrees) (K,), NaN where the sample
+    has no fit (pve, orient_error), and per joint (K, 14) in mm."""
     joints = per_joint_error(pred_joints.double(), target.joints.double())
     aligned = pa_per_joint_error(pred_joints.double(), target.joints.double())
     vertex = pve(pred_vertices.double(), target.vertices.double())
@@ -75,6 +80,7 @@ def errors(pred_joints: torch.Tensor, pred_vertices: torch.Tensor, target: Targe
         "mpjpe": joints.mean(dim=1),
         "pa_mpjpe": aligned.mean(dim=1),
         "pve": vertex,
+        "orient_error": orientation_error(pred_root.double(), target.root.double()),
         "per_joint_mpjpe": joints,
         "per_joint_pa_mpjpe": aligned,
     }
@@ -86,8 +92,9 @@ def measure(context: EvalContext, predictor: Predictor, images: torch.Tensor, ba
             target: Target) -> dict[str, np.ndarray]:  # fmt: skip
     """Errors of ``predictor`` on ``images`` (the usable samples only) against ``target``."""
     rotations, betas = predictor(images[target.keep], {k: v[target.keep] for k, v in _tensors(batch).items()})
-    vertices, joints = body_mesh(context.body_model, rotations.to(context.device), betas.to(context.device))
-    return errors(joints, vertices, target)
+    rotations = rotations.to(context.device)
+    vertices, joints = body_mesh(context.body_model, rotations, betas.to(context.device))
+    return errors(joints, vertices, rotations[:, 0], target)
 
 
 @torch.no_grad()
@@ -97,7 +104,8 @@ def measure_baseline(context: EvalContext, target: Target) -> dict[str, np.ndarr
         context.mean_mesh = body_mesh(context.body_model, context.mean_rotations, context.mean_shape)
     vertices, joints = context.mean_mesh
     count = len(target.joints)
-    return errors(joints.expand(count, -1, -1), vertices.expand(count, -1, -1), target)
+    root = context.mean_rotations[:, 0].to(joints.device).expand(count, -1, -1)
+    return errors(joints.expand(count, -1, -1), vertices.expand(count, -1, -1), root, target)
 
 
 def _tensors(batch: dict) -> dict:

@@ -2,8 +2,9 @@
 
 Written to the output folder:
 
-- ``metrics.json``: per subset the sample count, MPJPE, PA-MPJPE, PVE (mm), the same for the
-  mean-pose baseline, and the per-joint means; plus what was evaluated and what was left out;
+- ``metrics.json``: per subset the sample count, MPJPE, PA-MPJPE, PVE (mm), the global orientation
+  error (degrees, mean and median), the same for the mean-pose baseline, and the per-joint means;
+  plus what was evaluated and what was left out;
 - ``per_joint.csv``, ``per_sequence.csv``, ``per_sample.csv``: the breakdowns;
 - ``per_joint.png``: per-joint MPJPE and PA-MPJPE of each subset, the baseline's beside them.
 """
@@ -21,7 +22,11 @@ import numpy as np
 from pare_model.joint_sets import LSP14_JOINT_NAMES
 from pipelines.evaluation.measure import EvalPart
 
-SUMMARY_METRICS = ("mpjpe", "pa_mpjpe", "pve")
+SUMMARY_METRICS = ("mpjpe", "pa_mpjpe", "pve", "orient_error")
+"""Per-sample metrics averaged per subset and sequence (mm; orient_error in degrees)."""
+
+MEDIAN_METRICS = ("orient_error",)
+"""Metrics whose median is reported too (``<name>_median``): a few samples facing the wrong way move the mean."""
 
 
 def _mean(values: np.ndarray) -> float | None:
@@ -29,10 +34,18 @@ def _mean(values: np.ndarray) -> float | None:
     return float(finite.mean()) if len(finite) else None
 
 
+def _median(values: np.ndarray) -> float | None:
+    finite = values[np.isfinite(values)]
+    return float(np.median(finite)) if len(finite) else None
+
+
+def _averages(arrays: dict[str, np.ndarray], selection) -> dict:
+    out = {name: _mean(arrays[name][selection]) for name in SUMMARY_METRICS}
+    return out | {f"{name}_median": _median(arrays[name][selection]) for name in MEDIAN_METRICS}
+
+
 def _summary(arrays: dict[str, np.ndarray], mask: np.ndarray) -> dict:
-    out: dict = {"num_samples": int(mask.sum())}
-    for name in SUMMARY_METRICS:
-        out[name] = _mean(arrays[name][mask])
+    out: dict = {"num_samples": int(mask.sum())} | _averages(arrays, mask)
     out["num_pve_samples"] = int(np.isfinite(arrays["pve"][mask]).sum())
     return out
 
@@ -68,7 +81,7 @@ def per_sequence(part: EvalPart, subsets: list[str]) -> list[dict]:
                 groups[part.sequences[index]].append(int(index))
         for sequence, indices in sorted(groups.items()):
             row = {"subset": name, "sequence": sequence, "num_samples": len(indices)}
-            row |= {metric: _mean(ours[metric][indices]) for metric in SUMMARY_METRICS}
+            row |= _averages(ours, indices)
             rows.append(row)
     return rows
 
@@ -151,7 +164,7 @@ def mlflow_metrics(summary: dict) -> dict[str, float]:
     """``eval/<subset>/<metric>`` (and ``.../baseline_<metric>``) for MLflow."""
     values = {}
     for name, entry in summary.items():
-        for metric in SUMMARY_METRICS:
+        for metric in (*SUMMARY_METRICS, *(f"{m}_median" for m in MEDIAN_METRICS)):
             if entry.get(metric) is not None:
                 values[f"eval/{name}/{metric}"] = entry[metric]
             baseline = entry.get("baseline", {}).get(metric)

@@ -132,6 +132,7 @@ def _one_image(context: EvalContext, batch: dict, index: int, grid: Grid, batch_
             target.joints.expand(len(images), -1, -1),
             target.vertices.expand(len(images), -1, -1),
             target.has_vertices.expand(len(images)),
+            target.root.expand(len(images), -1, -1),
         )
         chunks.append(measure(context, context.predictor, images, repeated, repeated_target))
     joints = {name: np.concatenate([c[f"per_joint_{name}"] for c in chunks]) for name in ("mpjpe", "pa_mpjpe")}
@@ -167,3 +168,44 @@ def analyse_unit(context: EvalContext, unit: Unit, patch: int, stride: int, batc
             getattr(part, name).append(value)
         part.add_image(key, batch["image"][0].numpy(), keep=len(part.images) < keep_images)
     return part
+
+
+FAR_PATCHES = 2.0
+"""A patch is "far" from a joint when its centre is at least this many patch sides away from it."""
+
+
+def local_sensitivity(errors: np.ndarray, clean: np.ndarray, joints_2d: np.ndarray, grid: Grid) -> dict[str, float]:
+    """How much more the error of a joint rises when the patch covers it than when the patch is far from it.
+
+    Args:
+        errors: (N, side, side, 14) per-joint errors with the patch at each position; clean: (N, 14) without it.
+        joints_2d: (N, 14, 3) joint pixels on the input and whether they are known.
+
+    Returns ``near`` (mean increase over the joints, with the patch over the joint: the box holding it),
+    ``far`` (mean increase with the patch centre at least :data:`FAR_PATCHES` patch sides away), both in the
+    errors' unit and averaged per joint over images first, and ``ratio`` = near / far (inf when far <= 0).
+    A model that uses local evidence has a ratio well above 1; one that does not, about 1.
+    """
+    boxes = grid.boxes().astype(np.float64)  # (P, 4): y0, x0, y1, x1
+    centres = np.stack([(boxes[:, 1] + boxes[:, 3]) / 2, (boxes[:, 0] + boxes[:, 2]) / 2], axis=1)  # (P, 2) x, y
+    increase = errors.reshape(len(errors), -1, errors.shape[-1]) - clean[:, None, :]  # (N, P, 14)
+    near_sum, far_sum = np.zeros(increase.shape[-1]), np.zeros(increase.shape[-1])
+    near_count, far_count = np.zeros(increase.shape[-1]), np.zeros(increase.shape[-1])
+    for image, joints in zip(increase, joints_2d, strict=True):
+        for joint, (x, y, known) in enumerate(joints):
+            if not known or not (0 <= x < grid.image_size and 0 <= y < grid.image_size):
+                continue
+            inside = (boxes[:, 1] <= x) & (x < boxes[:, 3]) & (boxes[:, 0] <= y) & (y < boxes[:, 2])
+            far = np.hypot(centres[:, 0] - x, centres[:, 1] - y) >= FAR_PATCHES * grid.patch
+            if inside.any() and far.any():
+                near_sum[joint] += image[inside, joint].mean()
+                far_sum[joint] += image[far, joint].mean()
+                near_count[joint] += 1
+                far_count[joint] += 1
+    seen = near_count > 0
+    if not seen.any():
+        return {"near": float("nan"), "far": float("nan"), "ratio": float("nan")}
+    near = float((near_sum[seen] / near_count[seen]).mean())
+    far = float((far_sum[seen] / far_count[seen]).mean())
+    return {"near": near, "far": far, "ratio": near / far if far > 0 else float("inf")}
+

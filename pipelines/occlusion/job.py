@@ -8,6 +8,8 @@ Writes to ``evaluate.occlusion.output_dir``:
   every image (over the mean crop); ``figure1_<key>.png``: the same for single images;
 - ``figure3_part_sensitivity.png`` and ``part_sensitivity.csv``: how much hiding each body part
   raises MPJPE and PA-MPJPE;
+- the local sensitivity (:func:`pipelines.occlusion.analysis.local_sensitivity`): the mean MPJPE
+  increase of a joint when the patch covers it against when the patch is far from it, and their ratio;
 
 and logs them (with ``occlusion/*`` metrics) to MLflow like ``pare evaluate``.
 """
@@ -28,7 +30,7 @@ from pipelines.evaluation.job import context_spec, shard_folders
 from pipelines.evaluation.source import EvaluationError, ModelSource, resolve_source
 from pipelines.evaluation.tracking import Logged, log_results
 from pipelines.evaluation.workers import plan_units, run_units
-from pipelines.occlusion.analysis import Grid, OcclusionPart, analyse_unit
+from pipelines.occlusion.analysis import Grid, OcclusionPart, analyse_unit, local_sensitivity
 from pipelines.occlusion.figures import joint_heatmaps, part_sensitivity, part_sensitivity_figure
 
 
@@ -40,6 +42,7 @@ class OcclusionResult:
     clean: dict[str, float]
     occluded: dict[str, float]
     worst_parts: list[tuple[str, float]]
+    local: dict[str, float]  # MPJPE increase (mm) with the patch over the joint (near) and far from it, and near / far
     source: ModelSource
     logged: Logged | None
     seconds: float
@@ -124,12 +127,15 @@ def run_occlusion_analysis(config: PareConfig) -> OcclusionResult:
     files += _figures(folder, part, arrays, part.grid, source.label, occlusion.figures, spec.asset_dir, sensitivity)
     clean = {metric: float(arrays[f"clean_{metric}"].mean()) for metric in ("mpjpe", "pa_mpjpe")}
     occluded = {metric: float(arrays[metric].mean()) for metric in ("mpjpe", "pa_mpjpe")}
+    local = local_sensitivity(arrays["mpjpe"], arrays["clean_mpjpe"], arrays["joints_2d"], part.grid)
     metrics = {f"occlusion/clean_{k}": v for k, v in clean.items()} | {f"occlusion/{k}": v for k, v in occluded.items()}
+    metrics |= {f"occlusion/local_{k}": v for k, v in local.items() if np.isfinite(v)}
     params = {f"occlusion.{k}": v for k, v in vars(occlusion).items()}
     logged = log_results(config, source, metrics, files, "occlusion", params, "occlusion")
     order = np.argsort(-np.nan_to_num(sensitivity["mpjpe"], nan=-np.inf))
     worst = [(PART_NAMES[i], float(sensitivity["mpjpe"][i])) for i in order[:3] if np.isfinite(sensitivity["mpjpe"][i])]
-    return OcclusionResult(folder, files, len(part), clean, occluded, worst, source, logged, time.monotonic() - start)
+    return OcclusionResult(folder, files, len(part), clean, occluded, worst, local, source, logged,
+                           time.monotonic() - start)  # fmt: skip
 
 
 def summary_text(result: OcclusionResult) -> str:
@@ -139,8 +145,16 @@ def summary_text(result: OcclusionResult) -> str:
         f"  MPJPE {result.clean['mpjpe']:.1f} mm clean, {result.occluded['mpjpe']:.1f} mm on average with the patch;"
         f" PA-MPJPE {result.clean['pa_mpjpe']:.1f} -> {result.occluded['pa_mpjpe']:.1f} mm",
         f"  parts whose occlusion hurts most (MPJPE): {parts}",
+        f"  {local_text(result.local)}",
         f"  figures: {result.output_dir.resolve()} (figure1_*.png per-joint heatmaps, figure3_part_sensitivity.png)",
     ]
     if result.logged:
         lines.append(f"  MLflow run {result.logged.run_id}: mlflow ui --backend-store-uri {result.logged.tracking_uri}")
     return "\n".join(lines)
+
+
+def local_text(local: dict[str, float]) -> str:
+    """One line on the local sensitivity: the increase with the patch on a joint against far from it."""
+    return (f"a joint's MPJPE rises {local['near']:+.1f} mm with the patch on it, {local['far']:+.1f} mm with the "
+            f"patch far from it (ratio {local['ratio']:.1f})")  # fmt: skip
+

@@ -299,7 +299,8 @@ def train_loop(loop_config: dict) -> None:
             logger.metrics(metrics, step)
             if any(k.startswith("val/") for k in metrics):
                 print(f"step {step}: " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(metrics.items())
-                                                   if k in ("val/mpjpe", "val/pa_mpjpe", "val/baseline_pa_mpjpe")),
+                                                   if k in ("val/mpjpe", "val/pa_mpjpe", "val/baseline_pa_mpjpe",
+                                                            "val/orient_error_median")),
                       flush=True)  # fmt: skip
         if step % train.checkpoint_every == 0 or final:
             report({k.replace("/", "_"): v for k, v in metrics.items()}, with_checkpoint=True)

@@ -1,4 +1,5 @@
-"""Validation inside the training loop: MPJPE, PA-MPJPE and PVE on the validation shards, merged over ranks.
+"""Validation inside the training loop: MPJPE, PA-MPJPE, PVE and the global orientation error on the
+validation shards, merged over ranks.
 
 Ground truth is the body model posed with each sample's fit (has_smpl samples only), without
 translation, as PARE's 3DPW protocol does; the prediction is the network's mesh. The mean-pose
@@ -37,15 +38,18 @@ def validate(model, loader, device: torch.device) -> tuple[MetricAccumulator, Me
             images = to_model_input(batch["image"][keep]).to(device)
             pose = batch["pose"][keep].to(device)
             betas = batch["betas"][keep].to(device)
-            gt_vertices, gt_joints = _mesh(body_model, axis_angle_to_matrix(pose.reshape(-1, 24, 3)), betas)
+            gt_rotations = axis_angle_to_matrix(pose.reshape(-1, 24, 3))
+            gt_vertices, gt_joints = _mesh(body_model, gt_rotations, betas)
             pred = model(images)
             pred_vertices, pred_joints = _mesh(body_model, pred["pred_pose"], pred["pred_shape"])
-            ours.update(pred_joints.float().cpu(), gt_joints.cpu(), pred_vertices.float().cpu(), gt_vertices.cpu())
+            gt_root = gt_rotations[:, 0].cpu()
+            ours.update(pred_joints.float().cpu(), gt_joints.cpu(), pred_vertices.float().cpu(), gt_vertices.cpu(),
+                        pred_root=pred["pred_pose"][:, 0].float().cpu(), gt_root=gt_root)  # fmt: skip
             count = len(pose)
-            base_vertices, base_joints = _mesh(
-                body_model, mean_pose.expand(count, -1, -1, -1), mean_shape.expand(count, -1)
-            )
-            baseline.update(base_joints.cpu(), gt_joints.cpu(), base_vertices.cpu(), gt_vertices.cpu())
+            base_rotations = mean_pose.expand(count, -1, -1, -1)
+            base_vertices, base_joints = _mesh(body_model, base_rotations, mean_shape.expand(count, -1))
+            baseline.update(base_joints.cpu(), gt_joints.cpu(), base_vertices.cpu(), gt_vertices.cpu(),
+                            pred_root=base_rotations[:, 0].cpu(), gt_root=gt_root)  # fmt: skip
     finally:
         model.train(was_training)
     return ours, baseline

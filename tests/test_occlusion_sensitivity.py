@@ -1,0 +1,68 @@
+"""The occlusion analysis's local sensitivity: error increase with the patch on a joint against far from it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pipelines.occlusion.analysis import Grid, local_sensitivity
+
+GRID = Grid(image_size=120, patch=20, stride=20)  # a 6 x 6 tiling
+
+
+def _joints(points) -> np.ndarray:
+    """(1, 14, 3): the given (x, y) for the first joints, the others unknown."""
+    joints = np.zeros((1, 14, 3), np.float32)
+    for index, (x, y) in enumerate(points):
+        joints[0, index] = (x, y, 1.0)
+    return joints
+
+
+def _increase_map(joint_xy, near: float, far: float) -> np.ndarray:
+    """(6, 6) increase: ``near`` in the box holding the joint, ``far`` everywhere else."""
+    values = np.full((GRID.side, GRID.side), far, np.float64)
+    x, y = joint_xy
+    values[int(y // GRID.stride), int(x // GRID.stride)] = near
+    return values
+
+
+def test_a_model_that_reads_each_joint_locally_has_a_high_ratio():
+    points = [(10.0, 10.0), (65.0, 95.0)]
+    clean = np.full((1, 14), 50.0)
+    errors = np.full((1, GRID.side, GRID.side, 14), 50.0)
+    for joint, xy in enumerate(points):
+        errors[0, :, :, joint] = 50.0 + _increase_map(xy, near=30.0, far=2.0)
+    local = local_sensitivity(errors, clean, _joints(points), GRID)
+    assert local["near"] == pytest.approx(30.0)
+    assert local["far"] == pytest.approx(2.0)  # every far box holds 2.0
+    assert local["ratio"] == pytest.approx(15.0)
+
+
+def test_a_model_blind_to_local_evidence_has_a_ratio_of_one():
+    clean = np.zeros((1, 14))
+    errors = np.full((1, GRID.side, GRID.side, 14), 5.0)  # the patch hurts the same wherever it is
+    local = local_sensitivity(errors, clean, _joints([(30.0, 30.0), (100.0, 20.0)]), GRID)
+    assert local["near"] == pytest.approx(5.0) and local["far"] == pytest.approx(5.0)
+    assert local["ratio"] == pytest.approx(1.0)
+
+
+def test_unknown_or_outside_joints_are_left_out_and_no_joint_gives_nan():
+    errors = np.ones((1, GRID.side, GRID.side, 14))
+    outside = _joints([(500.0, 10.0)])
+    assert np.isnan(local_sensitivity(errors, np.zeros((1, 14)), outside, GRID)["ratio"])
+    assert np.isnan(local_sensitivity(errors, np.zeros((1, 14)), np.zeros((1, 14, 3)), GRID)["near"])
+
+
+def test_far_means_at_least_two_patch_sides_away():
+    points = [(10.0, 10.0)]
+    clean = np.zeros((1, 14))
+    errors = np.zeros((1, GRID.side, GRID.side, 14))
+    errors[0, 0, 1, 0] = 100.0  # the neighbouring box: neither near nor far
+    errors[0, 0, 0, 0] = 10.0
+    errors[0, 5, 5, 0] = 7.0  # the opposite corner: far
+    local = local_sensitivity(errors, clean, _joints(points), GRID)
+    boxes = GRID.boxes()
+    centres = np.stack([(boxes[:, 1] + boxes[:, 3]) / 2, (boxes[:, 0] + boxes[:, 2]) / 2], axis=1)
+    far = np.hypot(centres[:, 0] - 10, centres[:, 1] - 10) >= 2 * GRID.patch
+    assert local["near"] == pytest.approx(10.0)
+    assert local["far"] == pytest.approx(7.0 / far.sum())
