@@ -102,6 +102,12 @@ class BodyModels:
         """(V,) part 0..23 of each vertex."""
         return self.get().part_map.numpy()
 
+    def template(self) -> np.ndarray:
+        """(V, 3) rest-pose vertices of the neutral model (SMPL's frame: y up, z forward; do not modify)."""
+        if "template" not in self._arrays:
+            self._arrays["template"] = self.get().smpl.v_template.numpy().astype(np.float64)
+        return self._arrays["template"]
+
     def face_parts(self) -> np.ndarray:
         """(F,) part 0..23 of each face (PARE's minimum rule; computed once, do not modify)."""
         if "face_parts" not in self._arrays:

@@ -23,6 +23,7 @@ from preprocessing.render.cameras import (
     weak_perspective_to_screen,
     weak_perspective_translation,
 )
+from preprocessing.synth.appearance import random_vertex_colors
 from preprocessing.synth.common import SynthOptions, chunks, sample_rng
 from preprocessing.synth.framing import camera_root, fit_crop_camera, random_crop_box, random_image_size
 from preprocessing.synth.poses import axis_angle_to_matrix, matrix_to_axis_angle, sample_betas, sample_body_poses
@@ -31,7 +32,6 @@ from preprocessing.synth.scene import (
     SceneRender,
     depth_tolerance,
     keypoint_visibility,
-    random_vertex_colors,
     render_random_scene,
 )
 
@@ -95,7 +95,7 @@ def crop_samples(models: BodyModels, seed: int, layout: str, num: int, options: 
             screen = weak_perspective_to_screen(vertices, cam, affine=affine)
             joints_screen = weak_perspective_to_screen(joints, cam, affine=affine)
             person = PersonView(
-                screen, vertices + weak_perspective_translation(cam), random_vertex_colors(rng, part_map)
+                screen, vertices + weak_perspective_translation(cam), random_vertex_colors(rng, part_map, models.template())
             )
             scene = render_random_scene(rng, [person], faces, face_parts, height, width, options.occluder_probability)
             visibility = keypoint_visibility(joints_screen, depth_tolerance(joints, vertices), scene)

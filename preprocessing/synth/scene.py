@@ -22,34 +22,8 @@ from preprocessing.render import Fragments, part_labels, rasterize, shade
 from preprocessing.synth.occluders import occluder_mask, occluder_pixels
 from preprocessing.synth.textures import random_texture
 
-SKIN_TONES = np.array(
-    [(255, 224, 196), (241, 194, 125), (234, 192, 134), (224, 172, 105), (198, 134, 66), (141, 85, 36), (92, 51, 23)],
-    dtype=np.float64,
-)
-# Body parts (SMPL joint regions) by what covers them.
-_SKIN_PARTS = (12, 15, 20, 21, 22, 23)  # neck, head, hands, fingers
-_TOP_PARTS = (3, 6, 9, 13, 14, 16, 17)  # spine, collars, upper arms
-_SLEEVE_PARTS = (18, 19)  # forearms: sleeves or skin
-_BOTTOM_PARTS = (0, 1, 2)  # pelvis, thighs
-_LEG_PARTS = (4, 5)  # shins: trousers or skin
-_SHOE_PARTS = (7, 8, 10, 11)  # feet and toes
 VISIBILITY_MARGIN = 0.02
 """Metres added to every keypoint's depth tolerance (see the module docstring)."""
-
-
-def random_vertex_colors(rng: np.random.Generator, part_map: np.ndarray) -> np.ndarray:
-    """(V, 3) albedo in [0, 1]: skin and one colour per garment, slightly varied per vertex."""
-    part_colors = np.zeros((24, 3))
-    skin = SKIN_TONES[rng.integers(len(SKIN_TONES))] * rng.uniform(0.9, 1.05)
-    top, bottom, shoes = rng.uniform(20, 235, size=(3, 3))
-    part_colors[list(_SKIN_PARTS)] = skin
-    part_colors[list(_TOP_PARTS)] = top
-    part_colors[list(_SLEEVE_PARTS)] = top if rng.random() < 0.6 else skin
-    part_colors[list(_BOTTOM_PARTS)] = bottom
-    part_colors[list(_LEG_PARTS)] = bottom if rng.random() < 0.7 else skin
-    part_colors[list(_SHOE_PARTS)] = shoes * 0.5
-    colors = part_colors[np.asarray(part_map)] + rng.normal(0.0, 6.0, size=(len(part_map), 3))
-    return np.clip(colors, 0, 255) / 255.0
 
 
 @dataclass(frozen=True)

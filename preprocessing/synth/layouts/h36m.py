@@ -38,6 +38,7 @@ from pare_model.body_model.procedural.files import write_npz
 from preprocessing.bodies import BodyModels, pose_bodies
 from preprocessing.keypoints import NUM_OPENPOSE, h36m_gt_mask
 from preprocessing.render.cameras import perspective_to_screen
+from preprocessing.synth.appearance import random_vertex_colors
 from preprocessing.synth.common import LayoutResult, PreviewTile, SynthOptions, chunks, progress, sample_rng, write_jpeg
 from preprocessing.synth.framing import box_center_scale, random_lean, yaw_rotation
 from preprocessing.synth.poses import axis_angle_to_matrix, matrix_to_axis_angle, sample_betas, sample_body_poses
@@ -45,7 +46,6 @@ from preprocessing.synth.scene import (
     PersonView,
     depth_tolerance,
     keypoint_visibility,
-    random_vertex_colors,
     render_random_scene,
 )
 
@@ -142,7 +142,7 @@ def _annotation_row(name: str, screen: np.ndarray, joints: np.ndarray, joints_sc
 def _render_frame(rng, camera: dict, vertices: np.ndarray, models: BodyModels, options: SynthOptions):
     """The picture of camera-frame ``vertices`` through ``camera`` and the screen vertices."""
     screen = perspective_to_screen(vertices, camera_matrix(camera), np.eye(4))
-    person = PersonView(screen, vertices, random_vertex_colors(rng, models.part_map()))
+    person = PersonView(screen, vertices, random_vertex_colors(rng, models.part_map(), models.template()))
     scene = render_random_scene(
         rng, [person], models.faces(), models.face_parts(), camera["h"], camera["w"], options.occluder_probability
     )

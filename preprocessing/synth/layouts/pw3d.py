@@ -32,6 +32,7 @@ from pare_model.errors import UserFacingError
 from preprocessing.bodies import BodyModels, PosedBodies, pose_bodies
 from preprocessing.keypoints import OPENPOSE18_TO_SPIN, spin_indices
 from preprocessing.render.cameras import perspective_to_screen
+from preprocessing.synth.appearance import random_vertex_colors
 from preprocessing.synth.common import LayoutResult, PreviewTile, SynthOptions, progress, sample_rng, write_jpeg
 from preprocessing.synth.framing import extrinsics_matrix, intrinsics, look_at, random_lean, yaw_rotation
 from preprocessing.synth.poses import (
@@ -49,7 +50,6 @@ from preprocessing.synth.scene import (
     keypoint_visibility,
     maybe_occluders,
     random_lighting,
-    random_vertex_colors,
     render_scene,
 )
 from preprocessing.synth.textures import random_texture
@@ -166,7 +166,7 @@ def _setup_sequence(
     motions = [_actor_motion(rng, plan.num_frames, offset, options.pose_variation) for offset in offsets]
     target = np.mean([m[1][0] for m in motions], axis=0) - np.array([0.0, 0.3, 0.0])
     cam_poses = _camera_path(rng, target, plan.num_frames, plan.num_actors)
-    colors = [random_vertex_colors(rng, models.part_map()) for _ in genders]
+    colors = [random_vertex_colors(rng, models.part_map(), models.template()) for _ in genders]
     bodies = [
         pose_bodies(models.get(g), m[0], np.repeat(b[None], plan.num_frames, 0), m[1], options.batch_size)
         for g, m, b in zip(genders, motions, betas, strict=True)

@@ -24,6 +24,7 @@ from pare_model.body_model.procedural.files import write_npz
 from preprocessing.bodies import BodyModels, pose_bodies
 from preprocessing.keypoints import NUM_OPENPOSE
 from preprocessing.render.cameras import perspective_to_screen
+from preprocessing.synth.appearance import random_vertex_colors
 from preprocessing.synth.common import LayoutResult, PreviewTile, SynthOptions, chunks, progress, sample_rng, write_jpeg
 from preprocessing.synth.framing import box_center_scale, camera_root, intrinsics, place_in_view, random_image_size
 from preprocessing.synth.poses import axis_angle_to_matrix, matrix_to_axis_angle, sample_betas, sample_body_poses
@@ -31,7 +32,6 @@ from preprocessing.synth.scene import (
     PersonView,
     depth_tolerance,
     keypoint_visibility,
-    random_vertex_colors,
     render_random_scene,
 )
 
@@ -72,7 +72,7 @@ def write(out: Path, num: int, seed: int, models: BodyModels, options: SynthOpti
             shift = place_in_view(rng, vertices[k], camera, height, width)
             screen = perspective_to_screen(vertices[k] + shift, camera, np.eye(4))
             joints_screen = perspective_to_screen(joints[k] + shift, camera, np.eye(4))
-            person = PersonView(screen, vertices[k] + shift, random_vertex_colors(rng, part_map))
+            person = PersonView(screen, vertices[k] + shift, random_vertex_colors(rng, part_map, models.template()))
             scene = render_random_scene(rng, [person], faces, face_parts, height, width, options.occluder_probability)
             visibility = keypoint_visibility(joints_screen, depth_tolerance(joints[k], vertices[k]), scene)
             name = f"images/{index + 1:06d}.jpg"
