@@ -5,9 +5,11 @@
 3. ``pare preprocess`` (Ray Data) into WebDataset shards with part labels;
 4. ``pare train`` (Ray Train, ``train.num_workers`` CPU workers), tracked in MLflow;
 5. ``pare evaluate`` of the final model (not the "best" one: training validated on these same
-   frames) on the test frames (3DPW and 3DPW-OCC protocol) against the mean-pose baseline;
+   frames) on the test frames (3DPW and 3DPW-OCC protocol) against the mean-pose baseline, and on
+   its own training images;
 6. ``pare occlusion-analysis`` on a few test images (the paper's Figures 1 and 3);
-7. a summary: the metrics, where the pictures are, and the ``mlflow ui`` command.
+7. a summary: the metrics, the targets that show PARE working (:data:`TARGETS`), where the pictures
+   are, and the ``mlflow ui`` command.
 
 Rerunning reuses the shards that exist and resumes (or skips) the finished training run.
 ``quickstart.pipeline=false`` stops after step 1.
@@ -33,11 +35,14 @@ from pipelines.visualize.body_sheet import BodyState, Panel, body_sheet
 from pipelines.visualize.demo_poses import demo_pose
 
 PREVIEW_FILE = "body_model_preview.png"
+PEOPLE_FILE = "synthetic_people.png"
+PEOPLE_SHOWN = 6
 
 
 @dataclass(frozen=True)
 class QuickstartResult:
     preview_png: Path
+    people_png: Path
     asset_dir: Path
     procedural: bool
     pipeline: PipelineResult | None = None
@@ -50,8 +55,56 @@ class PipelineResult:
     test_frames: int
     training: object  # pipelines.training.job.TrainingResult
     evaluation: object  # pipelines.evaluation.job.EvaluationResult
+    train_evaluation: object  # the same on the training images
     occlusion: object  # pipelines.occlusion.job.OcclusionResult
     seconds: float
+
+
+@dataclass(frozen=True)
+class Target:
+    """One figure the quickstart's model should reach: ``value`` at most (or at least) ``limit``."""
+
+    name: str
+    value: float
+    limit: float
+    at_least: bool = False
+
+    @property
+    def met(self) -> bool:
+        return self.value >= self.limit if self.at_least else self.value <= self.limit
+
+    def line(self) -> str:
+        relation = ">=" if self.at_least else "<="
+        return f"    [{'met' if self.met else 'MISSED'}] {self.name}: {self.value:.2f} (target {relation} {self.limit:g})"
+
+
+TARGETS = {
+    "mpjpe_ratio": 0.6,
+    "pa_mpjpe_ratio": 0.7,
+    "orient_median_train_deg": 20.0,
+    "orient_median_test_deg": 30.0,
+    "local_sensitivity_ratio": 2.0,
+}
+"""What shows the embedded default's PARE working: MPJPE and PA-MPJPE against the mean pose on the test frames,
+the median global orientation error on the training images and the test frames, and the occlusion analysis's
+local sensitivity (a joint's error rises at least twice as much with the patch on it as with the patch far away)."""
+
+
+def targets(run: PipelineResult) -> list[Target]:
+    """The quickstart's :data:`TARGETS` measured on a finished pipeline (3DPW-like test frames, final model)."""
+    test = run.evaluation.summary["3dpw"]
+    train = next(iter(run.train_evaluation.summary.values()))
+    return [
+        Target("MPJPE / mean-pose MPJPE (test)", test["mpjpe"] / test["baseline"]["mpjpe"], TARGETS["mpjpe_ratio"]),
+        Target("PA-MPJPE / mean-pose PA-MPJPE (test)", test["pa_mpjpe"] / test["baseline"]["pa_mpjpe"],
+               TARGETS["pa_mpjpe_ratio"]),
+        Target("median orientation error, training images (deg)", train["orient_error_median"],
+               TARGETS["orient_median_train_deg"]),
+        Target("median orientation error, test frames (deg)", test["orient_error_median"],
+               TARGETS["orient_median_test_deg"]),
+        Target("occlusion: error increase on the joint / far from it", run.occlusion.local["ratio"],
+               TARGETS["local_sensitivity_ratio"], at_least=True),
+    ]  # fmt: skip
 
 
 def _pose_rotations(assets: BodyModelAssets, pose: str) -> torch.Tensor:
@@ -103,7 +156,24 @@ def draw_body_model(body_config: BodyModelConfig, config: QuickstartConfig) -> Q
     output_dir.mkdir(parents=True, exist_ok=True)
     preview = output_dir / PREVIEW_FILE
     sheet.save(preview)
-    return QuickstartResult(preview_png=preview, asset_dir=Path(assets.source).parent, procedural=assets.procedural)
+    people = output_dir / PEOPLE_FILE
+    draw_people(body, posed, kind).save(people)
+    return QuickstartResult(preview_png=preview, people_png=people, asset_dir=Path(assets.source).parent,
+                            procedural=assets.procedural)  # fmt: skip
+
+
+def draw_people(body: BodyModel, posed: BodyState, kind: str):
+    """The synthetic data's people (seeds 0..5) from the front and the back: what shows which way they face."""
+    import numpy as np
+
+    from pipelines.visualize.people_sheet import people_sheet
+    from preprocessing.synth.appearance import random_vertex_colors
+
+    part_map, template = body.part_map.numpy(), body.smpl.v_template.numpy()
+    colors = [random_vertex_colors(np.random.default_rng(seed), part_map, template) for seed in range(PEOPLE_SHOWN)]
+    return people_sheet(posed.vertices, body.faces.numpy(), colors,
+                        f"Synthetic people ({kind}): front and back (hair and face, chest print or buttons, "
+                        "belt buckle and back pockets, toe caps)")  # fmt: skip
 
 
 def run_pipeline(config: PareConfig) -> PipelineResult:
@@ -119,9 +189,10 @@ def run_pipeline(config: PareConfig) -> PipelineResult:
                                    image_size=quick.image_size, pose_variation=config.synth.pose_variation,
                                    samples_per_shard=40, show_progress=True, asset_dir=config.body_model.asset_dir,
                                    train_occluders=0.0, reuse=True)  # fmt: skip
-    training, evaluation, occlusion = train_and_measure(config, shards.train, shards.validation)
-    return PipelineResult(shards.train.parent.parent, quick.train_samples, quick.test_frames, training, evaluation,
-                          occlusion, time.monotonic() - start)  # fmt: skip
+    measured = train_and_measure(config, shards.train, shards.validation)
+    return PipelineResult(shards.train.parent.parent, quick.train_samples, quick.test_frames, measured.training,
+                          measured.evaluation, measured.train_evaluation, measured.occlusion,
+                          time.monotonic() - start)  # fmt: skip
 
 
 def _metric_line(name: str, entry: dict) -> str:
@@ -130,7 +201,8 @@ def _metric_line(name: str, entry: dict) -> str:
     relation = f"{-change:.0f}% below" if change < 0 else f"{change:.0f}% above"
     return (f"    {name:9s} ({entry['num_samples']} frames): PA-MPJPE {entry['pa_mpjpe']:.1f} mm vs {base['pa_mpjpe']:.1f} "
             f"for the mean pose ({relation} it); MPJPE {entry['mpjpe']:.1f} vs {base['mpjpe']:.1f}; "
-            f"PVE {entry['pve']:.1f} vs {base['pve']:.1f}")  # fmt: skip
+            f"PVE {entry['pve']:.1f} vs {base['pve']:.1f}; median orientation error "
+            f"{entry['orient_error_median']:.0f} vs {base['orient_error_median']:.0f} deg")  # fmt: skip
 
 
 def summary(result: QuickstartResult) -> str:
@@ -139,10 +211,13 @@ def summary(result: QuickstartResult) -> str:
         "Quickstart finished.",
         f"  body model ({kind}): {result.asset_dir.resolve()}",
         f"  picture of the posed body with its 24 parts and joints: {result.preview_png.resolve()}",
+        f"  the synthetic people from the front and the back: {result.people_png.resolve()}",
     ]
     run = result.pipeline
     if run is None:
         return "\n".join(lines)
+    from pipelines.occlusion.job import local_text
+
     training, evaluation, occlusion = run.training, run.evaluation, run.occlusion
     worst = ", ".join(f"{name} (+{value:.1f} mm)" for name, value in occlusion.worst_parts) or "none"
     lines += [
@@ -151,10 +226,16 @@ def summary(result: QuickstartResult) -> str:
         f"  training: {training.steps} steps, final model {training.checkpoint}",
         "  evaluation of the final model (mm; mean-pose baseline = the average body for every image):",
         *(_metric_line(name, entry) for name, entry in evaluation.summary.items()),
+        *(_metric_line(f"{name}*", entry) for name, entry in run.train_evaluation.summary.items()),
+        "    (* its own training images, un-augmented)",
         f"    metrics and per-joint / per-sequence CSVs and chart: {evaluation.output_dir.resolve()}",
         f"  occlusion sensitivity ({occlusion.num_images} images): MPJPE {occlusion.clean['mpjpe']:.1f} mm clean, "
         f"{occlusion.occluded['mpjpe']:.1f} mm with the patch; hiding these parts hurts most: {worst}",
+        f"    {local_text(occlusion.local)}",
         f"    Figure 1 (per-joint heatmaps) and Figure 3 (part-sensitivity mesh): {occlusion.output_dir.resolve()}",
+        f"  targets that show PARE working on the embedded default ({sum(t.met for t in targets(run))} of "
+        f"{len(TARGETS)} met):",
+        *(target.line() for target in targets(run)),
         f"  pipeline time: {run.seconds / 60:.1f} min",
         f"  open every run, metric and picture: mlflow ui --backend-store-uri {training.tracking_uri}",
     ]

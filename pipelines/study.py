@@ -9,12 +9,18 @@ and reported with ``pare compare``. Steps:
    preprocessed into shards (reused when they exist);
 2. for each variant: ``pare train`` with the variant's overrides (run name = variant name; a
    rerun resumes or skips it), ``pare evaluate`` of its final model into its run (not the "best"
-   model, which validation picked on the same test set), and ``pare occlusion-analysis``;
-3. ``pare compare`` over the variants' runs: ``<output_dir>/compare/comparison.md`` and charts.
+   model, which validation picked on the same test set) on the test set and on its own training
+   images (``eval/coco-eft/*``: did it fit what it saw?), and ``pare occlusion-analysis``;
+   Each variant is trained once per seed of ``study.seeds`` (runs ``<variant>-seed<N>`` when there are
+   several);
+3. ``pare compare`` over all runs: ``<output_dir>/compare/comparison.md`` and charts; and the study
+   table, each variant's metrics as mean and standard deviation over its seeds:
+   ``<output_dir>/study_table.md`` (:mod:`pipelines.study_table`).
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,10 +31,23 @@ from pipelines.config.train import DatasetConfig
 
 
 @dataclass(frozen=True)
+class Measured:
+    """A training run and the measurements of its final model."""
+
+    training: object  # pipelines.training.job.TrainingResult
+    evaluation: object  # pipelines.evaluation.job.EvaluationResult on the test set
+    train_evaluation: object  # the same on the training images
+    occlusion: object  # pipelines.occlusion.job.OcclusionResult
+
+
+@dataclass(frozen=True)
 class VariantResult:
-    name: str
+    name: str  # the run's name: the variant's, with -seed<N> when the study has several seeds
+    variant: str
+    seed: int
     run_id: str
     evaluation: object  # pipelines.evaluation.job.EvaluationResult
+    train_evaluation: object
     occlusion: object  # pipelines.occlusion.job.OcclusionResult
 
 
@@ -37,6 +56,8 @@ class StudyResult:
     variants: list[VariantResult]
     comparison_markdown: str
     comparison_dir: Path
+    table_markdown: str
+    table_files: list[Path]
     tracking_uri: str
 
 
@@ -50,9 +71,10 @@ def _shards(config: PareConfig):
                                  test_occluders=study.test_occluders, reuse=True)  # fmt: skip
 
 
-def train_and_measure(config: PareConfig, train_shards: Path, test_shards: Path) -> tuple:
-    """``pare train`` on ``train_shards`` (validating on ``test_shards``), then ``pare evaluate`` and ``pare
-    occlusion-analysis`` of the final model on ``test_shards``: (training, evaluation, occlusion) results.
+def train_and_measure(config: PareConfig, train_shards: Path, test_shards: Path) -> Measured:
+    """``pare train`` on ``train_shards`` (validating on ``test_shards``), then ``pare evaluate`` of the final model
+    on ``test_shards`` and on the (un-augmented) training images, and ``pare occlusion-analysis`` on
+    ``test_shards``.
 
     The final model, not the "best" one: validation ran on the same test set, so choosing by it would bias the
     figures. Evaluation logs into the training run. ``config`` is updated in place.
@@ -70,13 +92,20 @@ def train_and_measure(config: PareConfig, train_shards: Path, test_shards: Path)
     config.evaluate.shards = [str(test_shards)]
     print("Evaluating the final model on the test shards ...")
     evaluation = run_evaluation(config)
+    print("Evaluating it on its own training images (no augmentation) ...")
+    on_train = copy.deepcopy(config)
+    on_train.evaluate.shards = [str(train_shards)]
+    on_train.evaluate.subsets = []
+    on_train.evaluate.output_dir = str(Path(config.evaluate.output_dir).with_name(
+        Path(config.evaluate.output_dir).name + "_train"))  # fmt: skip
+    train_evaluation = run_evaluation(on_train)
     print("Occlusion sensitivity analysis ...")
-    return training, evaluation, run_occlusion_analysis(config)
+    return Measured(training, evaluation, train_evaluation, run_occlusion_analysis(config))
 
 
 def _variant_config(path: str | None, overrides: list[str], name: str, changes: list[str],
-                    output_dir: Path) -> PareConfig:  # fmt: skip
-    config = load_config(path, [*overrides, *changes, f"train.run_name={name}",
+                    output_dir: Path, seed: int) -> PareConfig:  # fmt: skip
+    config = load_config(path, [*overrides, *changes, f"train.run_name={name}", f"train.seed={seed}",
                                 f"train.storage_path={output_dir / 'train'}"])  # fmt: skip
     config.evaluate.output_dir = str(output_dir / name / "evaluate")
     config.evaluate.occlusion.output_dir = str(output_dir / name / "occlusion")
@@ -96,6 +125,7 @@ def run_study(path: str | None, overrides: list[str]) -> StudyResult:
     """Run the study of the config at ``path`` (with ``overrides``); returns the comparison and where things are."""
     from pipelines.compare.report import write_report
     from pipelines.compare.runs import read_comparison
+    from pipelines.study_table import seed_table, write_table
 
     base = load_config(path, overrides)
     if len(base.study.variants) < 2:
@@ -103,27 +133,37 @@ def run_study(path: str | None, overrides: list[str]) -> StudyResult:
     output_dir = Path(base.study.output_dir)
     shards = _shards(base)
     results, tracking_uri = [], ""
-    for name, changes in base.study.variants.items():
-        print(f"Study variant {name!r} ({' '.join(changes)}):")
-        config = _variant_config(path, overrides, name, changes, output_dir)
-        training, evaluation, occlusion = train_and_measure(config, shards.train, shards.validation)
-        tracking_uri = training.tracking_uri
-        results.append(VariantResult(name, training.run_id, evaluation, occlusion))
+    seeds = base.study.seeds
+    for variant, changes in base.study.variants.items():
+        for seed in seeds:
+            name = variant if len(seeds) == 1 else f"{variant}-seed{seed}"
+            print(f"Study variant {variant!r} ({' '.join(changes)}), seed {seed}:")
+            config = _variant_config(path, overrides, name, changes, output_dir, seed)
+            measured = train_and_measure(config, shards.train, shards.validation)
+            tracking_uri = measured.training.tracking_uri
+            results.append(VariantResult(name, variant, seed, measured.training.run_id, measured.evaluation,
+                                         measured.train_evaluation, measured.occlusion))  # fmt: skip
     comparison = read_comparison(tracking_uri, base.tracking.experiment, [r.run_id for r in results],
                                  _logged(tracking_uri, results, base.study.compare_metrics) or None)  # fmt: skip
     markdown, _ = write_report(comparison, output_dir / "compare")
-    return StudyResult(results, markdown, output_dir / "compare", tracking_uri)
+    runs = {variant: [r.run_id for r in results if r.variant == variant] for variant in base.study.variants}
+    table_metrics = _logged(tracking_uri, results, base.study.table_metrics or base.study.compare_metrics)
+    table, table_files = write_table(seed_table(tracking_uri, runs, table_metrics), output_dir)
+    return StudyResult(results, markdown, output_dir / "compare", table, table_files, tracking_uri)
 
 
 def summary_text(result: StudyResult) -> str:
-    lines = [result.comparison_markdown, "", "Study finished:"]
+    lines = [result.comparison_markdown, "", "Over the seeds (mean ± standard deviation):", result.table_markdown,
+             "Study finished:"]  # fmt: skip
     for variant in result.variants:
         entry = variant.evaluation.summary.get("3dpw", next(iter(variant.evaluation.summary.values())))
         lines.append(
-            f"  {variant.name:8s} occluded test set: PA-MPJPE {entry['pa_mpjpe']:.1f} mm, MPJPE {entry['mpjpe']:.1f} mm; "
+            f"  {variant.name:8s} occluded test set: PA-MPJPE {entry['pa_mpjpe']:.1f} mm, MPJPE {entry['mpjpe']:.1f} mm, "
+            f"median orientation error {entry['orient_error_median']:.0f} deg; "
             f"occlusion analysis in {variant.occlusion.output_dir.resolve()}"
         )
     lines += [
+        f"  study table (Markdown, CSV): {result.table_files[0].resolve()}",
         f"  comparison (Markdown, CSV, curves.png, bars.png): {result.comparison_dir.resolve()}",
         f"  open it all: mlflow ui --backend-store-uri {result.tracking_uri}",
     ]

@@ -41,22 +41,33 @@ def test_the_quickstart_runs_every_stage_and_prints_where_everything_is(procedur
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
     out = tmp_path / "outputs" / "quickstart"
     summary = done.stdout[done.stdout.index("Quickstart finished.") :]
-    for path in [out / "body_model_preview.png", out / "evaluate", out / "occlusion", out / "data" / "shards"]:
+    for path in [out / "body_model_preview.png", out / "synthetic_people.png", out / "evaluate", out / "occlusion",
+                 out / "data" / "shards"]:  # fmt: skip
         assert str(path.resolve()) in summary, path
     assert "PA-MPJPE" in summary and "for the mean pose" in summary and "3dpw-occ" in summary
+    assert "median orientation error" in summary and "coco-eft*" in summary  # the training images too
+    targets = [line for line in summary.splitlines() if line.strip().startswith(("[met]", "[MISSED]"))]
+    assert len(targets) == 5, summary  # 12 steps meet none of them, but all five are measured and printed
+    assert "ratio" in summary and "with the patch on it" in summary
     uri = f"sqlite:///{(out / 'train' / 'mlflow.db').resolve()}"
     assert f"mlflow ui --backend-store-uri {uri}" in summary
     metrics = json.loads((out / "evaluate" / "metrics.json").read_text())
     test_samples = json.loads((out / "data" / "shards" / "3dpw" / "test" / "manifest.json").read_text())
     assert metrics["subsets"]["3dpw"]["num_samples"] == test_samples["totals"]["samples"] > 0
     assert metrics["step"] == 12  # the final model
+    assert 0.0 <= metrics["subsets"]["3dpw"]["orient_error_median"] <= 180.0
+    on_train = json.loads((out / "evaluate_train" / "metrics.json").read_text())
+    train_samples = json.loads((out / "data" / "shards" / "coco-eft" / "train" / "manifest.json").read_text())
+    assert on_train["subsets"]["coco-eft"]["num_samples"] == train_samples["totals"]["samples"]
     figure = np.asarray(Image.open(out / "occlusion" / "figure3_part_sensitivity.png").convert("L"))
     assert figure.std() > 10
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(uri)
     (run,) = client.search_runs([client.get_experiment_by_name("pare-quickstart").experiment_id])
-    assert {"eval/3dpw/pa_mpjpe", "occlusion/mpjpe", "val/pa_mpjpe"} <= set(run.data.metrics)
+    expected = {"eval/3dpw/pa_mpjpe", "eval/3dpw/orient_error_median", "eval/coco-eft/orient_error_median",
+                "occlusion/mpjpe", "occlusion/local_near", "val/pa_mpjpe", "val/orient_error_median"}  # fmt: skip
+    assert expected <= set(run.data.metrics), expected - set(run.data.metrics)
     again = run_pare(quickstart, tmp_path, ray_cluster)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "Reusing the synthetic shards" in again.stdout
@@ -64,7 +75,7 @@ def test_the_quickstart_runs_every_stage_and_prints_where_everything_is(procedur
 
 def test_the_occlusion_study_trains_both_models_and_compares_them(procedural_dir, tmp_path, ray_cluster):
     done = run_pare(["study", str(ROOT / "configs" / "study_occlusion.yaml"), f"body_model.asset_dir={procedural_dir}",
-                     "study.train_samples=32", "study.test_frames=12"], tmp_path, ray_cluster)  # fmt: skip
+                     "study.train_samples=32", "study.test_frames=12", "study.seeds=[0]"], tmp_path, ray_cluster)  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
     out = tmp_path / "outputs" / "study_occlusion"
     markdown = (out / "compare" / "comparison.md").read_text()
@@ -78,3 +89,5 @@ def test_the_occlusion_study_trains_both_models_and_compares_them(procedural_dir
     synthetic = json.loads((out / "data" / "3dpw" / "synthetic.json").read_text())
     assert synthetic["options"]["occluder_probability"] == 1.0
     assert (out / "compare" / "curves.png").is_file() and (out / "compare" / "bars.png").is_file()
+    table = (out / "study_table.md").read_text()  # one seed: means without a spread
+    assert "| pare | 1 |" in table and "| hmr | 1 |" in table and "eval/3dpw/pa_mpjpe" in table

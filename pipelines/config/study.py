@@ -31,12 +31,21 @@ class StudyConfig:
     compare_metrics: list[str] = field(default_factory=list)
     """Metrics of the comparison; empty: every val/* and eval/* metric and train/loss."""
 
+    seeds: list[int] = field(default_factory=lambda: [0])
+    """Training seeds (``train.seed``): every variant is trained once per seed (run ``<variant>-seed<N>`` when
+    there are several), and the study table gives each metric's mean and standard deviation over the seeds."""
+
+    table_metrics: list[str] = field(default_factory=list)
+    """Metrics of the study table (mean and standard deviation over seeds); empty: ``compare_metrics``."""
+
     def __post_init__(self) -> None:
         for name in ("train_samples", "test_frames", "image_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0.0 <= self.test_occluders <= 1.0:
             raise ValueError(f"test_occluders must be a probability in 0..1, got {self.test_occluders}")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds must list at least one seed, each once, got {self.seeds}")
         for name in self.variants:
             if not name or any(c in name for c in "/\\ ="):
                 raise ValueError(
