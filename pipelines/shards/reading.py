@@ -11,7 +11,7 @@ from PIL import Image
 
 from pare_model.errors import UserFacingError
 from pipelines.preprocess.storage import Storage
-from pipelines.shards.manifest import MANIFEST_FILE
+from pipelines.shards.manifest import MANIFEST_FILE, in_folder
 
 
 def find_folders(storage: Storage) -> list[str]:
@@ -33,7 +33,7 @@ def find_folders(storage: Storage) -> list[str]:
 
 
 def read_manifest(storage: Storage, folder: str) -> dict:
-    path = f"{folder}/{MANIFEST_FILE}" if folder else MANIFEST_FILE
+    path = in_folder(folder, MANIFEST_FILE)
     try:
         return json.loads(storage.read_text(path))
     except ValueError as error:
@@ -41,7 +41,7 @@ def read_manifest(storage: Storage, folder: str) -> dict:
 
 
 def shard_url(storage: Storage, folder: str, name: str) -> str:
-    return storage.path(f"{folder}/{name}" if folder else name)
+    return storage.path(in_folder(folder, name))
 
 
 def decode_labels(data: bytes) -> np.ndarray:
