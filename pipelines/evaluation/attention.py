@@ -31,7 +31,7 @@ def run_attention_pictures(config: PareConfig, num: int, output_dir: str | Path)
     context = EvalContext(context_spec(config, resolve_source(config)))
     if context.model is None:
         raise EvaluationError("attention pictures need a checkpoint: pass --checkpoint FILE or --run RUN_ID")
-    urls = tuple(url for folder in shard_folders(config) for url in folder.urls)
+    urls = tuple(url for folder in shard_folders(config)[0] for url in folder.urls)
     folder = Path(output_dir)
     folder.mkdir(parents=True, exist_ok=True)
     files, tiles, captions = [], [], []

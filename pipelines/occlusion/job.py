@@ -102,7 +102,7 @@ def run_occlusion_analysis(config: PareConfig) -> OcclusionResult:
     start = time.monotonic()
     evaluate, occlusion = config.evaluate, config.evaluate.occlusion
     source = resolve_source(config)
-    folders = shard_folders(config)
+    folders, _ = shard_folders(config)
     init_ray(evaluate.ray_address)
     spec = context_spec(config, source)
     job = functools.partial(analyse_unit, patch=occlusion.patch_size, stride=occlusion.stride,
