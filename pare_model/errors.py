@@ -18,4 +18,4 @@ class PickleLoadError(AssetError):
 
 
 class UnsafePickleError(PickleLoadError):
-    """A pickle file asks to create an object that is not plain data."""
+    """A pickle file asks to create an object that is not plain data, or holds data shaped to exhaust memory."""

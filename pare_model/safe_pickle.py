@@ -11,7 +11,11 @@ the few globals that plain numeric data needs:
 - ``set``/``frozenset``/``slice``/``object`` and the encoder protocol 2 uses for bytes.
 
 Every other global raises :class:`~pare_model.errors.UnsafePickleError` before anything is
-called. Files are read with ``encoding="latin1"`` so Python 2 pickles load.
+called. So does data that expands far beyond the file through shared references (a "billion
+laughs" pickle), a container that holds itself, and nesting deeper than :data:`MAX_DEPTH`: the
+pass that replaces the stand-ins walks each shared object once and counts its work against the
+input's size (:class:`_BoundedWalk`). Files are read with ``encoding="latin1"`` so Python 2
+pickles load.
 """
 
 from __future__ import annotations
@@ -130,39 +134,111 @@ class _RestrictedUnpickler(pickle.Unpickler):
         raise UnsafePickleError(f"refusing to load {self._source}: it uses persistent ids")
 
 
-def _rebuild_sparse(stand_in: _SparseMatrix, source: str) -> scipy.sparse.spmatrix:
-    state = stand_in.state
+def _rebuild_sparse(fmt: str, state: Any, source: str) -> scipy.sparse.spmatrix:
+    state = state if isinstance(state, dict) else {}
     shape = tuple(state.get("_shape", state.get("shape", ())))
     try:
-        if stand_in.format == "coo":
+        if fmt == "coo":
             # scipy >= 1.13 stores a ``coords`` tuple; older versions ``row`` and ``col``.
             coords = state["coords"] if "coords" in state else (state["row"], state["col"])
             arrays = (np.asarray(state["data"]), tuple(np.asarray(c) for c in coords))
             return scipy.sparse.coo_matrix(arrays, shape=shape)
         arrays = (np.asarray(state["data"]), np.asarray(state["indices"]), np.asarray(state["indptr"]))
-        matrix_class = scipy.sparse.csc_matrix if stand_in.format == "csc" else scipy.sparse.csr_matrix
+        matrix_class = scipy.sparse.csc_matrix if fmt == "csc" else scipy.sparse.csr_matrix
         return matrix_class(arrays, shape=shape)
     except (KeyError, ValueError, TypeError) as error:
         raise PickleLoadError(f"{source}: malformed sparse matrix in pickle ({error})") from error
 
 
-def _rebuild_chumpy(stand_in: _ChumpyArray, source: str) -> np.ndarray:
-    state = stand_in.state if isinstance(getattr(stand_in, "state", None), dict) else {}
-    if "x" not in state:
+def _rebuild_chumpy(state: Any, source: str) -> np.ndarray:
+    if not isinstance(state, dict) or "x" not in state:
         raise PickleLoadError(f"{source}: a chumpy array in the pickle has no value ('x')")
     return np.asarray(state["x"])
 
 
-def _replace_stand_ins(value: Any, source: str) -> Any:
-    if isinstance(value, _ChumpyArray):
-        return _rebuild_chumpy(value, source)
-    if isinstance(value, _SparseMatrix):
-        return _rebuild_sparse(value, source)
-    if isinstance(value, dict):
-        return {key: _replace_stand_ins(item, source) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_replace_stand_ins(item, source) for item in value)
-    return value
+MAX_DEPTH = 100
+"""Deepest nesting of containers a pickle may hold; SMPL, 3DPW and camera files nest 3 levels."""
+OBJECTS_PER_BYTE = 4
+"""Objects the loaded data may hold per byte of input, counting a shared object each time it is reached.
+
+Plain data spends at least a byte of pickle on each object it holds, so it stays under 1; a
+"billion laughs" pickle (a list holding another list twice, nested 60 deep: 450 bytes) expands
+to 2**61 objects through shared references, and is refused after a few thousand.
+"""
+OBJECTS_SLACK = 10_000
+
+_CONTAINERS = (dict, list, tuple, set, frozenset, np.ndarray, *_STAND_INS)
+
+
+class _BoundedWalk:
+    """The pass that turns stand-ins into arrays, with its work bounded by the input's size.
+
+    Each container is walked once (memoised by id); reaching it again shares the result, as the
+    input shares it, and counts its objects again, so data that expands far beyond its file is
+    refused before a consumer walks it as a tree. A container that holds itself, or nesting deeper
+    than :data:`MAX_DEPTH`, is refused too: plain numeric data has neither.
+    """
+
+    def __init__(self, source: str, num_bytes: int):
+        self.source, self.num_bytes = source, num_bytes
+        self.limit = OBJECTS_PER_BYTE * num_bytes + OBJECTS_SLACK
+        self.count = 0
+        self.done: dict[int, tuple[Any, int]] = {}  # id -> (result, objects under it, itself included)
+        self.open: set[int] = set()  # ids of the containers being walked (the current path)
+
+    def _counted(self, objects: int) -> None:
+        self.count += objects
+        if self.count > self.limit:
+            raise UnsafePickleError(
+                f"refusing to load {self.source}: its {self.num_bytes:,} bytes expand to more than "
+                f"{self.limit:,} objects through shared references (a 'billion laughs' pickle); "
+                "plain numeric data never does. Check where the file came from."
+            )
+
+    def visit(self, value: Any, depth: int = 0) -> Any:
+        if not isinstance(value, _CONTAINERS) or (isinstance(value, np.ndarray) and value.dtype != object):
+            self._counted(1)
+            return value
+        key = id(value)
+        if key in self.done:
+            result, objects = self.done[key]
+            self._counted(objects)
+            return result
+        if key in self.open:
+            raise UnsafePickleError(
+                f"refusing to load {self.source}: a {type(value).__name__} in it holds itself; plain numeric "
+                "data never does"
+            )
+        if depth >= MAX_DEPTH:
+            raise UnsafePickleError(
+                f"refusing to load {self.source}: its containers are nested deeper than {MAX_DEPTH} levels; "
+                "plain numeric data never is"
+            )
+        self.open.add(key)
+        start = self.count
+        self._counted(1)
+        result = self._rebuild(value, depth + 1)
+        self.open.discard(key)
+        self.done[key] = (result, self.count - start)
+        return result
+
+    def _rebuild(self, value: Any, depth: int) -> Any:
+        if isinstance(value, _ChumpyArray):
+            return _rebuild_chumpy(self.visit(getattr(value, "state", None), depth), self.source)
+        if isinstance(value, _SparseMatrix):
+            return _rebuild_sparse(value.format, self.visit(getattr(value, "state", None), depth), self.source)
+        if isinstance(value, dict):
+            self._counted(len(value))  # the keys
+            return {key: self.visit(item, depth) for key, item in value.items()}
+        if isinstance(value, (list, tuple)):
+            return type(value)(self.visit(item, depth) for item in value)
+        if isinstance(value, np.ndarray):  # an object array: its items may be containers too
+            result = np.empty(value.size, dtype=object)
+            for index, item in enumerate(value.flat):
+                result[index] = self.visit(item, depth)
+            return result.reshape(value.shape)
+        self._counted(len(value))  # a set: its items are hashable scalars or tuples
+        return value
 
 
 def loads_pickle(data: bytes, source: str = "pickle data") -> Any:
@@ -173,7 +249,7 @@ def loads_pickle(data: bytes, source: str = "pickle data") -> Any:
         raise
     except Exception as error:  # corrupt or truncated input raises many kinds of errors
         raise PickleLoadError(f"{source} is not a readable pickle ({type(error).__name__}: {error})") from error
-    return _replace_stand_ins(loaded, source)
+    return _BoundedWalk(source, len(data)).visit(loaded)
 
 
 def load_pickle(path: str | Path) -> Any:

@@ -261,3 +261,49 @@ def test_attention_pictures_of_the_trained_model(procedural_dir, training_shards
     assert sheet.std() > 10
     panel = np.asarray(Image.open(panels[0]).convert("RGB"))
     assert panel.shape[1] == 3 * 128 and panel.shape[0] > 128 + 4 * 64  # crop row, then 4 rows of part maps
+
+
+def complete_samples(path: Path) -> int:
+    """Samples with all three members that plain tarfile reads from a (truncated) shard before it ends."""
+    import tarfile
+
+    members: dict[str, set] = {}
+    try:
+        with tarfile.open(path, mode="r|") as tar:
+            for member in tar:
+                key, suffix = member.name.split(".", 1)
+                tar.extractfile(member).read()
+                members.setdefault(key, set()).add(suffix)
+    except (tarfile.ReadError, EOFError):
+        pass  # the truncated end
+    return sum(suffixes == {"jpg", "labels.png", "json"} for suffixes in members.values())
+
+
+def test_a_truncated_shard_fails_evaluation_or_is_counted_exactly(procedural_dir, training_shards, tmp_path,
+                                                                  ray_cluster, capsys):  # fmt: skip
+    import shutil
+
+    damaged = tmp_path / "3dpw" / "test"
+    shutil.copytree(training_shards / "3dpw" / "test", damaged)
+    manifest = json.loads((damaged / "manifest.json").read_text())
+    first = manifest["shards"][0]
+    shard = damaged / first["name"]
+    shard.write_bytes(shard.read_bytes()[: first["bytes"] * 2 // 3])
+    base = ["evaluate", "--shards", str(damaged), "--out", str(tmp_path / "eval"), f"body_model.asset_dir={procedural_dir}",
+            "evaluate.predictor=ground_truth", "evaluate.log_to=none"]  # fmt: skip
+    assert main(base) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and first["name"] in error and "manifest says" in error
+    assert "pare shards validate" in error and "evaluate.allow_damaged_shards=true" in error
+    assert not (tmp_path / "eval").exists()  # failed in the preflight, before any actor measured anything
+
+    assert main([*base, "evaluate.allow_damaged_shards=true"]) == 0
+    out = capsys.readouterr().out
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    total = manifest["totals"]["samples"]
+    lost = first["samples"] - complete_samples(shard)
+    assert 0 < lost < first["samples"]
+    assert metrics["samples_expected"] == total and metrics["samples_lost"] == lost
+    assert metrics["subsets"]["3dpw"]["num_samples"] == total - lost
+    assert len(metrics["damaged_shards"]) == 1 and first["name"] in metrics["damaged_shards"][0]
+    assert f"{lost} of the {total} samples" in out and first["name"] in out

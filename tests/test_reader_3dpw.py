@@ -231,3 +231,13 @@ def test_broken_sources_name_the_file_and_the_fix(tmp_path):
     (folder / "downtown_walking_00.pkl").write_bytes(pickle.dumps({**sequence, "hook": os.getcwd}, protocol=2))
     with pytest.raises(SourceError, match="refusing to load.*getcwd"):
         read(tmp_path)
+
+
+@pytest.mark.parametrize("name", ["../../../outside", "/etc", "a\x00b", ".."])
+def test_a_sequence_name_that_is_not_a_plain_name_is_refused(tmp_path, name):
+    """The name picks the frame folder and the sample keys: it must not lead out of imageFiles/."""
+    folder = tmp_path / "sequenceFiles/test"
+    folder.mkdir(parents=True)
+    (folder / "downtown_walking_00.pkl").write_bytes(pickle.dumps({**hand_made_sequence(), "sequence": name}))
+    with pytest.raises(SourceError, match=r"downtown_walking_00\.pkl: its sequence name .* is not a plain name"):
+        read(tmp_path)

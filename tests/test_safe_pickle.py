@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import pickle
+import resource
+import shutil
+import subprocess
 import sys
 import types
 
@@ -14,7 +18,7 @@ import scipy.sparse
 
 from pare_model.errors import PickleLoadError, UnsafePickleError
 from pare_model.safe_pickle import load_pickle, loads_pickle
-from tests.conftest import require_real_fixture
+from tests.conftest import ROOT, require_real_fixture
 
 
 @pytest.mark.parametrize("protocol", [0, 2, 4, 5])
@@ -150,3 +154,109 @@ def test_real_human36m_camera_pickle_loads():
     camera = cameras[("S1", "54138969")]
     assert camera["R"].shape == (3, 3) and camera["T"].shape == (3, 1)
     assert np.allclose(camera["R"] @ camera["R"].T, np.eye(3), atol=1e-6)
+
+
+def billion_laughs(depth: int = 60) -> bytes:
+    """A list holding the same list twice, nested ``depth`` deep: ~450 bytes that expand to 2**depth lists."""
+    value: list = []
+    for _ in range(depth):
+        value = [value, value]
+    return pickle.dumps(value, protocol=2)
+
+
+_MEMORY_PROBE = """
+import json, resource, sys, tracemalloc
+from pare_model.errors import PickleLoadError
+from pare_model.safe_pickle import loads_pickle
+
+# without the bound this grows by gigabytes: cap the address space so a regression fails, not the machine
+size = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmSize:")) * 1024
+resource.setrlimit(resource.RLIMIT_AS, (size + (1 << 30), resource.RLIM_INFINITY))
+data = open(sys.argv[1], "rb").read()
+tracemalloc.start()
+try:
+    loads_pickle(data, "SMPL_NEUTRAL.pkl")
+    error = None
+except (PickleLoadError, MemoryError, RecursionError) as raised:
+    error = [type(raised).__name__, str(raised)]
+print(json.dumps({"error": error, "peak": tracemalloc.get_traced_memory()[1]}))
+"""
+
+
+def test_a_billion_laughs_pickle_is_refused_within_a_small_memory_bound(tmp_path):
+    data = billion_laughs()
+    assert len(data) < 500
+    path = tmp_path / "laughs.pkl"
+    path.write_bytes(data)
+    env = os.environ | {"PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", _MEMORY_PROBE, str(path)], capture_output=True, text=True, env=env,
+                          timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout)
+    assert result["error"] is not None and result["error"][0] == "UnsafePickleError", result
+    message = result["error"][1]
+    assert "SMPL_NEUTRAL.pkl" in message and "shared references" in message and "\n" not in message
+    assert result["peak"] < 100 * 2**20
+
+
+@pytest.mark.parametrize(
+    "build, words",
+    [
+        pytest.param(lambda: (lambda a: (a.append(a), a)[1])([]), "holds itself", id="list-holding-itself"),
+        pytest.param(lambda: (lambda d: (d.update(me=d), d)[1])({}), "holds itself", id="dict-holding-itself"),
+        pytest.param(None, "nested deeper", id="10000-deep"),
+    ],
+)
+def test_self_referencing_and_deeply_nested_pickles_give_one_line_errors(build, words):
+    with pytest.raises(UnsafePickleError) as raised:
+        # 10,000 empty lists, each appended to the one below: too deep for pickle.dumps to write
+        data = pickle.dumps(build(), protocol=2) if build else b"\x80\x02" + b"]" * 10_000 + b"a" * 9_999 + b"."
+        loads_pickle(data, "seq.pkl")
+    assert words in str(raised.value) and "seq.pkl" in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_shared_references_in_plain_data_still_load():
+    row = [1.0, 2.0, 3.0]
+    array = np.arange(4.0)
+    data = {"a": [row, row, row], "b": (array, array), "c": {"again": row}}
+    loaded = loads_pickle(pickle.dumps(data, protocol=2))
+    assert loaded["a"] == [row] * 3 and loaded["c"]["again"] == row
+    assert np.array_equal(loaded["b"][1], array)
+    laughs = loads_pickle(billion_laughs(depth=8))  # 2**9 - 1 lists from a small file: within the bound
+    assert len(laughs) == 2 and laughs[0] == laughs[1]
+
+
+def _pare(*args: str) -> subprocess.CompletedProcess:
+    """``pare ARGS`` in a subprocess whose heap is capped at 2 GiB, so a regression fails without starving the machine."""
+
+    def cap_heap() -> None:
+        resource.setrlimit(resource.RLIMIT_DATA, (2 << 30, resource.RLIM_INFINITY))
+
+    env = os.environ | {"PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "pipelines.cli", *args]
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, preexec_fn=cap_heap)
+
+
+def test_hostile_pickles_are_one_line_cli_errors(procedural_dir, tmp_path):
+    """`pare body-model info` and `pare preprocess` (3DPW reader) refuse them: exit 2, one line, no Ray, no traceback."""
+    itself: list = []
+    itself.append(itself)
+    for name, data, words in (("laughs", billion_laughs(), "shared references"),
+                              ("itself", pickle.dumps(itself, protocol=2), "holds itself")):  # fmt: skip
+        body = tmp_path / f"body-{name}"
+        shutil.copytree(procedural_dir, body)
+        (body / "SMPL_NEUTRAL.pkl").write_bytes(data)
+        info = _pare("body-model", "info", str(body))
+        assert info.returncode == 2, info.stderr[-2000:]
+        assert info.stderr.count("\n") == 1 and "Traceback" not in info.stderr
+        assert str(body / "SMPL_NEUTRAL.pkl") in info.stderr and words in info.stderr
+    sequences = tmp_path / "3dpw/sequenceFiles/test"
+    sequences.mkdir(parents=True)
+    (sequences / "downtown_walking_00.pkl").write_bytes(billion_laughs())
+    preprocess = _pare("preprocess", "--quiet", f"body_model.asset_dir={procedural_dir}",
+                       f"preprocess.output={tmp_path / 'out'}", "preprocess.sources.p.reader=3dpw",
+                       f"preprocess.sources.p.root={tmp_path / '3dpw'}", "preprocess.sources.p.split=test")  # fmt: skip
+    assert preprocess.returncode == 2, preprocess.stderr[-2000:]
+    assert preprocess.stderr.count("\n") == 1 and "Traceback" not in preprocess.stderr
+    assert "downtown_walking_00.pkl" in preprocess.stderr and "shared references" in preprocess.stderr
+    assert "Ray instance" not in preprocess.stdout + preprocess.stderr

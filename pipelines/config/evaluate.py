@@ -78,6 +78,10 @@ class EvaluateConfig:
     max_samples: int = 0
     """Evaluate at most this many samples per shard folder (the first ones); 0: all."""
 
+    allow_damaged_shards: bool = False
+    """Evaluate even when shards differ from their manifest (size or sha256), reporting the samples lost
+    (``samples_lost`` in metrics.json); false: fail before evaluating, naming the shards."""
+
     output_dir: str = "outputs/evaluate"
     """Folder for metrics.json, the CSV breakdowns and the per-joint chart."""
 

@@ -1,6 +1,7 @@
 """``pare attention``: the PARE head's 24 part-attention maps over the crops of test shards.
 
-For the first ``num`` samples of the shards (in shard order): ``attention_<key>.png`` with the
+For the first ``num`` samples of the shards (in shard order): ``attention_<key>.png`` (the key made
+a plain file name by :func:`~pipelines.file_names.safe_file_name`) with the
 crop, the 2D part branch's labels, the combined attention and one heat map per part (see
 :func:`pipelines.visualize.attention.attention_panel`), and ``attention_sheet.png`` with the
 combined attention of every sample side by side. For raw images, ``pare predict`` draws the same
@@ -20,6 +21,7 @@ from pipelines.evaluation.job import context_spec, shard_folders
 from pipelines.evaluation.measure import Unit, unit_batches
 from pipelines.evaluation.predictors import EvalContext
 from pipelines.evaluation.source import EvaluationError, resolve_source
+from pipelines.file_names import safe_file_name
 from pipelines.visualize.attention import attention_overlay, attention_panel
 from pipelines.visualize.contact_sheet import contact_sheet
 
@@ -31,7 +33,7 @@ def run_attention_pictures(config: PareConfig, num: int, output_dir: str | Path)
     context = EvalContext(context_spec(config, resolve_source(config)))
     if context.model is None:
         raise EvaluationError("attention pictures need a checkpoint: pass --checkpoint FILE or --run RUN_ID")
-    urls = tuple(url for folder in shard_folders(config) for url in folder.urls)
+    urls = tuple(url for folder in shard_folders(config)[0] for url in folder.urls)
     folder = Path(output_dir)
     folder.mkdir(parents=True, exist_ok=True)
     files, tiles, captions = [], [], []
@@ -44,7 +46,7 @@ def run_attention_pictures(config: PareConfig, num: int, output_dir: str | Path)
             crop = batch["image"][index].numpy()
             attention = output["pred_part_attention"][index].float().cpu().numpy()
             segm = output["pred_segm_mask"][index].float().cpu().numpy()
-            files.append(folder / f"attention_{key}.png")
+            files.append(folder / f"attention_{safe_file_name(key)}.png")
             attention_panel(crop, segm, attention).save(files[-1])
             tiles.append(np.concatenate([crop, attention_overlay(crop, attention)], axis=1))
             captions.append(key)

@@ -18,6 +18,7 @@ from pipelines.config.schema import PareConfig
 from pipelines.evaluation.measure import EvalPart, evaluate_unit
 from pipelines.evaluation.predictors import ContextSpec
 from pipelines.evaluation.report import mlflow_metrics, summarise, write_reports
+from pipelines.evaluation.shard_check import check_shards, expected_samples
 from pipelines.evaluation.source import EvaluationError, ModelSource, resolve_source
 from pipelines.evaluation.subsets import check_subsets
 from pipelines.evaluation.tracking import Logged, log_results
@@ -34,9 +35,15 @@ class EvaluationResult:
     without_ground_truth: int
     unreadable: int
     seconds: float
+    expected: int = 0
+    """Samples the manifests list (the first ``max_samples`` per folder)."""
+    lost: int = 0
+    """Of those, samples neither evaluated nor left out for lack of ground truth (unreadable or in damaged shards)."""
+    damaged: tuple[str, ...] = ()
 
 
-def shard_folders(config: PareConfig) -> list:
+def shard_folders(config: PareConfig) -> tuple[list, list[str]]:
+    """(folders, problems of their damaged shards); damaged shards raise unless evaluate.allow_damaged_shards."""
     from pipelines.training.data.shards import resolve_folders
 
     if not config.evaluate.shards:
@@ -48,7 +55,7 @@ def shard_folders(config: PareConfig) -> list:
     folders = [folder for folder in folders if folder.total > 0]
     if not folders:
         raise EvaluationError(f"the shard folders {config.evaluate.shards} hold no samples")
-    return folders
+    return folders, check_shards(folders, config.evaluate.allow_damaged_shards)
 
 
 def context_spec(config: PareConfig, source: ModelSource) -> ContextSpec:
@@ -78,7 +85,7 @@ def run_evaluation(config: PareConfig) -> EvaluationResult:
     evaluate = config.evaluate
     _check_gpu(config)
     source = resolve_source(config)
-    folders = shard_folders(config)
+    folders, damaged = shard_folders(config)
     init_ray(evaluate.ray_address)
     units = plan_units(folders, evaluate.num_actors, evaluate.max_samples)
     job = functools.partial(evaluate_unit, batch_size=evaluate.batch_size, baseline=evaluate.baseline)
@@ -93,6 +100,8 @@ def run_evaluation(config: PareConfig) -> EvaluationResult:
         )
     subsets = check_subsets(evaluate.subsets, [name for names in part.subsets for name in names])
     summary = summarise(part, subsets, evaluate.baseline)
+    expected = expected_samples(folders, evaluate.max_samples)
+    lost = expected - len(part) - part.without_ground_truth
     info = {
         "evaluated": source.checkpoint or source.label,
         "predictor": evaluate.predictor,
@@ -101,6 +110,9 @@ def run_evaluation(config: PareConfig) -> EvaluationResult:
         "shards": [{"uri": f.uri, "samples": f.total, "manifest_sha256": f.digest} for f in folders],
         "without_ground_truth": part.without_ground_truth,
         "unreadable": part.unreadable,
+        "samples_expected": expected,
+        "samples_lost": lost,
+        "damaged_shards": damaged,
         "protocol": "H36M-regressor joints, 14 LSP joints centred on the H36M pelvis; mm",
     }
     output_dir = Path(evaluate.output_dir)
@@ -108,7 +120,7 @@ def run_evaluation(config: PareConfig) -> EvaluationResult:
     params = {f"evaluate.{k}": v for k, v in vars(evaluate).items() if k != "occlusion"}
     logged = log_results(config, source, mlflow_metrics(summary), files, "evaluation", params, "evaluate")
     return EvaluationResult(summary, output_dir, files, source, logged, part.without_ground_truth, part.unreadable,
-                            time.monotonic() - start)  # fmt: skip
+                            time.monotonic() - start, expected, lost, tuple(damaged))  # fmt: skip
 
 
 def summary_text(result: EvaluationResult) -> str:
@@ -127,6 +139,11 @@ def summary_text(result: EvaluationResult) -> str:
     if result.without_ground_truth or result.unreadable:
         lines.append(f"  left out: {result.without_ground_truth} samples without 3D ground truth, "
                      f"{result.unreadable} unreadable (see pare shards validate)")  # fmt: skip
+    if result.lost:
+        lines.append(f"  LOST: {result.lost} of the {result.expected} samples the manifests list were not evaluated "
+                     "(unreadable, or in damaged shards); the numbers above cover the rest")  # fmt: skip
+    for problem in result.damaged:
+        lines.append(f"  damaged shard: {problem}")
     lines.append(f"  files: {result.output_dir.resolve()}")
     if result.logged:
         where = "training run" if result.logged.into_training_run else "evaluation run"

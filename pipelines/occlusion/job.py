@@ -5,7 +5,8 @@ Writes to ``evaluate.occlusion.output_dir``:
 - ``occlusion.npz``: per image the clean (14,) and occluded (side, side, 14) per-joint MPJPE and
   PA-MPJPE, the part coverage of every patch position, the 2D joints, and the keys;
 - ``figure1_mean_mpjpe.png`` / ``figure1_mean_pa_mpjpe.png``: per-joint error maps averaged over
-  every image (over the mean crop); ``figure1_<key>.png``: the same for single images;
+  every image (over the mean crop); ``figure1_<key>.png``: the same for single images (the key made a
+  plain file name by :func:`~pipelines.file_names.safe_file_name`);
 - ``figure3_part_sensitivity.png`` and ``part_sensitivity.csv``: how much hiding each body part
   raises MPJPE and PA-MPJPE;
 - the local sensitivity (:func:`pipelines.occlusion.analysis.local_sensitivity`): the mean MPJPE
@@ -30,6 +31,7 @@ from pipelines.evaluation.job import context_spec, shard_folders
 from pipelines.evaluation.source import EvaluationError, ModelSource, resolve_source
 from pipelines.evaluation.tracking import Logged, log_results
 from pipelines.evaluation.workers import plan_units, run_units
+from pipelines.file_names import safe_file_name
 from pipelines.occlusion.analysis import Grid, OcclusionPart, analyse_unit, local_sensitivity
 from pipelines.occlusion.figures import joint_heatmaps, part_sensitivity, part_sensitivity_figure
 
@@ -86,7 +88,7 @@ def _figures(folder: Path, part: OcclusionPart, arrays: dict, grid: Grid, label:
     for key, image in list(part.images.items())[:figures]:
         k = index[key]
         files.append(joint_heatmaps(
-            folder / f"figure1_{key}.png", image, arrays["mpjpe"][k], grid.stride, arrays["joints_2d"][k],
+            folder / f"figure1_{safe_file_name(key)}.png", image, arrays["mpjpe"][k], grid.stride, arrays["joints_2d"][k],
             arrays["clean_mpjpe"][k], f"{label}: {key}, per-joint MPJPE with a {grid.patch}-px patch at each position",
         ))  # fmt: skip
     vertices, faces, part_map = _body(asset_dir)
@@ -105,7 +107,7 @@ def run_occlusion_analysis(config: PareConfig) -> OcclusionResult:
     start = time.monotonic()
     evaluate, occlusion = config.evaluate, config.evaluate.occlusion
     source = resolve_source(config)
-    folders = shard_folders(config)
+    folders, _ = shard_folders(config)
     init_ray(evaluate.ray_address)
     spec = context_spec(config, source)
     job = functools.partial(analyse_unit, patch=occlusion.patch_size, stride=occlusion.stride,

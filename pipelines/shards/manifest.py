@@ -24,6 +24,11 @@ def shard_name(index: int) -> str:
     return f"shard-{index:06d}.tar"
 
 
+def in_folder(folder: str, name: str) -> str:
+    """``name`` inside the relative ``folder`` of a storage root ('' is the root itself)."""
+    return f"{folder}/{name}" if folder else name
+
+
 def code_version() -> str:
     """The installed pare-pipeline version and the sample format version."""
     from preprocessing.samples.encode import SAMPLE_FORMAT_VERSION
@@ -114,7 +119,7 @@ def shard_problems(storage, folder: str, manifest: dict, checksums: bool = True)
     problems = []
     listed = {shard["name"] for shard in manifest.get("shards", [])}
     for shard in manifest.get("shards", []):
-        path = f"{folder}/{shard['name']}"
+        path = in_folder(folder, shard["name"])
         if not storage.exists(path):
             problems.append(f"{shard['name']}: missing")
             continue

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from collections.abc import Iterator
 
 import numpy as np
@@ -11,7 +12,10 @@ from PIL import Image
 
 from pare_model.errors import UserFacingError
 from pipelines.preprocess.storage import Storage
-from pipelines.shards.manifest import MANIFEST_FILE
+from pipelines.shards.manifest import MANIFEST_FILE, in_folder
+
+SHARD_NAME = re.compile(r"shard-[0-9]{6}\.tar")
+"""The names :func:`~pipelines.shards.manifest.shard_name` gives shards; a manifest may list no other."""
 
 
 def find_folders(storage: Storage) -> list[str]:
@@ -33,15 +37,23 @@ def find_folders(storage: Storage) -> list[str]:
 
 
 def read_manifest(storage: Storage, folder: str) -> dict:
-    path = f"{folder}/{MANIFEST_FILE}" if folder else MANIFEST_FILE
+    path = in_folder(folder, MANIFEST_FILE)
     try:
-        return json.loads(storage.read_text(path))
+        manifest = json.loads(storage.read_text(path))
     except ValueError as error:
         raise UserFacingError(f"{storage.path(path)} is not valid JSON: {error}") from None
+    for shard in manifest.get("shards", []) if isinstance(manifest, dict) else []:
+        # readers join the names to the folder: a name like ../../x would read files outside it
+        if not SHARD_NAME.fullmatch(str(shard.get("name", ""))):
+            raise UserFacingError(
+                f"{storage.path(path)}: {shard.get('name')!r} is not a shard file name (shard-NNNNNN.tar); "
+                "the manifest is damaged or not written by `pare preprocess`"
+            )
+    return manifest
 
 
 def shard_url(storage: Storage, folder: str, name: str) -> str:
-    return storage.path(f"{folder}/{name}" if folder else name)
+    return storage.path(in_folder(folder, name))
 
 
 def decode_labels(data: bytes) -> np.ndarray:

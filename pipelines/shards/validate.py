@@ -11,7 +11,7 @@ import numpy as np
 from tqdm import tqdm
 
 from pipelines.preprocess.storage import Storage
-from pipelines.shards.manifest import MANIFEST_FORMAT, REJECTS_FILE, shard_problems
+from pipelines.shards.manifest import MANIFEST_FORMAT, REJECTS_FILE, in_folder, shard_problems
 from pipelines.shards.reading import decode_labels, read_manifest
 from preprocessing.samples.encode import MEMBER_SUFFIXES
 
@@ -117,7 +117,7 @@ def _totals_problems(storage: Storage, folder: str, manifest: dict, samples: int
         )
     if samples != totals["samples"]:
         problems.append(f"totals: {samples} samples in the shards, manifest says {totals['samples']}")
-    path = f"{folder}/{REJECTS_FILE}" if folder else REJECTS_FILE
+    path = in_folder(folder, REJECTS_FILE)
     if not storage.exists(path):
         return problems + [f"{REJECTS_FILE} is missing"]
     lines = [line for line in storage.read_text(path).splitlines() if line.strip()]

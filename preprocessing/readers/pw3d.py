@@ -20,6 +20,8 @@ actor of each frame becomes one record or one reject, in sequence, frame, actor 
   of the fit itself (pose, betas, gender), which the record carries;
 - ``image_size`` comes from the JPEG header of each sequence's first frame.
 
+A sequence name that is not a plain name (``../x``, ``/x``) is a broken file too.
+
 Rejects: ``campose_valid`` 0 (``invalid_camera_pose``), NaN or infinity in the frame's
 parameters (``nan_parameters``), fewer than two labelled keypoints (``no_visible_keypoints``).
 A pickle that cannot be read, lacks a key or holds an array of the wrong shape is a broken
@@ -29,6 +31,7 @@ file, not a bad frame: :class:`~preprocessing.readers.files.SourceError` names i
 from __future__ import annotations
 
 import posixpath
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -52,6 +55,8 @@ OCCLUSION_SEQUENCES = (
     "outdoors_freestyle", "outdoors_golf", "outdoors_parcours", "outdoors_slalom",
 )  # fmt: skip
 """3DPW-OCC: sequences whose names start with one of these (PARE's occlusion subset, pare-reference.md)."""
+PLAIN_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
+"""What a sequence name may be (3DPW's are like ``downtown_walking_00``)."""
 PER_ACTOR = ("genders", "betas", "poses", "trans", "poses2d", "campose_valid")
 REQUIRED = ("sequence", *PER_ACTOR, "cam_poses", "cam_intrinsics")
 
@@ -137,8 +142,11 @@ def parse_sequence(raw, url: str) -> Pw3dSequence:
     frame_ids = np.arange(num_frames) if "img_frame_ids" not in raw else raw["img_frame_ids"]
     frame_ids = _array({"img_frame_ids": frame_ids}, "img_frame_ids", (num_frames,), url)
     rotations, translation = extrinsics[:, :3, :3], extrinsics[:, :3, 3]
+    name = str(raw["sequence"])
+    if not PLAIN_NAME.fullmatch(name):  # it names the frame folder: ../x or /x would read outside imageFiles/
+        raise SourceError(f"{url}: its sequence name {name!r} is not a plain name (letters, digits, _ . -)")
     return Pw3dSequence(
-        name=str(raw["sequence"]),
+        name=name,
         genders=[g.decode("latin1") if isinstance(g, bytes) else str(g) for g in raw["genders"]],
         betas=np.stack([b[:10] for b in betas]) if betas else np.zeros((0, 10)),
         poses=_camera_roots(arrays["poses"], rotations),
