@@ -20,7 +20,7 @@ from pipelines.evaluation.predictors import ContextSpec
 from pipelines.evaluation.report import mlflow_metrics, summarise, write_reports
 from pipelines.evaluation.source import EvaluationError, ModelSource, resolve_source
 from pipelines.evaluation.subsets import check_subsets
-from pipelines.evaluation.tracking import Logged, log_results
+from pipelines.evaluation.tracking import Logged, check_logging, log_results
 from pipelines.evaluation.workers import plan_units, run_units
 
 
@@ -78,6 +78,7 @@ def run_evaluation(config: PareConfig) -> EvaluationResult:
     evaluate = config.evaluate
     _check_gpu(config)
     source = resolve_source(config)
+    check_logging(config, source)
     folders = shard_folders(config)
     init_ray(evaluate.ray_address)
     units = plan_units(folders, evaluate.num_actors, evaluate.max_samples)

@@ -57,6 +57,9 @@ def _checkpoint_of_run(config: PareConfig, run_id: str) -> tuple[str, str]:
             "evaluate.run_id needs the MLflow store the run is in: set tracking.tracking_uri (for a local "
             "`pare train` run: sqlite:///<train.storage_path>/mlflow.db) or MLFLOW_TRACKING_URI"
         )
+    from pipelines.tracking_store import prepare_tracking
+
+    prepare_tracking(uri, config.tracking.timeout_s, read_only=True)
     try:
         run = MlflowClient(uri).get_run(run_id)
     except MlflowException as error:

@@ -26,7 +26,7 @@ from pare_model.body_model.parts import PART_NAMES
 from pipelines.config.schema import PareConfig
 from pipelines.evaluation.job import context_spec, shard_folders
 from pipelines.evaluation.source import EvaluationError, ModelSource, resolve_source
-from pipelines.evaluation.tracking import Logged, log_results
+from pipelines.evaluation.tracking import Logged, check_logging, log_results
 from pipelines.evaluation.workers import plan_units, run_units
 from pipelines.occlusion.analysis import Grid, OcclusionPart, analyse_unit
 from pipelines.occlusion.figures import joint_heatmaps, part_sensitivity, part_sensitivity_figure
@@ -102,6 +102,7 @@ def run_occlusion_analysis(config: PareConfig) -> OcclusionResult:
     start = time.monotonic()
     evaluate, occlusion = config.evaluate, config.evaluate.occlusion
     source = resolve_source(config)
+    check_logging(config, source)
     folders = shard_folders(config)
     init_ray(evaluate.ray_address)
     spec = context_spec(config, source)

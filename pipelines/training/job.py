@@ -21,6 +21,7 @@ from pipelines.body_model_source import prepare_assets
 from pipelines.config.loader import to_yaml
 from pipelines.config.schema import PareConfig
 from pipelines.preprocess.cluster import init_ray
+from pipelines.tracking_store import prepare_tracking
 from pipelines.training import faults
 from pipelines.training.data.shards import resolve_training_shards
 from pipelines.training.status import clear_status, read_status, status_uri
@@ -77,14 +78,16 @@ def run_training(config: PareConfig) -> TrainingResult:
     from ray.train.torch import TorchConfig, TorchTrainer
 
     from pipelines.training.loop import SCORE, train_loop, worker_environment
-    from pipelines.training.tracking import log_setup, open_run, quiet_mlflow_env
+    from pipelines.training.tracking import log_setup, open_run, resolve_tracking_uri
 
     started = time.monotonic()
     train = config.train
     _check(config)
+    storage = _storage_path(train.storage_path)
+    # timeouts before the first MLflow call, and an unreachable server named in seconds, not minutes
+    prepare_tracking(resolve_tracking_uri(config.tracking, storage), config.tracking.timeout_s)
     shards = resolve_training_shards(config.data)
     asset_dir = str(prepare_assets(config.body_model).resolve())
-    storage = _storage_path(train.storage_path)
     config_yaml = to_yaml(config)
     handle = open_run(config.tracking, train.run_name, storage)
     from omegaconf import OmegaConf
@@ -153,7 +156,6 @@ def run_training(config: PareConfig) -> TrainingResult:
         if result.best_checkpoints else result.checkpoint  # fmt: skip
     _publish(status, {"latest": result.checkpoint, "best": best})
     registered = ""
-    quiet_mlflow_env(config.tracking.timeout_s)  # from here on, a lost server must not hold the driver for minutes
     try:
         registered = _log_final_model(config, handle, result.checkpoint, asset_dir)
         client.set_tag(handle.run_id, "pare.best_checkpoint", best.path)
