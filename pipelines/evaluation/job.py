@@ -22,6 +22,7 @@ from pipelines.evaluation.source import EvaluationError, ModelSource, resolve_so
 from pipelines.evaluation.subsets import check_subsets
 from pipelines.evaluation.tracking import Logged, check_logging, log_results
 from pipelines.evaluation.workers import plan_units, run_units
+from pipelines.preflight import check_body_model, check_shard_folders
 
 
 @dataclass(frozen=True)
@@ -48,13 +49,17 @@ def shard_folders(config: PareConfig) -> list:
     folders = [folder for folder in folders if folder.total > 0]
     if not folders:
         raise EvaluationError(f"the shard folders {config.evaluate.shards} hold no samples")
+    check_shard_folders(folders, "evaluate.shards")
     return folders
 
 
 def context_spec(config: PareConfig, source: ModelSource) -> ContextSpec:
+    """What every actor needs; the body model is loaded here first, so a bad one fails once, on the driver."""
     evaluate = config.evaluate
+    asset_dir = prepare_assets(config.body_model).resolve()
+    check_body_model(asset_dir)
     return ContextSpec(
-        asset_dir=str(prepare_assets(config.body_model).resolve()),
+        asset_dir=str(asset_dir),
         predictor=evaluate.predictor,
         checkpoint=str(Path(source.checkpoint).resolve()) if source.checkpoint else "",
         device="cuda" if evaluate.use_gpu else "cpu",

@@ -116,11 +116,11 @@ def resolve_source(config: PareConfig) -> ModelSource:
         )
     step, run_id = 0, evaluate.run_id
     from pare_model.checkpoint.container import read_checkpoint_file
-    from pare_model.checkpoint.native import is_native
+    from pare_model.checkpoint.native import is_native, parse_model_checkpoint
 
     payload = read_checkpoint_file(checkpoint)
-    if is_native(payload):
-        metadata = payload.get("metadata", {})
+    if is_native(payload):  # checked here so that no actor fails on it (its weights against its config)
+        metadata = parse_model_checkpoint(payload, checkpoint).metadata
         step, run_id = int(metadata.get("step", 0) or 0), run_id or str(metadata.get("run_id", "") or "")
     path = Path(checkpoint)
     label = f"{path.parent.parent.name}-{path.parent.name}" if path.name == "model.pt" else path.stem
