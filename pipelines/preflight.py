@@ -38,3 +38,15 @@ def check_shard_folders(folders: Sequence, key: str) -> None:
                     f"{key}: shard {path} listed in {folder.uri}/manifest.json is missing; rebuild the folder with "
                     "`pare preprocess` (check it with `pare shards validate`)"
                 )
+
+
+def check_output_folder(path: str | Path, key: str) -> None:
+    """``path`` can be the output folder: absent (it will be made) or a folder, not a file."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UserFacingError(f"{key} {path} is a file, not a folder; choose a folder for the results")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UserFacingError(f"{key} {path}: {parent} is a file, so the folder cannot be made there")
+            break

@@ -22,7 +22,7 @@ from pipelines.evaluation.source import EvaluationError, ModelSource, resolve_so
 from pipelines.evaluation.subsets import check_subsets
 from pipelines.evaluation.tracking import Logged, check_logging, log_results
 from pipelines.evaluation.workers import plan_units, run_units
-from pipelines.preflight import check_body_model, check_shard_folders
+from pipelines.preflight import check_body_model, check_output_folder, check_shard_folders
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,7 @@ def run_evaluation(config: PareConfig) -> EvaluationResult:
     start = time.monotonic()
     evaluate = config.evaluate
     _check_gpu(config)
+    check_output_folder(evaluate.output_dir, "evaluate.output_dir (--out)")
     source = resolve_source(config)
     check_logging(config, source)
     folders = shard_folders(config)

@@ -74,10 +74,12 @@ def _reject(rejects: list[dict] | None, record: dict) -> None:
         rejects.append(record)
 
 
-def missing_images(boxes: dict | None, paths: list[Path]) -> list[dict]:
-    """A reject for every box of an image the boxes file names but the folder does not hold."""
+def missing_images(boxes: dict | None, paths: list[Path], rejects: list[dict]) -> list[dict]:
+    """A reject for every box of an image the boxes file names but that is not read: absent, or rejected itself."""
     present = {path.name for path in paths}
-    return [{"image": name, "person": index, "bbox": box, "reason": "no such image in --images"}
+    rejected = {r["image"] for r in rejects}
+    return [{"image": name, "person": index, "bbox": box,
+             "reason": "its image was rejected (see its entry)" if name in rejected else "no such image in --images"}
             for name, items in sorted((boxes or {}).items()) if name not in present
             for index, box in enumerate(items)]  # fmt: skip
 

@@ -173,7 +173,7 @@ def run_predict(model: PareModel, images_dir: str | Path, boxes: dict | None, co
     final = _output_folder(config.output_dir)
     summary = PredictSummary(final)
     paths = find_images(images_dir, summary.rejects)
-    summary.rejects += missing_images(boxes, paths)
+    summary.rejects += missing_images(boxes, paths, summary.rejects)
     final.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=final.parent))
     try:

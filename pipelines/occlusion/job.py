@@ -30,6 +30,7 @@ from pipelines.evaluation.tracking import Logged, check_logging, log_results
 from pipelines.evaluation.workers import plan_units, run_units
 from pipelines.occlusion.analysis import Grid, OcclusionPart, analyse_unit
 from pipelines.occlusion.figures import joint_heatmaps, part_sensitivity, part_sensitivity_figure
+from pipelines.preflight import check_output_folder
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,7 @@ def run_occlusion_analysis(config: PareConfig) -> OcclusionResult:
 
     start = time.monotonic()
     evaluate, occlusion = config.evaluate, config.evaluate.occlusion
+    check_output_folder(occlusion.output_dir, "evaluate.occlusion.output_dir (--out)")
     source = resolve_source(config)
     check_logging(config, source)
     folders = shard_folders(config)
