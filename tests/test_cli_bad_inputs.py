@@ -292,3 +292,46 @@ def test_predict_writes_every_input_to_the_output_or_the_rejects(bad, procedural
     assert "same name stem" in rejects[("a.png", None)] and "was rejected" in rejects[("a.png", 0)]
     assert "unreadable" in rejects[("b.png", None)] and "regular file" in rejects[("dir.png", None)]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "the staging folder is gone"
+
+
+def test_a_user_error_raised_while_an_actor_starts_reaches_the_user_as_its_message(ray_cluster, bad):
+    """Ray reports an exception from an actor's __init__ as ActorDiedError, whose cause is only text."""
+    from pare_model.errors import AssetError
+    from pipelines.evaluation.measure import Unit
+    from pipelines.evaluation.predictors import ContextSpec
+    from pipelines.evaluation.workers import run_units
+    from pipelines.user_errors import user_error_of
+
+    spec = ContextSpec(asset_dir=str(bad / "broken_body_model"), predictor="mean_pose")
+    with pytest.raises(Exception) as caught:
+        list(run_units(spec, lambda context, unit: None, [(Unit(("unused",)), 1)], 1, 1, 0.0, "actor"))
+    assert isinstance(getattr(caught.value, "cause", None), AssetError), type(caught.value)
+    message = user_error_of(caught.value)
+    assert message and "SMPL_NEUTRAL.pkl" in message and "\n" not in message
+
+
+def test_a_user_error_in_a_train_worker_stops_the_run_instead_of_being_retried(ray_cluster, bad, tmp_path):
+    """Three attempts of a deterministic failure used to cost minutes before the message."""
+    from ray.train import FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    from pipelines.config.loader import load_config, to_yaml
+    from pipelines.training.job import train_loop_stopping_on_user_errors
+    from pipelines.training.status import read_status
+
+    config = load_config(str(ROOT / "configs" / "train_synthetic.yaml"), ["model.backbone=debug"])
+    status = tmp_path / "run"
+    loop_config = {"config_yaml": to_yaml(config), "asset_dir": str(bad / "broken_body_model"),
+                   "status_uri": str(status), "faults": {}}  # fmt: skip
+    trainer = TorchTrainer(
+        train_loop_stopping_on_user_errors,
+        train_loop_config=loop_config,
+        torch_config=TorchConfig(backend="gloo"),
+        scaling_config=ScalingConfig(num_workers=1, resources_per_worker={"CPU": 1}),
+        run_config=RunConfig(name="user-error", storage_path=str(tmp_path / "storage"),
+                             failure_config=FailureConfig(max_failures=2)),  # fmt: skip
+    )
+    trainer.fit()  # returns: the worker stopped on purpose rather than failing three times
+    final = read_status(str(status))
+    assert final["state"] == "stopped" and final["reason"] == "user_error"
+    assert "SMPL_NEUTRAL.pkl" in final["message"]
