@@ -2,16 +2,22 @@
 
 Each subcommand module has ``register(subparsers)``, which adds its parser and sets
 ``handler``. Heavy imports (torch, ray) happen inside the handlers, so ``pare --help`` and
-``pare config show`` start fast. Problems the user can fix are printed without a traceback.
+``pare config show`` start fast.
+
+The guarantee every subcommand keeps: a problem the user can fix ends the command with exit
+code 2 and one line on stderr, ``pare <command>: error: <what is wrong and how to fix it>``,
+without a traceback; ``pare --verbose <command>`` adds the traceback. A user error raised inside
+a Ray actor or a Ray Train worker reaches the user as its own message
+(:func:`pipelines.user_errors.user_error_of` unwraps Ray's wrappers).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from collections.abc import Sequence
 
-from pare_model.errors import UserFacingError
 from pipelines.commands import (
     body_model,
     checkpoint,
@@ -27,6 +33,7 @@ from pipelines.commands import (
     synth,
     train,
 )
+from pipelines.user_errors import one_line, user_error_of
 
 COMMANDS = (
     quickstart,
@@ -45,11 +52,23 @@ COMMANDS = (
 )
 
 
+class _ArgumentError(Exception):
+    """A command line argparse refused; printed as one line like any user error."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, raising instead of printing the usage and exiting (one line, exit 2, in :func:`main`)."""
+
+    def error(self, message: str):
+        raise _ArgumentError(f"{self.prog}: error: {message} (see {self.prog} --help)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="pare",
         description="Preprocess, train, evaluate and deploy PARE (Part Attention Regressor).",
     )
+    parser.add_argument("--verbose", action="store_true", help="show the traceback of errors too")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         command.register(subparsers)
@@ -57,11 +76,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except _ArgumentError as error:
+        print(one_line(str(error)), file=sys.stderr)
+        return 2
     try:
         return int(args.handler(args) or 0)
-    except UserFacingError as error:
-        print(f"pare {args.command}: error: {error}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"pare {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:
+        message = user_error_of(error)
+        if message is None:
+            raise  # a bug: keep the whole traceback
+        if args.verbose:
+            traceback.print_exc()
+        print(f"pare {args.command}: error: {message}", file=sys.stderr)
         return 2
 
 

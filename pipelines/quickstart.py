@@ -180,9 +180,14 @@ def run_pipeline(config: PareConfig) -> PipelineResult:
     """Steps 2 to 6 of the module docstring."""
     from pipelines.study import train_and_measure
     from pipelines.synthetic_shards import make_synthetic_shards
+    from pipelines.tracking_store import prepare_tracking
+    from pipelines.training.tracking import resolve_tracking_uri
 
     start = time.monotonic()
     quick = config.quickstart
+    # before minutes of data making: the store training will log to answers
+    prepare_tracking(resolve_tracking_uri(config.tracking, str(Path(config.train.storage_path).resolve())),
+                     config.tracking.timeout_s)  # fmt: skip
     print(f"Synthetic data: {quick.train_samples} COCO-EFT-like training images and {quick.test_frames} 3DPW-like "
           "test frames (procedural body model), preprocessed into shards on Ray ...")  # fmt: skip
     shards = make_synthetic_shards(Path(quick.output_dir) / "data", quick.train_samples, quick.test_frames,

@@ -121,6 +121,15 @@ def _logged(tracking_uri: str, results: list[VariantResult], metrics: list[str])
     return [metric for metric in metrics if metric in logged]
 
 
+def _check_tracking(config: PareConfig, output_dir: Path) -> None:
+    """Before minutes of data making: the store every variant will log to answers."""
+    from pipelines.tracking_store import prepare_tracking
+    from pipelines.training.tracking import resolve_tracking_uri
+
+    prepare_tracking(resolve_tracking_uri(config.tracking, str((output_dir / "train").resolve())),
+                     config.tracking.timeout_s)  # fmt: skip
+
+
 def run_study(path: str | None, overrides: list[str]) -> StudyResult:
     """Run the study of the config at ``path`` (with ``overrides``); returns the comparison and where things are."""
     from pipelines.compare.report import write_report
@@ -131,6 +140,7 @@ def run_study(path: str | None, overrides: list[str]) -> StudyResult:
     if len(base.study.variants) < 2:
         raise UserFacingError("study.variants names fewer than two variants; a study compares at least two")
     output_dir = Path(base.study.output_dir)
+    _check_tracking(base, output_dir)
     shards = _shards(base)
     results, tracking_uri = [], ""
     seeds = base.study.seeds

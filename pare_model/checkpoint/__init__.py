@@ -14,6 +14,7 @@ from pare_model.backbones import PARE_FINAL_LAYER_SHAPES, HRNet
 from pare_model.body_model.assets import load_body_model_assets
 from pare_model.body_model.layer import BodyModel
 from pare_model.checkpoint.container import CheckpointError, read_checkpoint_file
+from pare_model.checkpoint.fit import check_network
 from pare_model.checkpoint.native import (
     ModelCheckpoint,
     is_native,
@@ -82,7 +83,9 @@ def load_model(path: str | Path, body_model_dir: str | Path) -> PareModel:
         model = build_model_from_assets(checkpoint.config, body_model_dir)
         model.load_network_state_dict(checkpoint.network)
         return model.eval()
-    return import_official_state(strip_lightning(payload), body_model_dir)[0]
+    model, report = import_official_state(strip_lightning(payload), body_model_dir)
+    check_network(model.network_state_dict(), report.config, str(path))  # non-finite weights
+    return model
 
 
 def export_official_checkpoint(model: PareModel, path: str | Path, include_body_model: bool = True) -> Path:

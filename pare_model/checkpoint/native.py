@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from pare_model.checkpoint.container import CheckpointError, read_checkpoint_file
+from pare_model.checkpoint.fit import check_network
 from pare_model.model_config import ModelConfig
 
 FORMAT = "pare-pipeline-model"
@@ -53,13 +54,18 @@ def save_model_checkpoint(
 
 
 def parse_model_checkpoint(payload: Mapping, source: str) -> ModelCheckpoint:
+    """The checkpoint in ``payload`` (read from ``source``), its weights checked against its config."""
     if payload.get("version") != VERSION:
         raise CheckpointError(f"{source}: checkpoint format version {payload.get('version')} is not {VERSION}")
     try:
         config = ModelConfig(**payload["model_config"])
-    except (TypeError, ValueError) as error:
+    except (KeyError, TypeError, ValueError) as error:
         raise CheckpointError(f"{source}: its model_config is not valid here: {error}") from error
-    return ModelCheckpoint(config, payload["network"], payload.get("metadata", {}))
+    network, metadata = payload.get("network"), payload.get("metadata", {})
+    if not isinstance(network, Mapping) or not isinstance(metadata, Mapping):
+        raise CheckpointError(f"{source}: its 'network' and 'metadata' entries must be mappings; is the file complete?")
+    check_network(network, config, source)
+    return ModelCheckpoint(config, network, metadata)
 
 
 def read_model_checkpoint(path: str | Path) -> ModelCheckpoint:

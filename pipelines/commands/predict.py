@@ -23,7 +23,8 @@ def _run(args: argparse.Namespace) -> int:
     summary = run_predict(model, args.images, boxes, config.predict)
     print(f"{summary.num_people} people in {summary.num_images} images -> {summary.output_dir.resolve()}")
     if summary.rejects:
-        print(f"{len(summary.rejects)} images gave no prediction; reasons in {summary.output_dir / 'rejects.jsonl'}")
+        print(f"{len(summary.rejects)} images or boxes gave no prediction; reasons in "
+              f"{summary.output_dir / 'rejects.jsonl'}")  # fmt: skip
     return 0
 
 

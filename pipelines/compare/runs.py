@@ -23,6 +23,7 @@ from mlflow.entities import Experiment, Run, ViewType
 from mlflow.tracking import MlflowClient
 
 from pare_model.errors import UserFacingError
+from pipelines.tracking_store import prepare_tracking
 
 COMPARE_TAG = "pare.compare_runs"
 """Tag of a comparison run: the comma-separated ids of the runs it compares."""
@@ -31,6 +32,8 @@ LOWER_IS_BETTER_MARKERS = ("mpjpe", "pve", "loss", "error", "nan_skips", "skippe
 DEFAULT_PREFIXES = ("val/", "eval/")
 DEFAULT_EXTRA_METRICS = ("train/loss",)
 RUN_NAME_TAG = "mlflow.runName"
+COMPARE_TIMEOUT_S = 30.0
+"""Seconds one MLflow request may take (a metric history of a long run is the slowest)."""
 
 
 class CompareError(UserFacingError):
@@ -189,13 +192,25 @@ def read_run(client: MlflowClient, run: Run, metrics: Sequence[str]) -> RunData:
     return data
 
 
+def _open_store(uri: str, experiment: str) -> tuple[MlflowClient, Experiment]:
+    """The experiment, or a one-line error when the store is not an MLflow store (a stray file, a foreign database)."""
+    from mlflow.exceptions import MlflowException
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        client = MlflowClient(tracking_uri=uri)
+        return client, find_experiment(client, experiment)
+    except (MlflowException, SQLAlchemyError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CompareError(f"cannot read the MLflow store {uri}: {reason}") from None
+
+
 def read_comparison(
     tracking_uri: str | None, experiment: str, wanted_runs: Sequence[str] | None, metrics: Sequence[str] | None
 ) -> Comparison:
     """Everything a report needs, read from the store at ``tracking_uri`` (see the module docstring)."""
-    uri = resolve_tracking_uri(tracking_uri)
-    client = MlflowClient(tracking_uri=uri)
-    found = find_experiment(client, experiment)
+    uri = prepare_tracking(resolve_tracking_uri(tracking_uri), COMPARE_TIMEOUT_S, read_only=True, setting="--tracking-uri")
+    client, found = _open_store(uri, experiment)
     runs = select_runs(list_runs(client, found.experiment_id), wanted_runs, experiment)
     chosen = choose_metrics(runs, metrics)
     return Comparison(uri, experiment, found.experiment_id, chosen, [read_run(client, run, chosen) for run in runs])

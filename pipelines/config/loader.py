@@ -114,10 +114,14 @@ def parse_overrides(overrides: Sequence[str]) -> dict:
 def read_yaml(path: str | Path) -> dict:
     """The mapping in a YAML config file; empty files give an empty mapping."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"config file {path} is a folder; pass a YAML file (the shipped configs are in configs/)")
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist; the shipped configs are in configs/")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"config file {path} is not UTF-8 text ({error.reason} at byte {error.start})") from None
     except yaml.YAMLError as error:
         raise ConfigError(f"config file {path} is not valid YAML: {error}") from error
     if data is None:

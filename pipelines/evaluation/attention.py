@@ -22,6 +22,7 @@ from pipelines.evaluation.measure import Unit, unit_batches
 from pipelines.evaluation.predictors import EvalContext
 from pipelines.evaluation.source import EvaluationError, resolve_source
 from pipelines.file_names import safe_file_name
+from pipelines.preflight import check_output_folder
 from pipelines.visualize.attention import attention_overlay, attention_panel
 from pipelines.visualize.contact_sheet import contact_sheet
 
@@ -30,6 +31,7 @@ def run_attention_pictures(config: PareConfig, num: int, output_dir: str | Path)
     """Write the pictures; returns their paths, the contact sheet last."""
     if num < 1:
         raise EvaluationError(f"--num must be at least 1, got {num}")
+    check_output_folder(output_dir, "--out")
     context = EvalContext(context_spec(config, resolve_source(config)))
     if context.model is None:
         raise EvaluationError("attention pictures need a checkpoint: pass --checkpoint FILE or --run RUN_ID")

@@ -21,8 +21,9 @@ from pipelines.evaluation.report import mlflow_metrics, summarise, write_reports
 from pipelines.evaluation.shard_check import check_shards, expected_samples
 from pipelines.evaluation.source import EvaluationError, ModelSource, resolve_source
 from pipelines.evaluation.subsets import check_subsets
-from pipelines.evaluation.tracking import Logged, log_results
+from pipelines.evaluation.tracking import Logged, check_logging, log_results
 from pipelines.evaluation.workers import plan_units, run_units
+from pipelines.preflight import check_body_model, check_output_folder
 
 
 @dataclass(frozen=True)
@@ -59,9 +60,12 @@ def shard_folders(config: PareConfig) -> tuple[list, list[str]]:
 
 
 def context_spec(config: PareConfig, source: ModelSource) -> ContextSpec:
+    """What every actor needs; the body model is loaded here first, so a bad one fails once, on the driver."""
     evaluate = config.evaluate
+    asset_dir = prepare_assets(config.body_model).resolve()
+    check_body_model(asset_dir)
     return ContextSpec(
-        asset_dir=str(prepare_assets(config.body_model).resolve()),
+        asset_dir=str(asset_dir),
         predictor=evaluate.predictor,
         checkpoint=str(Path(source.checkpoint).resolve()) if source.checkpoint else "",
         device="cuda" if evaluate.use_gpu else "cpu",
@@ -84,7 +88,9 @@ def run_evaluation(config: PareConfig) -> EvaluationResult:
     start = time.monotonic()
     evaluate = config.evaluate
     _check_gpu(config)
+    check_output_folder(evaluate.output_dir, "evaluate.output_dir (--out)")
     source = resolve_source(config)
+    check_logging(config, source)
     folders, damaged = shard_folders(config)
     init_ray(evaluate.ray_address)
     units = plan_units(folders, evaluate.num_actors, evaluate.max_samples)

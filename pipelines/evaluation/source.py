@@ -57,6 +57,9 @@ def _checkpoint_of_run(config: PareConfig, run_id: str) -> tuple[str, str]:
             "evaluate.run_id needs the MLflow store the run is in: set tracking.tracking_uri (for a local "
             "`pare train` run: sqlite:///<train.storage_path>/mlflow.db) or MLFLOW_TRACKING_URI"
         )
+    from pipelines.tracking_store import prepare_tracking
+
+    prepare_tracking(uri, config.tracking.timeout_s, read_only=True)
     try:
         run = MlflowClient(uri).get_run(run_id)
     except MlflowException as error:
@@ -113,11 +116,11 @@ def resolve_source(config: PareConfig) -> ModelSource:
         )
     step, run_id = 0, evaluate.run_id
     from pare_model.checkpoint.container import read_checkpoint_file
-    from pare_model.checkpoint.native import is_native
+    from pare_model.checkpoint.native import is_native, parse_model_checkpoint
 
     payload = read_checkpoint_file(checkpoint)
-    if is_native(payload):
-        metadata = payload.get("metadata", {})
+    if is_native(payload):  # checked here so that no actor fails on it (its weights against its config)
+        metadata = parse_model_checkpoint(payload, checkpoint).metadata
         step, run_id = int(metadata.get("step", 0) or 0), run_id or str(metadata.get("run_id", "") or "")
     path = Path(checkpoint)
     label = f"{path.parent.parent.name}-{path.parent.name}" if path.name == "model.pt" else path.stem

@@ -55,6 +55,16 @@ def _new_run(client, config: PareConfig, source: ModelSource, training, kind: st
     return run.info.run_id
 
 
+def check_logging(config: PareConfig, source: ModelSource) -> None:
+    """Before any work: the store results will be logged to answers (skipped when log_to is 'none')."""
+    if config.evaluate.log_to == "none":
+        return
+    from pipelines.tracking_store import prepare_tracking
+
+    prepare_tracking(source.tracking_uri, config.tracking.timeout_s,
+                     setting="tracking.tracking_uri (or evaluate.log_to=none to log nothing)")  # fmt: skip
+
+
 def log_results(config: PareConfig, source: ModelSource, metrics: dict[str, float], files: Sequence[Path],
                 artifact_dir: str, params: dict[str, str], kind: str) -> Logged | None:  # fmt: skip
     """Log metrics (at the checkpoint's step), params (new runs only) and files; None when log_to is 'none'."""
@@ -64,7 +74,7 @@ def log_results(config: PareConfig, source: ModelSource, metrics: dict[str, floa
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    from pipelines.training.tracking import quiet_mlflow_env
+    from pipelines.tracking_store import quiet_mlflow_env
 
     quiet_mlflow_env(config.tracking.timeout_s)
     client = MlflowClient(source.tracking_uri)

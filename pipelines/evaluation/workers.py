@@ -14,6 +14,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from pare_model.errors import UserFacingError
 from pipelines.evaluation.measure import Unit
 from pipelines.evaluation.predictors import ContextSpec, EvalContext
 
@@ -36,9 +37,18 @@ class Worker:
     """One evaluation process: its context, and the named job functions it runs on units."""
 
     def __init__(self, spec: ContextSpec) -> None:
-        self.context = EvalContext(spec)
+        # A user error here is kept and raised by run(): from __init__ Ray reports it as an ActorDiedError
+        # whose cause is only text; from a method it is a RayTaskError the CLI unwraps to the message.
+        self.context: EvalContext | None = None
+        self.error: UserFacingError | None = None
+        try:
+            self.context = EvalContext(spec)
+        except UserFacingError as error:
+            self.error = error
 
     def run(self, job: Callable[[EvalContext, Unit], Any], unit: Unit) -> Any:
+        if self.error is not None:
+            raise self.error
         return job(self.context, unit)
 
 

@@ -12,6 +12,7 @@ A boxes file is JSON in one of two forms, boxes as COCO ``[x, y, width, height]`
 from __future__ import annotations
 
 import json
+import math
 from collections import defaultdict
 from pathlib import Path
 
@@ -20,6 +21,16 @@ import numpy as np
 
 from pare_model.errors import UserFacingError
 
+MAX_BOXES_FILE_BYTES = 256 * 2**20
+"""A boxes file larger than this is refused before it is parsed (JSON parsing needs ~10x its size in memory)."""
+MAX_COORDINATE = 1e6
+"""Pixel coordinates beyond a million are refused: no image is that large, and they overflow crops."""
+
+
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a number; boxes need finite pixel coordinates")
+
+
 BOXES_HELP = (
     'expected {"image.jpg": [[x, y, w, h], ...]} or [{"image": "image.jpg", "bbox": [x, y, w, h]}, ...] '
     "with boxes in pixels"
@@ -27,8 +38,11 @@ BOXES_HELP = (
 
 
 def _check_box(box: object, where: str) -> list[float]:
-    if not isinstance(box, list | tuple) or len(box) != 4 or not all(isinstance(v, int | float) for v in box):
-        raise UserFacingError(f"{where}: {box!r} is not a box; {BOXES_HELP}")
+    numbers = isinstance(box, list | tuple) and all(isinstance(v, int | float) and not isinstance(v, bool) for v in box)
+    if not numbers or len(box) != 4:
+        raise UserFacingError(f"{where}: {str(box)[:80]} is not a box; {BOXES_HELP}")
+    if not all(math.isfinite(v) and abs(v) <= MAX_COORDINATE for v in box):
+        raise UserFacingError(f"{where}: box {list(box)} has a value that is not a finite pixel coordinate")
     if box[2] <= 0 or box[3] <= 0:
         raise UserFacingError(f"{where}: box {list(box)} has no area (width and height must be positive)")
     return [float(v) for v in box]
@@ -37,12 +51,20 @@ def _check_box(box: object, where: str) -> list[float]:
 def read_boxes(path: str | Path) -> dict[str, list[list[float]]]:
     """Image file name -> its boxes, from a boxes JSON file (see the module docstring)."""
     path = Path(path)
+    if not path.is_file():
+        raise UserFacingError(f"boxes file {path} does not exist" + (" (it is a folder)" if path.is_dir() else ""))
+    if path.stat().st_size > MAX_BOXES_FILE_BYTES:
+        raise UserFacingError(f"boxes file {path} is larger than {MAX_BOXES_FILE_BYTES // 2**20} MiB")
     try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError as error:
-        raise UserFacingError(f"boxes file {path} does not exist") from error
+        data = json.loads(path.read_bytes().decode("utf-8"), parse_constant=_refuse_constant)
+    except UnicodeDecodeError as error:
+        raise UserFacingError(f"boxes file {path} is not UTF-8 text ({error.reason} at byte {error.start})") from None
     except json.JSONDecodeError as error:
-        raise UserFacingError(f"boxes file {path} is not valid JSON: {error}") from error
+        raise UserFacingError(f"boxes file {path} is not valid JSON: {error}") from None
+    except RecursionError:
+        raise UserFacingError(f"boxes file {path} is nested too deeply to be a boxes file; {BOXES_HELP}") from None
+    except ValueError as error:  # NaN / Infinity, which JSON does not have
+        raise UserFacingError(f"boxes file {path}: {error}") from None
     boxes: dict[str, list[list[float]]] = defaultdict(list)
     if isinstance(data, dict):
         for name, items in data.items():

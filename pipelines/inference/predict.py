@@ -3,12 +3,19 @@
 Per image ``<stem>``: ``<stem>_person<k>.json`` for each person, ``<stem>_mesh.png`` (all
 predicted meshes drawn over the image) and, for the PARE head, ``<stem>_person<k>_attention.png``
 (crop, 2D part labels, part attention). ``predictions.jsonl`` collects every person and
-``rejects.jsonl`` every image that produced no prediction, with the reason.
+``rejects.jsonl`` every input that produced no prediction, with the reason: an image that is
+unreadable, too large or not a regular file, a box mostly outside its image or for an image
+that is not in the folder, a person whose prediction is not finite. Every image of the folder
+and every box of the boxes file ends up in exactly one of the two. Outputs are written into a
+hidden folder first and moved into place at the end: a failed run leaves nothing half-written.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,16 +24,21 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from pare_model.errors import UserFacingError
 from pare_model.geometry import matrix_to_axis_angle
 from pare_model.image_input import to_model_input
 from pare_model.model import PareModel
 from pipelines.config.predict import PredictConfig
 from pipelines.inference.boxes import check_detector
 from pipelines.inference.camera import crop_camera_in_image
-from pipelines.inference.people import ImagePeople, PersonCrop, find_images, iter_people
+from pipelines.inference.people import ImagePeople, PersonCrop, find_images, iter_people, missing_images
 from pipelines.visualize.attention import attention_panel
 from pipelines.visualize.mesh_overlay import draw_meshes
 from preprocessing.render.cameras import apply_affine, invert_affine
+
+FINITE_KEYS = ("pred_pose", "pred_shape", "pred_cam", "pred_cam_t", "pred_keypoints_3d", "pred_keypoints_2d",
+               "pred_vertices")  # fmt: skip
+"""Outputs that must be finite for a person's record and overlay to be written."""
 
 
 @dataclass
@@ -93,6 +105,10 @@ def _run_batch(model: PareModel, group: list[ImagePeople], device: torch.device)
     return {k: v.float().cpu().numpy() for k, v in output.items()}
 
 
+def _finite(out: dict[str, np.ndarray], index: int) -> bool:
+    return all(np.isfinite(out[key][index]).all() for key in FINITE_KEYS if key in out)
+
+
 def _write_image(
     item: ImagePeople, out: dict, start: int, model: PareModel, faces: np.ndarray, config: PredictConfig, folder: Path
 ):
@@ -118,13 +134,58 @@ def _write_image(
     return records, files
 
 
+def _keep_finite(item: ImagePeople, out: dict[str, np.ndarray], start: int, rejects: list[dict]) -> dict:
+    """The outputs of ``item``'s people, without (and rejecting) those whose prediction is not finite."""
+    indices = list(range(start, start + len(item.people)))
+    keep = [k for k, index in enumerate(indices) if _finite(out, index)]
+    for k, person in enumerate(item.people):
+        if k not in keep:
+            rejects.append({"image": person.image_name, "person": person.person, "bbox": person.bbox,
+                            "reason": "the model's prediction is not finite (NaN or infinite)"})  # fmt: skip
+    item.people = [item.people[k] for k in keep]
+    return {key: value[[indices[k] for k in keep]] for key, value in out.items()}
+
+
+def _output_folder(path: str) -> Path:
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise UserFacingError(f"--out {folder} is a file, not a folder; pass a folder for the results")
+    return folder
+
+
+def _publish(staging: Path, folder: Path, files: list[Path]) -> list[Path]:
+    """Move the finished outputs from ``staging`` into ``folder`` (a rename of the whole folder when it is new)."""
+    if not folder.exists():
+        os.replace(staging, folder)
+    else:
+        for path in sorted(staging.iterdir()):
+            os.replace(path, folder / path.name)
+    return [folder / path.name for path in files]
+
+
 def run_predict(model: PareModel, images_dir: str | Path, boxes: dict | None, config: PredictConfig) -> PredictSummary:
-    """Predict every person in ``images_dir`` and write the results to ``config.output_dir``."""
+    """Predict every person in ``images_dir`` and write the results to ``config.output_dir``.
+
+    Everything is written into a hidden folder beside the output folder and moved into it only at the
+    end, so an interrupted or failed run leaves no half-written file behind.
+    """
     check_detector(config.detector)
-    paths = find_images(images_dir)
-    folder = Path(config.output_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    summary = PredictSummary(folder)
+    final = _output_folder(config.output_dir)
+    summary = PredictSummary(final)
+    paths = find_images(images_dir, summary.rejects)
+    summary.rejects += missing_images(boxes, paths, summary.rejects)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=final.parent))
+    try:
+        _predict_into(model, paths, boxes, config, staging, summary)
+        summary.files = _publish(staging, final, summary.files)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return summary
+
+
+def _predict_into(model: PareModel, paths: list[Path], boxes: dict | None, config: PredictConfig, folder: Path,
+                  summary: PredictSummary) -> None:  # fmt: skip
     device = torch.device(config.device)
     model = model.to(device).eval()
     faces = model.body_model.faces.cpu().numpy()
@@ -135,14 +196,17 @@ def run_predict(model: PareModel, images_dir: str | Path, boxes: dict | None, co
             out = _run_batch(model, with_people, device) if with_people else {}
             start = 0
             for item in with_people:
-                records, files = _write_image(item, out, start, model, faces, config, folder)
-                start += len(item.people)
+                count = len(item.people)
+                item_out = _keep_finite(item, out, start, summary.rejects)
+                start += count
+                if not item.people:
+                    continue
+                records, files = _write_image(item, item_out, 0, model, faces, config, folder)
                 summary.num_people += len(records)
                 summary.files += files
                 jsonl.writelines(json.dumps(r) + "\n" for r in records)
-            summary.num_images += len(with_people)
+            summary.num_images += sum(1 for item in with_people if item.people)
             bar.update(len(group))
         bar.update(len(paths) - bar.n)  # unreadable images never reach a group
     with open(folder / "rejects.jsonl", "w") as handle:
         handle.writelines(json.dumps(r) + "\n" for r in summary.rejects)
-    return summary

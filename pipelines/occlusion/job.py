@@ -29,11 +29,12 @@ from pare_model.body_model.parts import PART_NAMES
 from pipelines.config.schema import PareConfig
 from pipelines.evaluation.job import context_spec, shard_folders
 from pipelines.evaluation.source import EvaluationError, ModelSource, resolve_source
-from pipelines.evaluation.tracking import Logged, log_results
+from pipelines.evaluation.tracking import Logged, check_logging, log_results
 from pipelines.evaluation.workers import plan_units, run_units
 from pipelines.file_names import safe_file_name
 from pipelines.occlusion.analysis import Grid, OcclusionPart, analyse_unit, local_sensitivity
 from pipelines.occlusion.figures import joint_heatmaps, part_sensitivity, part_sensitivity_figure
+from pipelines.preflight import check_output_folder
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,9 @@ def run_occlusion_analysis(config: PareConfig) -> OcclusionResult:
 
     start = time.monotonic()
     evaluate, occlusion = config.evaluate, config.evaluate.occlusion
+    check_output_folder(occlusion.output_dir, "evaluate.occlusion.output_dir (--out)")
     source = resolve_source(config)
+    check_logging(config, source)
     folders, _ = shard_folders(config)
     init_ray(evaluate.ray_address)
     spec = context_spec(config, source)

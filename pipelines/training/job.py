@@ -20,7 +20,9 @@ from pare_model.errors import UserFacingError
 from pipelines.body_model_source import prepare_assets
 from pipelines.config.loader import to_yaml
 from pipelines.config.schema import PareConfig
+from pipelines.preflight import check_body_model, check_shard_folders
 from pipelines.preprocess.cluster import init_ray
+from pipelines.tracking_store import prepare_tracking
 from pipelines.training import faults
 from pipelines.training.data.shards import resolve_training_shards
 from pipelines.training.status import clear_status, read_status, status_uri
@@ -53,7 +55,20 @@ def _config_hash(config_yaml: str) -> str:
     return hashlib.sha256(config_yaml.encode()).hexdigest()
 
 
+def _check_init_checkpoint(path: str, config: PareConfig) -> None:
+    """The workers would fail on it the same way on every restart: check it once, here."""
+    from pare_model.checkpoint import read_model_checkpoint
+    from pare_model.checkpoint.fit import check_network
+
+    if not Path(path).is_file():
+        raise TrainingError(f"train.init_checkpoint {path} does not exist")
+    checkpoint = read_model_checkpoint(path)
+    check_network(checkpoint.network, config.model, f"train.init_checkpoint {path}",
+                  model="the configured model (model.* in the config)")  # fmt: skip
+
+
 def _check(config: PareConfig) -> None:
+    """What would fail the same way in every Ray Train worker and on every restart, checked before any starts."""
     train = config.train
     if train.use_gpu:
         import torch
@@ -62,12 +77,37 @@ def _check(config: PareConfig) -> None:
             raise TrainingError("train.use_gpu=true but this machine has no CUDA GPU; set train.use_gpu=false")
     elif train.precision == "fp16":
         raise TrainingError("train.precision=fp16 needs GPUs; use fp32 (or bf16) on CPU workers")
-    if train.init_checkpoint and not Path(train.init_checkpoint).is_file() and "://" not in train.init_checkpoint:
-        raise TrainingError(f"train.init_checkpoint {train.init_checkpoint} does not exist")
+    if train.init_checkpoint and "://" not in train.init_checkpoint:
+        _check_init_checkpoint(train.init_checkpoint, config)
     if config.loader.occlusion.enabled and config.loader.occlusion.bank:
         from pipelines.training.data.occlusion import load_bank
 
         load_bank(config.loader.occlusion.bank)  # fails early, naming the fix
+
+
+def _user_message(error: UserFacingError) -> str:
+    """The error's own message; a DataLoader worker's error arrives as "Caught X in DataLoader worker ... X: msg"."""
+    text = str(error)
+    if text.startswith("Caught ") and "Original Traceback" in text:
+        text = text.strip().splitlines()[-1].split(": ", 1)[-1]
+    return text
+
+
+def train_loop_stopping_on_user_errors(loop_config: dict) -> None:
+    """:func:`~pipelines.training.loop.train_loop`, but a user error stops the run instead of being retried.
+
+    Ray Train restarts failed workers ``train.max_failures`` times; an error in the user's data or
+    files would fail the same way each time, for minutes, before the message. The worker records
+    it as a deliberate stop in the status file, which the driver raises as one line.
+    """
+    from pipelines.training.loop import train_loop
+    from pipelines.training.status import write_status
+
+    try:
+        train_loop(loop_config)
+    except UserFacingError as error:
+        write_status(loop_config["status_uri"], {"state": "stopped", "reason": "user_error",
+                                                 "message": _user_message(error)})  # fmt: skip
 
 
 def run_training(config: PareConfig) -> TrainingResult:
@@ -76,15 +116,21 @@ def run_training(config: PareConfig) -> TrainingResult:
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
-    from pipelines.training.loop import SCORE, train_loop, worker_environment
-    from pipelines.training.tracking import log_setup, open_run, quiet_mlflow_env
+    from pipelines.training.loop import SCORE, worker_environment
+    from pipelines.training.tracking import log_setup, open_run, resolve_tracking_uri
 
     started = time.monotonic()
     train = config.train
     _check(config)
-    shards = resolve_training_shards(config.data)
-    asset_dir = str(prepare_assets(config.body_model).resolve())
     storage = _storage_path(train.storage_path)
+    # timeouts before the first MLflow call, and an unreachable server named in seconds, not minutes
+    prepare_tracking(resolve_tracking_uri(config.tracking, storage), config.tracking.timeout_s)
+    shards = resolve_training_shards(config.data)
+    for name, folders in shards.datasets.items():
+        check_shard_folders(folders, f"data.datasets.{name}")
+    check_shard_folders(shards.validation, "data.validation")
+    asset_dir = str(prepare_assets(config.body_model).resolve())
+    check_body_model(asset_dir)
     config_yaml = to_yaml(config)
     handle = open_run(config.tracking, train.run_name, storage)
     from omegaconf import OmegaConf
@@ -112,7 +158,7 @@ def run_training(config: PareConfig) -> TrainingResult:
     os.environ.update(worker_environment())
     init_ray(train.ray_address)
     trainer = TorchTrainer(
-        train_loop,
+        train_loop_stopping_on_user_errors,
         train_loop_config=loop_config,
         torch_config=TorchConfig(backend="nccl" if train.use_gpu else "gloo"),
         scaling_config=ScalingConfig(
@@ -137,7 +183,10 @@ def run_training(config: PareConfig) -> TrainingResult:
         result = trainer.fit()
     except ray.train.TrainingFailedError as error:
         client.set_terminated(handle.run_id, "FAILED")
-        raise TrainingError(f"training failed after {train.max_failures} restarts: {error}") from error
+        from pipelines.user_errors import user_error_of
+
+        message = user_error_of(error) or f"training failed after {train.max_failures} restarts: {error}"
+        raise TrainingError(message) from error
     except BaseException:
         client.set_terminated(handle.run_id, "KILLED")
         raise
@@ -153,7 +202,6 @@ def run_training(config: PareConfig) -> TrainingResult:
         if result.best_checkpoints else result.checkpoint  # fmt: skip
     _publish(status, {"latest": result.checkpoint, "best": best})
     registered = ""
-    quiet_mlflow_env(config.tracking.timeout_s)  # from here on, a lost server must not hold the driver for minutes
     try:
         registered = _log_final_model(config, handle, result.checkpoint, asset_dir)
         client.set_tag(handle.run_id, "pare.best_checkpoint", best.path)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from pare_model.errors import UserFacingError
 from pipelines.config.train import TrackingConfig
+from pipelines.tracking_store import quiet_mlflow_env
 
 log = logging.getLogger(__name__)
 
@@ -29,13 +30,6 @@ STORAGE_TAG = "pare.storage"
 CONFIG_HASH_TAG = "pare.config_hash"
 DIGEST_CHARS = 32
 """MLflow stores at most 36 characters of a dataset digest; the first 32 hex digits of the manifest sha256."""
-
-
-def quiet_mlflow_env(timeout_s: float) -> None:
-    """Short timeouts and no retries, so an unreachable server costs seconds, not minutes."""
-    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
-    os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(max(1, int(timeout_s)))
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
 def resolve_tracking_uri(config: TrackingConfig, storage_path: str) -> str:

@@ -18,6 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from pare_model.errors import UserFacingError
 from pipelines.config.train import OcclusionConfig
 from preprocessing.synth.textures import random_polygon, random_texture
 
@@ -26,7 +27,7 @@ PROCEDURAL_POOL = 64
 """Procedural cut-outs made once per loader process and reused with random scales and places."""
 
 
-class OccluderBankError(ValueError):
+class OccluderBankError(UserFacingError, ValueError):
     """The occluder bank file is missing or not a bank; the message says how to make one."""
 
 

@@ -25,10 +25,15 @@ import torch
 import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from pare_model.errors import UserFacingError
 from pipelines.config.train import LoaderConfig
 from pipelines.training.data.samples import SKIPPED, SampleTransform
 
 log = logging.getLogger(__name__)
+
+
+class ShardDataError(UserFacingError):
+    """The shards give no usable sample: every restart would read the same broken files."""
 
 
 def open_url(url: str):
@@ -128,7 +133,7 @@ class TrainStream(IterableDataset):
             yield urls[int(rng.choice(len(urls), p=weights))]
             barren = barren + 1 if produced[0] == before else 0
             if barren > 2 * len(urls) + 8:
-                raise RuntimeError(
+                raise ShardDataError(
                     f"dataset {source.name!r}: the last {barren} shards read gave no usable sample "
                     f"(e.g. {urls[0]}); check them with `pare shards validate` and rebuild them with `pare preprocess`"
                 )

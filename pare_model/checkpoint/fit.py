@@ -1,0 +1,86 @@
+"""Whether a checkpoint's weights fit the network its config describes, before anything is built for real.
+
+:func:`expected_network_shapes` builds the configured backbone and head on PyTorch's ``meta``
+device (shapes without memory or time, even for HRNet-W32), so ``pare checkpoint info`` and the
+drivers of ``pare train`` / ``pare evaluate`` can check a file in a second and say what is wrong:
+an unknown backbone or head, missing or unexpected tensors, wrong shapes, non-finite values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+
+from pare_model.backbones.registry import BACKBONES, build_backbone
+from pare_model.checkpoint.container import CheckpointError
+from pare_model.heads import HEADS, build_head
+from pare_model.model_config import ModelConfig
+
+MAX_LISTED = 5
+"""Tensor names listed in a message; the count says how many more there are."""
+
+_MEAN_PARAM_SIZES = {"pose": 144, "shape": 10, "cam": 3}
+
+
+def check_names(config: ModelConfig, source: str) -> None:
+    """Refuse a backbone or head name this version does not know, listing the known ones."""
+    if config.backbone not in BACKBONES:
+        raise CheckpointError(
+            f"{source}: unknown backbone {config.backbone!r}; known backbones: {', '.join(sorted(BACKBONES))}"
+        )
+    if config.head not in HEADS:
+        raise CheckpointError(f"{source}: unknown head {config.head!r}; known heads: {', '.join(sorted(HEADS))}")
+
+
+def expected_network_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """Name -> shape of every tensor of :meth:`PareModel.network_state_dict` for ``config`` (no weights made)."""
+    mean_params = {name: np.zeros(size, dtype=np.float32) for name, size in _MEAN_PARAM_SIZES.items()}
+    with torch.device("meta"):
+        backbone = build_backbone(config.backbone)
+        info = backbone.feature_info
+        options = (
+            {"num_branch_filters": config.num_branch_filters or None, "num_features_smpl": config.num_features_smpl,
+             "softmax_temperature": config.softmax_temperature}
+            if config.head == "pare" else {"num_iterations": config.hmr_iterations}
+        )  # fmt: skip
+        head = build_head(config.head, in_channels=info.channels, stride=info.stride, mean_params=mean_params,
+                          **options)  # fmt: skip
+    shapes = {f"backbone.{k}": tuple(v.shape) for k, v in backbone.state_dict().items()}
+    return shapes | {f"head.{k}": tuple(v.shape) for k, v in head.state_dict().items()}
+
+
+def _listed(names: list[str]) -> str:
+    more = f" and {len(names) - MAX_LISTED} more" if len(names) > MAX_LISTED else ""
+    return ", ".join(names[:MAX_LISTED]) + more
+
+
+def check_network(network: Mapping[str, object], config: ModelConfig, source: str,
+                  model: str = "its stated model") -> None:  # fmt: skip
+    """Raise :class:`CheckpointError` unless ``network`` has exactly the tensors ``config``'s model has, finite.
+
+    ``model`` says in the message which model that is (the file's own config, or the run's).
+    """
+    check_names(config, source)
+    expected = expected_network_shapes(config)
+    not_tensors = sorted(k for k, v in network.items() if not isinstance(v, torch.Tensor))
+    if not_tensors:
+        raise CheckpointError(f"{source}: network entries that are not tensors: {_listed(not_tensors)}")
+    missing = sorted(set(expected) - set(network))
+    unexpected = sorted(set(network) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(network) if tuple(network[k].shape) != expected[k])
+    if missing or unexpected or wrong:
+        found = [f"{len(missing)} missing ({_listed(missing)})" if missing else "",
+                 f"{len(unexpected)} unexpected ({_listed(unexpected)})" if unexpected else "",
+                 f"{len(wrong)} of another shape ({_listed(wrong)})" if wrong else ""]  # fmt: skip
+        raise CheckpointError(
+            f"{source}: its weights do not fit {model} (backbone {config.backbone}, head {config.head}): "
+            + "; ".join(part for part in found if part)
+        )
+    non_finite = sorted(k for k, v in network.items() if v.is_floating_point() and not torch.isfinite(v).all())
+    if non_finite:
+        raise CheckpointError(
+            f"{source}: {len(non_finite)} weight tensors hold NaN or infinite values ({_listed(non_finite)}); "
+            "the model is unusable (a diverged run?): use an earlier checkpoint"
+        )

@@ -1,0 +1,89 @@
+"""Every command that talks to MLflow goes through here first: short timeouts, then a cheap probe.
+
+MLflow's HTTP client retries 7 times with exponential backoff and waits 120 s per request by
+default, so an unreachable server used to hold a command for minutes without a word.
+:func:`prepare_tracking` sets MLflow's request settings (``MLFLOW_HTTP_REQUEST_TIMEOUT``,
+``MLFLOW_HTTP_REQUEST_MAX_RETRIES``, ``MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR``) before the first
+call, then checks the store:
+
+- a server (``http(s)://``, ``postgresql://``, ``mysql://``, ``mssql://``): one TCP connection
+  to its host and port, so a wrong address fails in seconds with one message naming the URI;
+- a local store (``sqlite:///file.db``, ``file:`` or a plain folder): for a command that only
+  reads (``pare compare``), the file or folder must exist; MLflow would otherwise create an
+  empty store (and its folders) and report an empty experiment list.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pare_model.errors import UserFacingError
+
+DEFAULT_PORTS = {"http": 80, "https": 443, "postgresql": 5432, "mysql": 3306, "mssql": 1433}
+PROBE_TIMEOUT_S = 5.0
+"""Longest wait for the TCP probe; a server that needs longer to accept a connection is unusable anyway."""
+
+
+class TrackingStoreError(UserFacingError):
+    """The MLflow tracking store cannot be reached or does not exist."""
+
+
+def quiet_mlflow_env(timeout_s: float) -> None:
+    """Short timeouts and no retries, so an unreachable server costs seconds, not minutes."""
+    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
+    os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = "0"
+    os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(max(1, int(timeout_s)))
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+
+def local_store_path(uri: str) -> Path | None:
+    """The file or folder of a local store (``sqlite:///x.db``, ``file:///dir``, ``dir``); None for a server."""
+    if uri.startswith("sqlite:"):
+        return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+    if uri.startswith("file:"):
+        return Path(urlsplit(uri).path)
+    return Path(uri) if "://" not in uri and uri != "databricks" and not uri.startswith("databricks") else None
+
+
+def _probe_server(uri: str, timeout_s: float, fix: str) -> None:
+    parts = urlsplit(uri)
+    scheme = parts.scheme.split("+")[0]  # postgresql+psycopg2 -> postgresql
+    if scheme not in DEFAULT_PORTS or not parts.hostname:
+        return
+    try:
+        port = parts.port or DEFAULT_PORTS[scheme]
+    except ValueError as error:
+        raise TrackingStoreError(f"MLflow tracking URI {uri} has a bad port ({error}); {fix}") from None
+    try:
+        with socket.create_connection((parts.hostname, port), timeout=min(timeout_s, PROBE_TIMEOUT_S)):
+            pass
+    except OSError as error:
+        reason = "timed out" if isinstance(error, TimeoutError) else (error.strerror or type(error).__name__)
+        raise TrackingStoreError(
+            f"the MLflow tracking server {uri} cannot be reached ({reason}); start it, or {fix}"
+        ) from None
+
+
+def prepare_tracking(uri: str, timeout_s: float, *, read_only: bool = False,
+                     setting: str = "tracking.tracking_uri") -> str:  # fmt: skip
+    """Apply the short timeouts, then check the store at ``uri`` (see the module docstring); returns ``uri``.
+
+    ``setting`` names what the user changes to fix it (a config key or a flag), for the message.
+    """
+    quiet_mlflow_env(timeout_s)
+    fix = f"set {setting} to a running server or a local store such as sqlite:///outputs/mlflow.db"
+    path = local_store_path(uri)
+    if path is None:
+        _probe_server(uri, timeout_s, fix)
+        return uri
+    if uri.startswith("sqlite:") and path.is_dir():
+        raise TrackingStoreError(f"MLflow store {path} (from {setting} {uri}) is a folder, not a database file")
+    if read_only and not path.exists():
+        raise TrackingStoreError(
+            f"MLflow store {path} (from {setting} {uri}) does not exist; pass the store your runs were logged to "
+            "(pare train's default: sqlite:///<train.storage_path>/mlflow.db)"
+        )
+    return uri
