@@ -75,11 +75,30 @@ def bad(procedural_dir, tmp_path_factory) -> Path:
         (broken_model / path.name).write_bytes(path.read_bytes())
     pkl = broken_model / "SMPL_NEUTRAL.pkl"
     pkl.write_bytes(pkl.read_bytes()[:1000])
+    for name, payload in _hostile_pickles().items():  # body-model folders whose SMPL_NEUTRAL.pkl is hostile
+        folder = root / name
+        folder.mkdir()
+        for path in procedural_dir.iterdir():
+            (folder / path.name).write_bytes(path.read_bytes())
+        (folder / "SMPL_NEUTRAL.pkl").write_bytes(payload)
     not_shards = root / "not_shards"
     not_shards.mkdir()
     (not_shards / "manifest.json").write_text("{not json")
     (root / "garbage.db").write_bytes(b"this is not a database" * 10)
     return root
+
+
+def _hostile_pickles() -> dict[str, bytes]:
+    """Plain-list pickles the restricted unpickler accepts by type: a billion-laughs bomb (a list holding the
+    previous one twice, 60 deep: about 450 bytes, 2**60 leaves as a tree) and a list that holds itself."""
+    import pickle
+
+    bomb: list = []
+    for _ in range(60):
+        bomb = [bomb, bomb]
+    itself: list = []
+    itself.append(itself)
+    return {"bomb_body_model": pickle.dumps(bomb, protocol=2), "self_body_model": pickle.dumps(itself, protocol=2)}
 
 
 def _cases(procedural_dir: Path) -> list[tuple[str, list[str], str]]:
@@ -104,6 +123,8 @@ def _cases(procedural_dir: Path) -> list[tuple[str, list[str], str]]:
         ("body-model-is-file", ["body-model", "info", "{bad}/empty"], "{bad}/empty"),
         ("body-model-empty-folder", ["body-model", "info", "{bad}/empty_folder"], "SMPL_NEUTRAL"),
         ("body-model-truncated-pickle", ["body-model", "info", "{bad}/broken_body_model"], "SMPL_NEUTRAL.pkl"),
+        ("body-model-billion-laughs-pickle", ["body-model", "info", "{bad}/bomb_body_model"], "SMPL_NEUTRAL.pkl"),
+        ("body-model-self-referencing-pickle", ["body-model", "info", "{bad}/self_body_model"], "SMPL_NEUTRAL.pkl"),
         ("body-model-synth-out-is-file", ["body-model", "synth", "--out", "{bad}/empty"], "{bad}/empty"),
         ("body-model-negative-seed", ["body-model", "synth", "--out", "{out}/bm", "--seed", "-1"], "--seed"),
         # checkpoint
