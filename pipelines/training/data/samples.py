@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from pipelines.config.train import LoaderConfig
-from pipelines.training.data.geometry import IDENTITY, augment_geometry, sample_draw
+from pipelines.training.data.geometry import IDENTITY, Draw, augment_geometry, sample_draw
 from pipelines.training.data.occlusion import Occluder
 from pipelines.training.data.photometric import apply_photometric, build_photometric
 
@@ -76,12 +76,16 @@ class SampleTransform:
             SKIPPED["bad_sample"] += 1
             return None
 
+    def draw(self) -> Draw:
+        """The geometric draw of the next sample: random when training, the identity otherwise."""
+        return sample_draw(self.rng, self.config.augment) if self.train else IDENTITY
+
     def _example(self, sample: dict) -> dict:
         crop, labels, annotation = decode_raw(sample)
         box_size = float(annotation.get("crop", {}).get("box_size", 0) or 0)
         if box_size <= 0:
             raise BadSample(f"sample {sample.get('__key__')}: crop.box_size is missing")
-        draw = sample_draw(self.rng, self.config.augment) if self.train else IDENTITY
+        draw = self.draw()
         result = augment_geometry(
             crop,
             labels,
