@@ -96,7 +96,9 @@ def test_a_dataset_with_only_broken_shards_stops_with_its_name(tmp_path):
     for index in range(2):
         (tmp_path / f"shard-{index:06d}.tar").write_bytes(np.random.default_rng(index).bytes(5000))
     stream = iter(TrainStream([source(tmp_path, "broken", 1.0)], FAST, 64, 0, 1, 0))
-    with pytest.raises(RuntimeError, match="dataset 'broken'.*pare shards validate"):
+    from pipelines.training.data.stream import ShardDataError
+
+    with pytest.raises(ShardDataError, match="dataset 'broken'.*pare shards validate"):
         next(stream)
 
 
