@@ -15,7 +15,7 @@ import webdataset as wds
 from pipelines.cli import main
 from pipelines.file_names import safe_file_name
 
-HOSTILE_KEYS = ("a/../../../escaped", "../../escaped", "/tmp/absolute", "a\x00b\nc", "..", "")
+HOSTILE_KEYS = ("a/../../../escaped", "../../escaped", "/absolute", "a\x00b\nc", "..", "")
 
 
 @pytest.mark.parametrize("key", [*HOSTILE_KEYS, "x" * 500, "ok/../../../x", "..\\..\\win", "\u202eevil"])
@@ -66,7 +66,8 @@ def test_attention_and_occlusion_pictures_of_hostile_keys_stay_in_out(procedural
     from pare_model.model_config import ModelConfig
 
     root = tmp_path / "a" / "b" / "c"
-    shards = hostile_shard_folder(training_shards / "3dpw" / "test", root / "shards" / "3dpw" / "test", HOSTILE_KEYS)
+    keys = (*HOSTILE_KEYS, str(tmp_path / "absolute"))  # an absolute key aiming inside tmp_path, where a leak would show
+    shards = hostile_shard_folder(training_shards / "3dpw" / "test", root / "shards" / "3dpw" / "test", keys)
     torch.manual_seed(0)
     config = ModelConfig(backbone="debug", image_size=128, num_branch_filters=16, num_features_smpl=16)
     checkpoint = save_model_checkpoint(tmp_path / "random.pt", build_model_from_assets(config, procedural_dir)
@@ -76,14 +77,14 @@ def test_attention_and_occlusion_pictures_of_hostile_keys_stay_in_out(procedural
     before = set(tmp_path.rglob("*"))
     out = root / "attention"
     assert main(["attention", "--checkpoint", str(checkpoint), "--shards", str(shards), "--out", str(out),
-                 "--num", str(len(HOSTILE_KEYS)), f"body_model.asset_dir={procedural_dir}"]) == 0  # fmt: skip
-    assert len(list(out.glob("attention_*.png"))) == len(HOSTILE_KEYS) + 1  # one per key and the sheet
+                 "--num", str(len(keys)), f"body_model.asset_dir={procedural_dir}"]) == 0  # fmt: skip
+    assert len(list(out.glob("attention_*.png"))) == len(keys) + 1  # one per key and the sheet
     out = root / "occlusion"
     assert main(["occlusion-analysis", "--shards", str(shards), "--out", str(out), "evaluate.predictor=ground_truth",
                  f"body_model.asset_dir={procedural_dir}", "evaluate.log_to=none", "evaluate.num_actors=1",
-                 f"evaluate.occlusion.figures={len(HOSTILE_KEYS)}", "evaluate.occlusion.patch_size=64",
+                 f"evaluate.occlusion.figures={len(keys)}", "evaluate.occlusion.patch_size=64",
                  "evaluate.occlusion.stride=64"]) == 0  # fmt: skip
     figures = [p for p in out.glob("figure1_*.png") if not p.name.startswith("figure1_mean")]
-    assert len(figures) == len(HOSTILE_KEYS)
+    assert len(figures) == len(keys)
     written = [p for p in set(tmp_path.rglob("*")) - before if p.is_file()]
     assert written and all(p.parent in (root / "attention", root / "occlusion") for p in written), written

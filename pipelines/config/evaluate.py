@@ -1,7 +1,7 @@
 """Configuration of evaluation (``pare evaluate``), the occlusion sensitivity analysis
 (``pare occlusion-analysis``) and attention pictures (``pare attention``).
 
-The protocol follows PARE (``../shared/docs/pare-reference.md``): H36M-regressor joints,
+The protocol follows PARE (``docs/pare-reference.md``): H36M-regressor joints,
 14 LSP joints centred on the H36M pelvis, MPJPE, PA-MPJPE and PVE in mm.
 """
 

@@ -1,7 +1,7 @@
 """Configuration of training (``pare train``): the data mix, the loader and its augmentation, the
 training loop on Ray Train, and MLflow tracking.
 
-Defaults follow PARE (``../shared/docs/pare-reference.md``): Adam at 1e-4, batch 64, flip 0.5,
+Defaults follow PARE (``docs/pare-reference.md``): Adam at 1e-4, batch 64, flip 0.5,
 rotation N(0, 30) clipped at 60 degrees with p = 0.4, scale N(1, 0.25) clipped to 0.75..1.25,
 colour gain U(0.6, 1.4), motion blur p = 0.5, 1..7 occluders scaled U(0.2, 1.0).
 """

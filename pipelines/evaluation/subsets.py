@@ -2,7 +2,7 @@
 
 - ``3dpw``: every 3DPW sample of the shards (PARE reports the test split).
 - ``3dpw-occ``: 3DPW test sequences whose names start with one of :data:`PW3D_OCC_PREFIXES`
-  (``../shared/docs/pare-reference.md``).
+  (``docs/pare-reference.md``).
 - ``h36m-p2``: Human3.6M protocol 2, the frontal camera 60457274 (S9 and S11 are the test split
   of the shards; ``pare preprocess`` keeps only that camera for it).
 - any other dataset: all its samples, under the dataset's name.

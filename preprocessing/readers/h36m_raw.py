@@ -1,6 +1,6 @@
 """Human3.6M as released: videos, CDF poses, calibration and MoSh fits (``h36m``).
 
-Layout under the root, per subject ``S<k>`` (``../shared/docs/data-formats.md``):
+Layout under the root, per subject ``S<k>`` (``docs/data-formats.md``):
 
 - ``S1/MyPoseFeatures/D3_Positions_mono/<Action>.<camera>.cdf``: variable ``Pose``, (F, 96),
   32 joints in millimetres in that camera's frame (read with ``cdflib``); files named

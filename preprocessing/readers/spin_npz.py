@@ -1,6 +1,6 @@
 """SPIN/PARE ``dataset_extras`` npz files over an image folder (``spin_npz``), for any dataset.
 
-Keys (``../shared/docs/data-formats.md``): ``imgname`` (N,) image paths relative to
+Keys (``docs/data-formats.md``): ``imgname`` (N,) image paths relative to
 ``options.images``, ``center`` (N, 2) and ``scale`` (N,) = box side / 200 (SPIN's box, margin
 included), ``part`` (N, 24, 3) SPIN's ground-truth joints with visibility (SPIN joints 25..48),
 optional ``openpose`` (N, 25, 3) (SPIN joints 0..24), ``S`` (N, 24, 4) 3D joints in metres in
