@@ -110,19 +110,11 @@ def train_loop_stopping_on_user_errors(loop_config: dict) -> None:
                                                  "message": _user_message(error)})  # fmt: skip
 
 
-def run_training(config: PareConfig) -> TrainingResult:
-    """Train as configured; returns where the run, its checkpoints and its model are."""
-    import ray.train
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
-    from ray.train.torch import TorchConfig, TorchTrainer
+def _preflight(config: PareConfig, storage: str):
+    """Everything checked before Ray starts: config, tracking store, shards, body model; (shards, asset_dir)."""
+    from pipelines.training.tracking import resolve_tracking_uri
 
-    from pipelines.training.loop import SCORE, worker_environment
-    from pipelines.training.tracking import log_setup, open_run, resolve_tracking_uri
-
-    started = time.monotonic()
-    train = config.train
     _check(config)
-    storage = _storage_path(train.storage_path)
     # timeouts before the first MLflow call, and an unreachable server named in seconds, not minutes
     prepare_tracking(resolve_tracking_uri(config.tracking, storage), config.tracking.timeout_s)
     shards = resolve_training_shards(config.data)
@@ -131,18 +123,25 @@ def run_training(config: PareConfig) -> TrainingResult:
     check_shard_folders(shards.validation, "data.validation")
     asset_dir = str(prepare_assets(config.body_model).resolve())
     check_body_model(asset_dir)
-    config_yaml = to_yaml(config)
-    handle = open_run(config.tracking, train.run_name, storage)
+    return shards, asset_dir
+
+
+def _open_logged_run(config: PareConfig, storage: str, shards) -> tuple:
+    """The MLflow run of ``train.run_name`` (made or found) with the config and datasets logged; (handle, yaml)."""
     from omegaconf import OmegaConf
 
+    from pipelines.training.tracking import log_setup, open_run
+
+    config_yaml = to_yaml(config)
+    handle = open_run(config.tracking, config.train.run_name, storage)
     log_setup(handle, OmegaConf.to_container(OmegaConf.create(config_yaml)), config_yaml, _config_hash(config_yaml),
               shards.all_folders())  # fmt: skip
-    status = status_uri(storage, train.run_name)
-    if "://" not in storage:
-        Path(status).mkdir(parents=True, exist_ok=True)
-    clear_status(status)
+    return handle, config_yaml
 
-    loop_config = {
+
+def _loop_config(config_yaml: str, asset_dir: str, handle, status: str, shards) -> dict:
+    """What every worker's loop gets: the resolved config, the run, the status folder and the shard URLs."""
+    return {
         "config_yaml": config_yaml,
         "asset_dir": asset_dir,
         "run_id": handle.run_id,
@@ -155,9 +154,17 @@ def run_training(config: PareConfig) -> TrainingResult:
         },
         "validation_urls": [u for f in shards.validation for u in f.urls],
     }
-    os.environ.update(worker_environment())
-    init_ray(train.ray_address)
-    trainer = TorchTrainer(
+
+
+def _trainer(config: PareConfig, loop_config: dict, storage: str):
+    """Ray Train's TorchTrainer for the loop: workers, failure policy and checkpoint retention."""
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    from pipelines.training.loop import SCORE, worker_environment
+
+    train = config.train
+    return TorchTrainer(
         train_loop_stopping_on_user_errors,
         train_loop_config=loop_config,
         torch_config=TorchConfig(backend="nccl" if train.use_gpu else "gloo"),
@@ -176,16 +183,19 @@ def run_training(config: PareConfig) -> TrainingResult:
             worker_runtime_env={"env_vars": worker_environment()},
         ),
     )
-    from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(handle.tracking_uri)
+
+def _fit(trainer, client, handle, status: str, max_failures: int):
+    """Run the trainer; a failure or a deliberate stop marks the MLflow run and raises one user-facing line."""
+    import ray.train
+
     try:
         result = trainer.fit()
     except ray.train.TrainingFailedError as error:
         client.set_terminated(handle.run_id, "FAILED")
         from pipelines.user_errors import user_error_of
 
-        message = user_error_of(error) or f"training failed after {train.max_failures} restarts: {error}"
+        message = user_error_of(error) or f"training failed after {max_failures} restarts: {error}"
         raise TrainingError(message) from error
     except BaseException:
         client.set_terminated(handle.run_id, "KILLED")
@@ -198,19 +208,50 @@ def run_training(config: PareConfig) -> TrainingResult:
     if result.checkpoint is None:
         client.set_terminated(handle.run_id, "FAILED")
         raise TrainingError("training ended without a checkpoint; see the worker logs above")
-    best = min(result.best_checkpoints, key=lambda pair: pair[1].get(SCORE, float("inf")))[0] \
-        if result.best_checkpoints else result.checkpoint  # fmt: skip
-    _publish(status, {"latest": result.checkpoint, "best": best})
-    registered = ""
+    return result, final
+
+
+def _record(config: PareConfig, client, handle, result, best, asset_dir: str, storage: str) -> str:
+    """Log and register the final model and mark the run finished; returns 'name/version' or ''. An unreachable
+    server only leaves the tracking record incomplete: the checkpoints are safe in storage."""
     try:
         registered = _log_final_model(config, handle, result.checkpoint, asset_dir)
         client.set_tag(handle.run_id, "pare.best_checkpoint", best.path)
         client.set_tag(handle.run_id, "pare.latest_checkpoint", result.checkpoint.path)
         client.set_terminated(handle.run_id, "FINISHED")
-    except Exception as error:  # the checkpoints are safe in storage; only the tracking record is incomplete
+        return registered
+    except Exception as error:
         print(f"MLflow at {handle.tracking_uri} is unreachable or refused the final model ({type(error).__name__}: "
-              f"{str(error)[:200]}); the checkpoints are in {storage}/{train.run_name}. Rerun the same command "
+              f"{str(error)[:200]}); the checkpoints are in {storage}/{config.train.run_name}. Rerun the same command "
               "when the server is back to log and register the model.", flush=True)  # fmt: skip
+        return ""
+
+
+def run_training(config: PareConfig) -> TrainingResult:
+    """Train as configured; returns where the run, its checkpoints and its model are."""
+    from mlflow.tracking import MlflowClient
+
+    from pipelines.training.loop import SCORE, worker_environment
+
+    started = time.monotonic()
+    train = config.train
+    storage = _storage_path(train.storage_path)
+    shards, asset_dir = _preflight(config, storage)
+    handle, config_yaml = _open_logged_run(config, storage, shards)
+    status = status_uri(storage, train.run_name)
+    if "://" not in storage:
+        Path(status).mkdir(parents=True, exist_ok=True)
+    clear_status(status)
+    loop_config = _loop_config(config_yaml, asset_dir, handle, status, shards)
+    os.environ.update(worker_environment())
+    init_ray(train.ray_address)
+    trainer = _trainer(config, loop_config, storage)
+    client = MlflowClient(handle.tracking_uri)
+    result, final = _fit(trainer, client, handle, status, train.max_failures)
+    best = min(result.best_checkpoints, key=lambda pair: pair[1].get(SCORE, float("inf")))[0] \
+        if result.best_checkpoints else result.checkpoint  # fmt: skip
+    _publish(status, {"latest": result.checkpoint, "best": best})
+    registered = _record(config, client, handle, result, best, asset_dir, storage)
     return TrainingResult(
         run_id=handle.run_id, experiment_id=handle.experiment_id, tracking_uri=handle.tracking_uri,
         run_name=train.run_name, steps=int(final.get("step", 0)),

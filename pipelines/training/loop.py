@@ -130,20 +130,35 @@ def _agree_finite(loss: torch.Tensor, world_size: int) -> bool:
     return bool(flag.item() == 1.0)
 
 
-def train_loop(loop_config: dict) -> None:
-    """Ray Train's ``train_loop_per_worker``."""
+@dataclass
+class Worker:
+    """What one rank holds for the whole loop."""
+
+    loop_config: dict
+    config: PareConfig
+    rank: int
+    world_size: int
+    device: torch.device
+    core: torch.nn.Module  # the plain module: checkpoints, validation, pictures
+    network: torch.nn.Module  # the DDP wrapper when there are several ranks
+    optimizer: torch.optim.Optimizer
+    scaler: object
+    state: LoopState
+    logger: object  # RunLogger on rank 0, else None
+    last_score: float = NO_SCORE
+
+
+def _start(loop_config: dict) -> Worker:
+    """Config, model, optimizer and state (resumed from Ray Train's checkpoint, or the init checkpoint), DDP, logger."""
     import ray.train
-    from ray.train import Checkpoint
 
     context = ray.train.get_context()
     rank, world_size = context.get_world_rank(), context.get_world_size()
     config = load_config_text(loop_config["config_yaml"], "from the driver")
-    train, loader_config = config.train, config.loader
+    train = config.train
     torch.set_num_threads(train.torch_threads or train.cpus_per_worker)
     torch.manual_seed(train.seed)
-    faults = Faults.parse(loop_config.get("faults", {}))
     device = _device(config)
-
     model = build_model_from_assets(config.model, loop_config["asset_dir"])
     optimizer = torch.optim.Adam(model.parameters(), lr=train.learning_rate, weight_decay=train.weight_decay)
     scaler = torch.amp.GradScaler("cuda") if train.precision == "fp16" and device.type == "cuda" else None
@@ -162,8 +177,6 @@ def train_loop(loop_config: dict) -> None:
                 group[key] = value.to(device)
     network = ray.train.torch.prepare_model(model, parallel_strategy_kwargs={"broadcast_buffers": False}) \
         if world_size > 1 else model  # fmt: skip
-    core = model  # the plain module: checkpoints, validation, pictures
-
     logger = None
     if rank == 0:
         from pipelines.training.tracking import RunLogger
@@ -173,142 +186,177 @@ def train_loop(loop_config: dict) -> None:
         logger.tag("pare.restarts", str(state.restarts))
         if state.step:
             print(f"resuming at step {state.step} (restart {state.restarts})", flush=True)
+    last_score = state.best_pa_mpjpe if math.isfinite(state.best_pa_mpjpe) else NO_SCORE
+    return Worker(loop_config, config, rank, world_size, device, model, network, optimizer, scaler, state, logger,
+                  last_score)  # fmt: skip
 
+
+def _report(w: Worker, metrics: dict) -> None:
+    """Report to Ray Train, rank 0 with the checkpoint."""
+    import ray.train
+    from ray.train import Checkpoint
+
+    metrics = metrics | {"step": w.state.step, SCORE: w.last_score}
+    with tempfile.TemporaryDirectory() as folder:
+        if w.rank == 0:
+            save_checkpoint(Path(folder), w.core.network_state_dict(), w.config.model, w.optimizer, w.scaler, w.state,
+                            {"run_id": w.loop_config["run_id"], "run_name": w.config.train.run_name})  # fmt: skip
+        ray.train.report(metrics, checkpoint=Checkpoint.from_directory(folder) if w.rank == 0 else None)
+
+
+def _validate(w: Worker) -> dict:
+    """Validation metrics merged over ranks (``val/*``), and the score and best score updated; {} without data."""
+    config, urls = w.config, w.loop_config["validation_urls"]
+    if not urls:
+        return {}
+    per_rank = config.data.validation_max_samples // w.world_size if config.data.validation_max_samples else 0
+    val_loader = make_loader(
+        ValidationStream(urls, config.loader, config.model.image_size, w.rank, w.world_size, per_rank),
+        config.loader, drop_last=False,
+    )  # fmt: skip
+    share_rank0_buffers(w.core, w.world_size)
+    ours, baseline = validate(w.core, val_loader, w.device)
+    ours, baseline = merge_over_ranks(ours), merge_over_ranks(baseline)
+    if ours.count == 0:
+        return {}
+    values = {f"val/{k}": v for k, v in ours.compute().items() if isinstance(v, float)}
+    values |= {f"val/baseline_{k}": v for k, v in baseline.compute().items() if isinstance(v, float)}
+    values["val/samples"] = ours.count
+    w.last_score = values["val/pa_mpjpe"]
+    w.state.best_pa_mpjpe = min(w.state.best_pa_mpjpe, w.last_score)
+    values["val/best_pa_mpjpe"] = w.state.best_pa_mpjpe
+    return values
+
+
+def _non_finite(w: Worker, consecutive: int, stage: Stage, epoch: int) -> bool:
+    """Handle a batch whose loss is not finite on some rank; True when the run must stop (the policy, or too many
+    in a row), after rank 0 wrote why to the status file."""
+    train, state = w.config.train, w.state
+    state.nan_skips += 1
+    if train.nan_policy == "stop" or consecutive > train.max_nan_skips:
+        message = (f"the loss is not finite at step {state.step} (stage {stage.name}, epoch {epoch}); "
+                   "lower train.learning_rate, check the data with `pare shards validate`, or set "
+                   "train.nan_policy=skip to drop such batches")  # fmt: skip
+        if w.rank == 0:
+            write_status(w.loop_config["status_uri"], {"state": "stopped", "reason": "non_finite_loss",
+                                                       "step": state.step, "message": message})  # fmt: skip
+            if w.logger:
+                w.logger.metrics({"train/nan_skips": state.nan_skips}, state.step)
+                w.logger.close()
+        return True
+    w.optimizer.zero_grad(set_to_none=True)
+    if w.logger:
+        print(f"step {state.step}: non-finite loss, batch skipped ({state.nan_skips} so far)", flush=True)
+    return False
+
+
+def _optimize(w: Worker, loss: torch.Tensor) -> float:
+    """Backward, clipping and the optimizer step (through the gradient scaler for fp16); the gradients' norm."""
+    w.optimizer.zero_grad(set_to_none=True)
+    clip = w.config.train.grad_clip_norm
+    if w.scaler is not None:
+        w.scaler.scale(loss).backward()
+        w.scaler.unscale_(w.optimizer)
+        grad_norm = clip_gradients(w.network, clip)
+        w.scaler.step(w.optimizer)
+        w.scaler.update()
+        return grad_norm
+    loss.backward()
+    grad_norm = clip_gradients(w.network, clip)
+    w.optimizer.step()
+    return grad_norm
+
+
+def _window_metrics(w: Worker, stats: StepStats, terms: dict) -> dict:
+    """The logging window's metrics, all-reduced over ranks."""
+    reduced = stats.reduced(w.world_size, w.device)
+    w.state.skipped_samples += int(reduced.pop("_skipped"))
+    return reduced | {
+        "train/learning_rate": w.optimizer.param_groups[0]["lr"],
+        "train/segm_weight": terms["segm_weight"].item(),
+        "train/epoch": w.state.epoch,
+        "train/skipped_samples": w.state.skipped_samples,
+        "train/nan_skips": w.state.nan_skips,
+    }
+
+
+def _log(w: Worker, metrics: dict, step: int) -> None:
+    w.logger.metrics(metrics, step)
+    if any(k.startswith("val/") for k in metrics):
+        shown = ("val/mpjpe", "val/pa_mpjpe", "val/baseline_pa_mpjpe", "val/orient_error_median")
+        print(f"step {step}: " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(metrics.items()) if k in shown),
+              flush=True)  # fmt: skip
+
+
+def _after_step(w: Worker, stats: StepStats, terms: dict, batch: dict, pred: dict, faces) -> None:
+    """What is due after the step: the logging window, a picture, validation, MLflow, the checkpoint."""
+    train, step = w.config.train, w.state.step
+    final = step == train.max_steps
+    metrics = _window_metrics(w, stats, terms) if step % train.log_every == 0 or final else {}
+    if train.images_every and step % train.images_every == 0 and w.logger:
+        w.logger.image(
+            training_sheet(batch, {k: v.detach() for k, v in pred.items()}, faces, w.config.model.focal_length),
+            f"images/step_{step:07d}.png",
+        )
+    if step % train.validate_every == 0 or final:
+        metrics |= _validate(w)
+    if w.logger and metrics:
+        _log(w, metrics, step)
+    if step % train.checkpoint_every == 0 or final:
+        _report(w, {k.replace("/", "_"): v for k, v in metrics.items()})
+
+
+def train_loop(loop_config: dict) -> None:
+    """Ray Train's ``train_loop_per_worker``."""
+    w = _start(loop_config)
+    config, state = w.config, w.state
+    train, loader_config = config.train, config.loader
+    faults = Faults.parse(loop_config.get("faults", {}))
     loss_fn = PareLoss(config.loss)
     stages = stages_from(config, loop_config["shards"])
-    validation_urls = loop_config["validation_urls"]
-    faces = core.body_model.faces.cpu().numpy()
-    last_score = state.best_pa_mpjpe if math.isfinite(state.best_pa_mpjpe) else NO_SCORE
-    stats = StepStats()
-    stage, batches = None, None
-    consecutive_nan = 0
-    network.train()
-
-    def report(metrics: dict, with_checkpoint: bool) -> None:
-        metrics = metrics | {"step": state.step, SCORE: last_score}
-        if not with_checkpoint:
-            ray.train.report(metrics)
-            return
-        with tempfile.TemporaryDirectory() as folder:
-            if rank == 0:
-                save_checkpoint(Path(folder), core.network_state_dict(), config.model, optimizer, scaler, state,
-                                {"run_id": loop_config["run_id"], "run_name": train.run_name})  # fmt: skip
-            ray.train.report(metrics, checkpoint=Checkpoint.from_directory(folder) if rank == 0 else None)
-
-    def run_validation() -> dict:
-        nonlocal last_score
-        if not validation_urls:
-            return {}
-        val_loader = make_loader(
-            ValidationStream(validation_urls, loader_config, config.model.image_size, rank, world_size,
-                             config.data.validation_max_samples // world_size if config.data.validation_max_samples
-                             else 0),
-            loader_config, drop_last=False,
-        )  # fmt: skip
-        share_rank0_buffers(core, world_size)
-        ours, baseline = validate(core, val_loader, device)
-        ours, baseline = merge_over_ranks(ours), merge_over_ranks(baseline)
-        if ours.count == 0:
-            return {}
-        values = {f"val/{k}": v for k, v in ours.compute().items() if isinstance(v, float)}
-        values |= {f"val/baseline_{k}": v for k, v in baseline.compute().items() if isinstance(v, float)}
-        values["val/samples"] = ours.count
-        last_score = values["val/pa_mpjpe"]
-        state.best_pa_mpjpe = min(state.best_pa_mpjpe, last_score)
-        values["val/best_pa_mpjpe"] = state.best_pa_mpjpe
-        return values
-
+    faces = w.core.body_model.faces.cpu().numpy()
+    stats, stage, batches, consecutive_nan = StepStats(), None, None, 0
+    w.network.train()
     while state.step < train.max_steps:
         current = stage_at(stages, state.step)
         if current is not stage:
             stage = current
-            stream = TrainStream(stage.sources, loader_config, config.model.image_size, rank, world_size,
+            stream = TrainStream(stage.sources, loader_config, config.model.image_size, w.rank, w.world_size,
                                  train.seed, start_step=state.step)  # fmt: skip
             batches = iter(make_loader(stream, loader_config))
-            if logger:
-                logger.tag("pare.stage", stage.name)
+            if w.logger:
+                w.logger.tag("pare.stage", stage.name)
         started = time.perf_counter()
         batch = next(batches)
         waited = time.perf_counter() - started
-        faults.maybe_kill(state.step, rank, world_size)
+        faults.maybe_kill(state.step, w.rank, w.world_size)
         epoch = state.step // train.steps_per_epoch
-        images = to_model_input(batch["image"]).to(device, non_blocking=True)
-        targets = {k: batch[k].to(device, non_blocking=True) for k in _BATCH_TENSORS}
-        with _autocast(train.precision, device):
-            pred = network(images)
+        images = to_model_input(batch["image"]).to(w.device, non_blocking=True)
+        targets = {k: batch[k].to(w.device, non_blocking=True) for k in _BATCH_TENSORS}
+        with _autocast(train.precision, w.device):
+            pred = w.network(images)
             loss, terms = loss_fn(pred, targets, step=state.step, epoch=epoch)
         if faults.nan_now(state.step):
             loss = loss * float("nan")
-        if not _agree_finite(loss.detach(), world_size):
+        if not _agree_finite(loss.detach(), w.world_size):
             consecutive_nan += 1
-            state.nan_skips += 1
-            if train.nan_policy == "stop" or consecutive_nan > train.max_nan_skips:
-                message = (f"the loss is not finite at step {state.step} (stage {stage.name}, epoch {epoch}); "
-                           "lower train.learning_rate, check the data with `pare shards validate`, or set "
-                           "train.nan_policy=skip to drop such batches")  # fmt: skip
-                if rank == 0:
-                    write_status(loop_config["status_uri"], {"state": "stopped", "reason": "non_finite_loss",
-                                                             "step": state.step, "message": message})  # fmt: skip
-                    if logger:
-                        logger.metrics({"train/nan_skips": state.nan_skips}, state.step)
-                        logger.close()
+            if _non_finite(w, consecutive_nan, stage, epoch):
                 return
-            optimizer.zero_grad(set_to_none=True)
-            if logger:
-                print(f"step {state.step}: non-finite loss, batch skipped ({state.nan_skips} so far)", flush=True)
             continue
         consecutive_nan = 0
-        optimizer.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.unscale_(optimizer)
-            grad_norm = clip_gradients(network, train.grad_clip_norm)
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            loss.backward()
-            grad_norm = clip_gradients(network, train.grad_clip_norm)
-            optimizer.step()
+        grad_norm = _optimize(w, loss)
         state.step += 1
         state.epoch = state.step // train.steps_per_epoch
         stats.steps += 1
         stats.add(loss=loss.item(), **{n: terms[n].item() for n in LOSS_TERMS}, grad_norm=grad_norm,
                   samples=len(images), wait_s=waited, step_s=time.perf_counter() - started,
                   skipped=batch["skipped"].sum().item(), occluders=batch["occluders"].sum().item())  # fmt: skip
-        step = state.step
-        metrics: dict = {}
-        if step % train.log_every == 0 or step == train.max_steps:
-            reduced = stats.reduced(world_size, device)
-            state.skipped_samples += int(reduced.pop("_skipped"))
-            metrics |= reduced | {
-                "train/learning_rate": optimizer.param_groups[0]["lr"],
-                "train/segm_weight": terms["segm_weight"].item(),
-                "train/epoch": state.epoch,
-                "train/skipped_samples": state.skipped_samples,
-                "train/nan_skips": state.nan_skips,
-            }
-        if train.images_every and step % train.images_every == 0 and logger:
-            logger.image(
-                training_sheet(batch, {k: v.detach() for k, v in pred.items()}, faces, config.model.focal_length),
-                f"images/step_{step:07d}.png",
-            )
-        final = step == train.max_steps
-        if step % train.validate_every == 0 or final:
-            metrics |= run_validation()
-        if logger and metrics:
-            logger.metrics(metrics, step)
-            if any(k.startswith("val/") for k in metrics):
-                print(f"step {step}: " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(metrics.items())
-                                                   if k in ("val/mpjpe", "val/pa_mpjpe", "val/baseline_pa_mpjpe",
-                                                            "val/orient_error_median")),
-                      flush=True)  # fmt: skip
-        if step % train.checkpoint_every == 0 or final:
-            report({k.replace("/", "_"): v for k, v in metrics.items()}, with_checkpoint=True)
-    if rank == 0:
+        _after_step(w, stats, terms, batch, pred, faces)
+    if w.rank == 0:
         write_status(loop_config["status_uri"], {"state": "finished", "step": state.step,
                                                  "best_pa_mpjpe": state.best_pa_mpjpe})  # fmt: skip
-        if logger:
-            logger.close()
+        if w.logger:
+            w.logger.close()
 
 
 def share_rank0_buffers(module, world_size: int) -> None:
