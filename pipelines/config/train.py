@@ -225,6 +225,17 @@ class TrainConfig:
     learning_rate: float = 1e-4
     """Adam learning rate (PARE: 1e-4; reproductions: 2e-4 stage 1, 5e-5 stage 2)."""
 
+    lr_schedule: Literal["constant", "step", "cosine"] = "constant"
+    """Learning rate over the run: 'constant' (PARE); 'step' multiplies it by lr_decay_factor at each of
+    lr_decay_steps; 'cosine' anneals it from learning_rate to learning_rate * lr_decay_factor at max_steps.
+    A function of the step alone, so a resumed run continues on the same curve."""
+
+    lr_decay_steps: list[int] = field(default_factory=list)
+    """With lr_schedule 'step': the steps at which the learning rate is multiplied by lr_decay_factor."""
+
+    lr_decay_factor: float = 0.1
+    """With 'step': the factor at each decay step; with 'cosine': the final learning rate's share."""
+
     weight_decay: float = 0.0
     """Adam weight decay (PARE: 0)."""
 
@@ -292,6 +303,12 @@ class TrainConfig:
             raise ValueError(f"grad_clip_norm must be >= 0 (0: off), got {self.grad_clip_norm}")
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if not 0 < self.lr_decay_factor <= 1:
+            raise ValueError(f"lr_decay_factor must be in (0, 1], got {self.lr_decay_factor}")
+        if self.lr_schedule == "step" and not self.lr_decay_steps:
+            raise ValueError("lr_schedule 'step' needs lr_decay_steps, e.g. train.lr_decay_steps=[3000]")
+        if any(s < 1 for s in self.lr_decay_steps) or list(self.lr_decay_steps) != sorted(self.lr_decay_steps):
+            raise ValueError(f"lr_decay_steps must be increasing steps >= 1, got {list(self.lr_decay_steps)}")
         if not self.run_name or any(c in self.run_name for c in "/\\ "):
             raise ValueError(f"run_name must be a non-empty name without slashes or spaces, got {self.run_name!r}")
 

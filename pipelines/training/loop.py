@@ -30,6 +30,7 @@ from pipelines.config.schema import PareConfig
 from pipelines.training.checkpoints import LoopState, load_checkpoint, load_initial_weights, save_checkpoint
 from pipelines.training.data.stream import MixSource, TrainStream, ValidationStream, make_loader
 from pipelines.training.faults import Faults
+from pipelines.training.lr_schedule import learning_rate_at, set_learning_rate
 from pipelines.training.pictures import training_sheet
 from pipelines.training.status import write_status
 from pipelines.training.validation import merge_over_ranks, validate
@@ -344,6 +345,7 @@ def train_loop(loop_config: dict) -> None:
                 return
             continue
         consecutive_nan = 0
+        set_learning_rate(w.optimizer, learning_rate_at(train, state.step))
         grad_norm = _optimize(w, loss)
         state.step += 1
         state.epoch = state.step // train.steps_per_epoch
