@@ -229,13 +229,14 @@ def _validate(w: Worker) -> dict:
     return values
 
 
-def _non_finite(w: Worker, consecutive: int, stage: Stage, epoch: int) -> bool:
-    """Handle a batch whose loss is not finite on some rank; True when the run must stop (the policy, or too many
-    in a row), after rank 0 wrote why to the status file."""
+def _non_finite(w: Worker, consecutive: int, stage: Stage, epoch: int, what: str) -> bool:
+    """Handle a batch whose loss (or gradients: ``what``) is not finite on some rank; True when the run must stop
+    (the policy, or too many in a row), after rank 0 wrote why to the status file."""
     train, state = w.config.train, w.state
     state.nan_skips += 1
     if train.nan_policy == "stop" or consecutive > train.max_nan_skips:
-        message = (f"the loss is not finite at step {state.step} (stage {stage.name}, epoch {epoch}); "
+        verb = "is" if what == "loss" else "are"
+        message = (f"the {what} {verb} not finite at step {state.step} (stage {stage.name}, epoch {epoch}); "
                    "lower train.learning_rate, check the data with `pare shards validate`, or set "
                    "train.nan_policy=skip to drop such batches")  # fmt: skip
         if w.rank == 0:
@@ -247,12 +248,15 @@ def _non_finite(w: Worker, consecutive: int, stage: Stage, epoch: int) -> bool:
         return True
     w.optimizer.zero_grad(set_to_none=True)
     if w.logger:
-        print(f"step {state.step}: non-finite loss, batch skipped ({state.nan_skips} so far)", flush=True)
+        print(f"step {state.step}: non-finite {what}, batch skipped ({state.nan_skips} so far)", flush=True)
     return False
 
 
 def _optimize(w: Worker, loss: torch.Tensor) -> float:
-    """Backward, clipping and the optimizer step (through the gradient scaler for fp16); the gradients' norm."""
+    """Backward, clipping and the optimizer step (through the gradient scaler for fp16); the gradients' norm.
+
+    A finite loss can still have non-finite gradients; then the step is not taken (one NaN step would make
+    every weight NaN) and the caller handles the batch like a non-finite loss."""
     w.optimizer.zero_grad(set_to_none=True)
     clip = w.config.train.grad_clip_norm
     if w.scaler is not None:
@@ -264,7 +268,8 @@ def _optimize(w: Worker, loss: torch.Tensor) -> float:
         return grad_norm
     loss.backward()
     grad_norm = clip_gradients(w.network, clip)
-    w.optimizer.step()
+    if math.isfinite(grad_norm):  # DDP averaged the gradients: every rank sees the same norm and decides alike
+        w.optimizer.step()
     return grad_norm
 
 
@@ -341,12 +346,17 @@ def train_loop(loop_config: dict) -> None:
             loss = loss * float("nan")
         if not _agree_finite(loss.detach(), w.world_size):
             consecutive_nan += 1
-            if _non_finite(w, consecutive_nan, stage, epoch):
+            if _non_finite(w, consecutive_nan, stage, epoch, "loss"):
+                return
+            continue
+        set_learning_rate(w.optimizer, learning_rate_at(train, state.step))
+        grad_norm = _optimize(w, loss)
+        if w.scaler is None and not math.isfinite(grad_norm):
+            consecutive_nan += 1
+            if _non_finite(w, consecutive_nan, stage, epoch, "gradients"):
                 return
             continue
         consecutive_nan = 0
-        set_learning_rate(w.optimizer, learning_rate_at(train, state.step))
-        grad_norm = _optimize(w, loss)
         state.step += 1
         state.epoch = state.step // train.steps_per_epoch
         stats.steps += 1
