@@ -1,0 +1,78 @@
+"""One registry helper for backbones, heads, readers and layouts: one error, and names that cannot drift."""
+
+from __future__ import annotations
+
+import pytest
+
+from pare_model.errors import UserFacingError
+from pare_model.registry import Registry, UnknownNameError
+
+# ---------------------------------------------------------------- the helper
+
+
+def _fruit() -> Registry[int]:
+    fruit: Registry[int] = Registry("fruit")
+    fruit.register("apple", 1)
+    fruit.register("banana", 2)
+    return fruit
+
+
+def test_register_by_call_or_decorator_and_look_up():
+    registry: Registry[object] = Registry("tool")
+
+    @registry.register("hammer")
+    def hammer() -> str:
+        return "bang"
+
+    assert registry.register("saw", len) is len
+    assert registry.get("hammer") is hammer and hammer() == "bang"
+    assert registry.names() == ("hammer", "saw") == tuple(registry)
+    assert "saw" in registry and "drill" not in registry and 3 not in registry and len(registry) == 2
+
+
+def test_unknown_name_names_kind_name_valid_names_and_the_close_one():
+    with pytest.raises(UnknownNameError) as info:
+        _fruit().get("bananna")
+    assert str(info.value) == "unknown fruit 'bananna'; valid fruits: apple, banana; did you mean 'banana'?"
+    assert isinstance(info.value, UserFacingError)
+    with pytest.raises(UnknownNameError) as far:
+        _fruit().get("kiwi")
+    assert str(far.value) == "unknown fruit 'kiwi'; valid fruits: apple, banana"
+
+
+def test_a_name_registered_twice_is_a_programming_error():
+    fruit = _fruit()
+    with pytest.raises(ValueError, match="'apple' is already registered"):
+        fruit.register("apple", 3)
+    with pytest.raises(ValueError, match="already registered"):
+        fruit.register_lazy("banana", "json:dumps")
+    with pytest.raises(ValueError, match="non-empty string"):
+        fruit.register("", 3)
+    assert fruit.get("apple") == 1
+
+
+def test_lazy_entries_import_on_first_get_only():
+    registry: Registry[object] = Registry("codec", plural="codecs")
+    registry.register_lazy("json", "json:dumps")
+    registry.register_lazy("missing", "no_such_module_for_pare:thing")
+    assert registry.names() == ("json", "missing")
+    registry.check("missing")  # listing and checking import nothing
+    import json
+
+    assert registry.get("json") is json.dumps
+    with pytest.raises(ModuleNotFoundError):
+        registry.get("missing")
+    with pytest.raises(ValueError, match="'module:attribute'"):
+        registry.register_lazy("bad", "json.dumps")
+
+
+def test_the_registry_raises_its_own_error_class_in_one_line():
+    class UnknownFruitError(UnknownNameError, KeyError):
+        pass
+
+    fruit: Registry[int] = Registry("fruit", UnknownFruitError)
+    fruit.register("apple", 1)
+    with pytest.raises(UnknownFruitError) as info:
+        fruit.get("aple")
+    assert isinstance(info.value, KeyError)
+    assert str(info.value) == "unknown fruit 'aple'; valid fruits: apple; did you mean 'apple'?"  # not quoted
