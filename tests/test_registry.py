@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import typing
+
 import pytest
 
+from pare_model.backbones import BACKBONES, UnknownBackboneError, build_backbone
+from pare_model.checkpoint.container import CheckpointError
+from pare_model.checkpoint.fit import check_names
 from pare_model.errors import UserFacingError
+from pare_model.heads import HEADS, UnknownHeadError, build_head
+from pare_model.model_config import BackboneName, HeadName, ModelConfig
 from pare_model.registry import Registry, UnknownNameError
 
 # ---------------------------------------------------------------- the helper
@@ -76,3 +83,41 @@ def test_the_registry_raises_its_own_error_class_in_one_line():
         fruit.get("aple")
     assert isinstance(info.value, KeyError)
     assert str(info.value) == "unknown fruit 'aple'; valid fruits: apple; did you mean 'apple'?"  # not quoted
+
+
+# ---------------------------------------------------------------- the four registries, through their entry points
+
+
+def test_build_backbone_suggests_the_close_name():
+    with pytest.raises(UnknownBackboneError) as info:
+        build_backbone("resnet5O")
+    assert str(info.value) == (
+        "unknown backbone 'resnet5O'; valid backbones: debug, hrnet_w32, resnet50, resnet_small; "
+        "did you mean 'resnet50'?"
+    )
+    assert isinstance(info.value, ValueError) and isinstance(info.value, UserFacingError)
+
+
+def test_build_head_suggests_the_close_name():
+    with pytest.raises(UnknownHeadError) as info:
+        build_head("paer")
+    assert str(info.value) == "unknown head 'paer'; valid heads: hmr, pare; did you mean 'pare'?"
+    assert isinstance(info.value, ValueError) and isinstance(info.value, UserFacingError)
+
+
+def test_checkpoint_check_names_uses_the_registry_message():
+    with pytest.raises(CheckpointError, match=r"^x\.pt: unknown backbone 'hrnet_w23'; .*did you mean 'hrnet_w32'\?$"):
+        check_names(ModelConfig(backbone="hrnet_w23"), "x.pt")  # type: ignore[arg-type]
+    with pytest.raises(CheckpointError, match=r"^x\.pt: unknown head 'hmrr'; valid heads: hmr, pare; did you mean"):
+        check_names(ModelConfig(head="hmrr"), "x.pt")  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- names spelled out elsewhere agree with the registries
+
+
+def test_config_literals_equal_the_registries():
+    """The structured config needs static Literals (and no torch); they must list exactly the registered names."""
+    assert typing.get_args(BackboneName) == BACKBONES.names()
+    assert typing.get_args(HeadName) == HEADS.names()
+    hints = typing.get_type_hints(ModelConfig)
+    assert hints["backbone"] == BackboneName and hints["head"] == HeadName
