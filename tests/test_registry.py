@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import typing
 
 import pytest
@@ -13,6 +14,9 @@ from pare_model.errors import UserFacingError
 from pare_model.heads import HEADS, UnknownHeadError, build_head
 from pare_model.model_config import BackboneName, HeadName, ModelConfig
 from pare_model.registry import Registry, UnknownNameError
+from pipelines.config.field_docs import field_docs
+from pipelines.config.preprocess import SourceConfig
+from preprocessing.readers import READERS, SourceError, UnknownReaderError, build_reader, reader_class
 
 # ---------------------------------------------------------------- the helper
 
@@ -105,6 +109,18 @@ def test_build_head_suggests_the_close_name():
     assert isinstance(info.value, ValueError) and isinstance(info.value, UserFacingError)
 
 
+def test_build_reader_suggests_the_close_name(tmp_path):
+    with pytest.raises(UnknownReaderError) as info:
+        build_reader("coco_ef", str(tmp_path), "train")
+    assert str(info.value) == (
+        "unknown reader 'coco_ef'; valid readers: 3dpw, coco_eft, h36m, h36m_npz, lspet, mpii, spin_npz; "
+        "did you mean 'coco_eft'?"
+    )
+    assert isinstance(info.value, SourceError)
+    with pytest.raises(SourceError, match="did you mean 'h36m_npz'"):
+        reader_class("h36m_nzp")
+
+
 def test_checkpoint_check_names_uses_the_registry_message():
     with pytest.raises(CheckpointError, match=r"^x\.pt: unknown backbone 'hrnet_w23'; .*did you mean 'hrnet_w32'\?$"):
         check_names(ModelConfig(backbone="hrnet_w23"), "x.pt")  # type: ignore[arg-type]
@@ -121,3 +137,10 @@ def test_config_literals_equal_the_registries():
     assert typing.get_args(HeadName) == HEADS.names()
     hints = typing.get_type_hints(ModelConfig)
     assert hints["backbone"] == BackboneName and hints["head"] == HeadName
+
+
+def test_source_reader_doc_lists_every_reader():
+    """``SourceConfig.reader`` is a plain string (empty by default); its documented names are the registry's."""
+    documented = re.match(r"Reader name: ([a-z0-9_, ]+) \(", field_docs(SourceConfig)["reader"])
+    assert documented, field_docs(SourceConfig)["reader"]
+    assert sorted(documented.group(1).split(", ")) == sorted(READERS.names())
