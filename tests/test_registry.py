@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import typing
 
 import pytest
@@ -17,6 +19,7 @@ from pare_model.registry import Registry, UnknownNameError
 from pipelines.config.field_docs import field_docs
 from pipelines.config.preprocess import SourceConfig
 from preprocessing.readers import READERS, SourceError, UnknownReaderError, build_reader, reader_class
+from preprocessing.synth.layouts import UnknownLayoutError, get_layout
 
 # ---------------------------------------------------------------- the helper
 
@@ -121,6 +124,16 @@ def test_build_reader_suggests_the_close_name(tmp_path):
         reader_class("h36m_nzp")
 
 
+def test_get_layout_suggests_the_close_name():
+    with pytest.raises(UnknownLayoutError) as info:
+        get_layout("3dwp")
+    assert (
+        str(info.value)
+        == "unknown layout '3dwp'; valid layouts: 3dpw, coco_eft, h36m, mpii, spin_npz; did you mean '3dpw'?"
+    )
+    assert isinstance(info.value, KeyError) and isinstance(info.value, UserFacingError)
+
+
 def test_checkpoint_check_names_uses_the_registry_message():
     with pytest.raises(CheckpointError, match=r"^x\.pt: unknown backbone 'hrnet_w23'; .*did you mean 'hrnet_w32'\?$"):
         check_names(ModelConfig(backbone="hrnet_w23"), "x.pt")  # type: ignore[arg-type]
@@ -144,3 +157,19 @@ def test_source_reader_doc_lists_every_reader():
     documented = re.match(r"Reader name: ([a-z0-9_, ]+) \(", field_docs(SourceConfig)["reader"])
     assert documented, field_docs(SourceConfig)["reader"]
     assert sorted(documented.group(1).split(", ")) == sorted(READERS.names())
+
+
+def test_listing_reader_and_layout_names_imports_no_reader_writer_or_torch():
+    script = (
+        "import sys\n"
+        "from preprocessing.readers import READERS\n"
+        "from preprocessing.synth.layouts import LAYOUTS\n"
+        "assert READERS.names() and LAYOUTS.names()\n"
+        "READERS.check('3dpw'); LAYOUTS.check('3dpw')\n"
+        "print(' '.join(sorted(sys.modules)))"
+    )
+    modules = set(
+        subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True).stdout.split()
+    )
+    assert "torch" not in modules
+    assert not modules & {"preprocessing.readers.pw3d", "preprocessing.synth.layouts.pw3d"}
