@@ -134,7 +134,7 @@ def _cases(procedural_dir: Path) -> list[tuple[str, list[str], str]]:
         ("checkpoint-is-folder", ["checkpoint", "info", "{bad}/folder"], "does not exist"),
         ("checkpoint-binary", ["checkpoint", "info", "{bad}/binary"], "not a readable PyTorch checkpoint"),
         ("checkpoint-other-backbone", ["checkpoint", "info", "{bad}/other_backbone.pt"], "do not fit"),
-        ("checkpoint-unknown-backbone", ["checkpoint", "info", "{bad}/unknown_backbone.pt"], "known backbones"),
+        ("checkpoint-unknown-backbone", ["checkpoint", "info", "{bad}/unknown_backbone.pt"], "valid backbones"),
         ("checkpoint-nan-weights", ["checkpoint", "info", "{bad}/nan.pt"], "NaN"),
         ("checkpoint-foreign", ["checkpoint", "info", "{bad}/foreign.pt"], "not a pare-pipeline model checkpoint"),
         ("checkpoint-import-missing", ["checkpoint", "import", "--official", "{bad}/nothing.ckpt", "--out",

@@ -9,7 +9,6 @@ import pytest
 from PIL import Image
 
 from pare_model.errors import UserFacingError
-from pipelines.commands.synth import LAYOUT_NAMES
 from preprocessing.synth.layouts import LAYOUTS, UnknownLayoutError, get_layout
 from tests.synth_helpers import SMALL, generate
 from tests.test_cli import run_pare
@@ -41,15 +40,22 @@ def test_cli_names_the_valid_layouts_on_a_bad_one(tmp_path):
     result = run_pare("synth", "--layout", "coco", "--out", str(tmp_path / "x"), "--num", "2")
     assert result.returncode == 2
     assert "unknown layout 'coco'" in result.stderr and "coco_eft" in result.stderr and "3dpw" in result.stderr
+    assert "did you mean 'coco_eft'?" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "x").exists()
 
 
 def test_registry_lists_every_layout_once():
-    assert tuple(LAYOUTS) == LAYOUT_NAMES
+    assert LAYOUTS.names() == ("coco_eft", "3dpw", "h36m", "mpii", "spin_npz")
     with pytest.raises(UnknownLayoutError, match="valid layouts: 3dpw, coco_eft, h36m, mpii, spin_npz"):
         get_layout("h36")
     assert issubclass(UnknownLayoutError, UserFacingError)
+
+
+def test_help_lists_the_registered_layouts():
+    result = run_pare("synth", "--help")
+    assert result.returncode == 0, result.stderr
+    assert f"one of: {', '.join(LAYOUTS.names())}" in " ".join(result.stdout.split())
 
 
 def test_refuses_non_empty_output_unless_forced_and_never_foreign_files(procedural_dir, tmp_path):
@@ -75,7 +81,7 @@ def _files(folder):
     return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-@pytest.mark.parametrize("layout", LAYOUT_NAMES)
+@pytest.mark.parametrize("layout", LAYOUTS.names())
 def test_same_seed_same_bytes(layout, procedural_dir, tmp_path):
     num = 4 if layout == "3dpw" else 2
     for name, seed in (("a", 1), ("b", 1), ("c", 2)):

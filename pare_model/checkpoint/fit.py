@@ -17,6 +17,7 @@ from pare_model.backbones.registry import BACKBONES, build_backbone
 from pare_model.checkpoint.container import CheckpointError
 from pare_model.heads import HEADS, build_head
 from pare_model.model_config import ModelConfig
+from pare_model.registry import UnknownNameError
 
 MAX_LISTED = 5
 """Tensor names listed in a message; the count says how many more there are."""
@@ -26,12 +27,11 @@ _MEAN_PARAM_SIZES = {"pose": 144, "shape": 10, "cam": 3}
 
 def check_names(config: ModelConfig, source: str) -> None:
     """Refuse a backbone or head name this version does not know, listing the known ones."""
-    if config.backbone not in BACKBONES:
-        raise CheckpointError(
-            f"{source}: unknown backbone {config.backbone!r}; known backbones: {', '.join(sorted(BACKBONES))}"
-        )
-    if config.head not in HEADS:
-        raise CheckpointError(f"{source}: unknown head {config.head!r}; known heads: {', '.join(sorted(HEADS))}")
+    try:
+        BACKBONES.check(config.backbone)
+        HEADS.check(config.head)
+    except UnknownNameError as error:
+        raise CheckpointError(f"{source}: {error}") from None
 
 
 def expected_network_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:

@@ -1,4 +1,8 @@
-"""Regression heads behind one interface: ``head(features) -> dict`` of SMPL predictions."""
+"""Regression heads behind one interface: ``head(features) -> dict`` of SMPL predictions.
+
+The names are also the static ``Literal`` :data:`pare_model.model_config.HeadName` of the
+typed config; ``tests/test_registry.py`` keeps the two equal.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +12,21 @@ from torch import nn
 
 from pare_model.heads.hmr_head import HmrHead
 from pare_model.heads.pare_head import PareHead
+from pare_model.registry import Registry, UnknownNameError
 
-HEADS: dict[str, Callable[..., nn.Module]] = {"pare": PareHead, "hmr": HmrHead}
+
+class UnknownHeadError(UnknownNameError, ValueError):
+    """The configured head name is not in :data:`HEADS`."""
+
+
+HEADS: Registry[Callable[..., nn.Module]] = Registry("head", UnknownHeadError)
+HEADS.register("pare", PareHead)
+HEADS.register("hmr", HmrHead)
 
 
 def build_head(name: str, **kwargs) -> nn.Module:
-    """Construct a registered head; unknown names raise with the list of valid ones."""
-    if name not in HEADS:
-        raise ValueError(f"unknown head {name!r}; valid heads: {', '.join(sorted(HEADS))}")
-    return HEADS[name](**kwargs)
+    """Construct a registered head; an unknown name raises :class:`UnknownHeadError` listing the valid ones."""
+    return HEADS.get(name)(**kwargs)
 
 
-__all__ = ["HEADS", "HmrHead", "PareHead", "build_head"]
+__all__ = ["HEADS", "HmrHead", "PareHead", "UnknownHeadError", "build_head"]

@@ -17,11 +17,9 @@ import numpy as np
 
 from pare_model.errors import UserFacingError
 from pipelines.commands.config import _split_config_args
+from preprocessing.synth.layouts import LAYOUTS  # registered by module path: no torch for --help
 
 PREVIEW_FILE = "preview.png"
-LAYOUT_NAMES = ("coco_eft", "3dpw", "h36m", "mpii", "spin_npz")
-"""For --help only, so that building the parser imports no torch; the registry is
-``preprocessing.synth.layouts.LAYOUTS`` (a test keeps the two equal)."""
 PREVIEW_COLUMNS = 4
 """Samples per row of the preview; each sample takes two cells (image, image with labels)."""
 
@@ -100,9 +98,8 @@ def run_synth(
     """
     from pipelines.body_model_source import prepare_assets
     from preprocessing.synth import BodyModels, SynthOptions, synthesize
-    from preprocessing.synth.layouts import get_layout
 
-    get_layout(layout)
+    LAYOUTS.check(layout)
     if num < 1:
         raise UserFacingError(f"--num must be >= 1, got {num}")
     if seed < 0:
@@ -162,7 +159,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "exact ground truth, written in the file layout of a real dataset so the same readers load it."
         ),
     )
-    parser.add_argument("--layout", required=True, metavar="L", help=f"one of: {', '.join(LAYOUT_NAMES)}")
+    parser.add_argument("--layout", required=True, metavar="L", help=f"one of: {', '.join(LAYOUTS.names())}")
     parser.add_argument("--out", required=True, help="output folder (created; must be empty unless --force)")
     parser.add_argument("--num", type=int, default=64, help="samples to write (3dpw: frames; default 64)")
     parser.add_argument("--seed", type=int, default=0, help="same seed, same bytes (default 0)")

@@ -6,13 +6,14 @@ See :mod:`preprocessing.readers.registry` for the names (``coco_eft``, ``mpii``,
 
 from preprocessing.readers.base import Reader, build_options, validated
 from preprocessing.readers.files import SourceError, SourceFiles
-from preprocessing.readers.registry import READERS, build_reader, reader_class
+from preprocessing.readers.registry import READERS, UnknownReaderError, build_reader, reader_class
 
 __all__ = [
     "READERS",
     "Reader",
     "SourceError",
     "SourceFiles",
+    "UnknownReaderError",
     "build_options",
     "build_reader",
     "reader_class",

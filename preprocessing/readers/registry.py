@@ -2,33 +2,32 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from typing import Any
 
+from pare_model.registry import Registry, UnknownNameError
 from preprocessing.readers.base import Reader, build_options
 from preprocessing.readers.files import SourceError
 
-# name -> "module:Class"; imported on first use so that listing names costs nothing.
-READERS: dict[str, str] = {
-    "3dpw": "preprocessing.readers.pw3d:Pw3dReader",
-    "coco_eft": "preprocessing.readers.coco_eft:CocoEftReader",
-    "h36m": "preprocessing.readers.h36m_raw:H36mRawReader",
-    "h36m_npz": "preprocessing.readers.h36m:H36mNpzReader",
-    "lspet": "preprocessing.readers.lspet:LspetReader",
-    "mpii": "preprocessing.readers.mpii:MpiiReader",
-    "spin_npz": "preprocessing.readers.spin_npz:SpinNpzReader",
-}
+
+class UnknownReaderError(UnknownNameError, SourceError):
+    """A source's ``reader`` is not in :data:`READERS`."""
+
+
+READERS: Registry[type[Reader]] = Registry("reader", UnknownReaderError)
+"""Registered by module path: imported on first use, so that listing names costs nothing."""
+READERS.register_lazy("3dpw", "preprocessing.readers.pw3d:Pw3dReader")
+READERS.register_lazy("coco_eft", "preprocessing.readers.coco_eft:CocoEftReader")
+READERS.register_lazy("h36m", "preprocessing.readers.h36m_raw:H36mRawReader")
+READERS.register_lazy("h36m_npz", "preprocessing.readers.h36m:H36mNpzReader")
+READERS.register_lazy("lspet", "preprocessing.readers.lspet:LspetReader")
+READERS.register_lazy("mpii", "preprocessing.readers.mpii:MpiiReader")
+READERS.register_lazy("spin_npz", "preprocessing.readers.spin_npz:SpinNpzReader")
 
 
 def reader_class(name: str) -> type[Reader]:
-    """The reader class registered as ``name``; the error lists the valid names."""
-    try:
-        target = READERS[name]
-    except KeyError:
-        raise SourceError(f"unknown reader {name!r}; valid readers: {sorted(READERS)}") from None
-    module, _, attribute = target.partition(":")
-    return getattr(importlib.import_module(module), attribute)
+    """The reader class registered as ``name``; :class:`UnknownReaderError` lists the valid names."""
+    return READERS.get(name)
 
 
 def build_reader(

@@ -6,16 +6,31 @@
 - :mod:`.layouts`: one writer per layout (``coco_eft``, ``3dpw``, ``h36m``, ``mpii``, ``spin_npz``).
 
 :func:`synthesize` is the entry point; ``pare synth`` calls it.
+
+Importing this package does not import torch (``BodyModels`` loads on first use), so that
+``pare synth --help`` can list :data:`~preprocessing.synth.layouts.LAYOUTS` cheaply.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from preprocessing.bodies import BodyModels
 from preprocessing.synth.common import LayoutResult, PreviewTile, SynthOptions, write_notice
 
+if TYPE_CHECKING:
+    from preprocessing.bodies import BodyModels
+
 __all__ = ["BodyModels", "LayoutResult", "PreviewTile", "SynthOptions", "synthesize"]
+
+
+def __getattr__(name: str) -> Any:
+    """``BodyModels`` on first use: it imports the body model, hence torch."""
+    if name == "BodyModels":
+        from preprocessing.bodies import BodyModels
+
+        return BodyModels
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def synthesize(

@@ -1,40 +1,37 @@
 """Layout writers: each writes N synthetic samples in the file layout of one real dataset.
 
 A writer is ``write(out, num, seed, models, options) -> LayoutResult``; see each module's
-docstring for the files and conventions.
+docstring for the files and conventions. The writers are registered by module path, so that
+``pare synth --help`` lists the names without importing them (and torch).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pare_model.errors import UserFacingError
-from preprocessing.bodies import BodyModels
-from preprocessing.synth.common import LayoutResult, SynthOptions
-from preprocessing.synth.layouts import coco_eft, h36m, mpii, pw3d, spin_npz
+from pare_model.registry import Registry, UnknownNameError
 
-LayoutWriter = Callable[[Path, int, int, BodyModels, SynthOptions], LayoutResult]
+if TYPE_CHECKING:
+    from preprocessing.bodies import BodyModels
+    from preprocessing.synth.common import LayoutResult, SynthOptions
 
-LAYOUTS: dict[str, LayoutWriter] = {
-    "coco_eft": coco_eft.write,
-    "3dpw": pw3d.write,
-    "h36m": h36m.write,
-    "mpii": mpii.write,
-    "spin_npz": spin_npz.write,
-}
+LayoutWriter = Callable[[Path, int, int, "BodyModels", "SynthOptions"], "LayoutResult"]
 
 
-class UnknownLayoutError(UserFacingError, KeyError):
+class UnknownLayoutError(UnknownNameError, KeyError):
     """A layout name that is not in :data:`LAYOUTS`."""
 
-    def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0])
+
+LAYOUTS: Registry[LayoutWriter] = Registry("layout", UnknownLayoutError)
+LAYOUTS.register_lazy("coco_eft", "preprocessing.synth.layouts.coco_eft:write")
+LAYOUTS.register_lazy("3dpw", "preprocessing.synth.layouts.pw3d:write")
+LAYOUTS.register_lazy("h36m", "preprocessing.synth.layouts.h36m:write")
+LAYOUTS.register_lazy("mpii", "preprocessing.synth.layouts.mpii:write")
+LAYOUTS.register_lazy("spin_npz", "preprocessing.synth.layouts.spin_npz:write")
 
 
 def get_layout(name: str) -> LayoutWriter:
-    """The writer of layout ``name``; the error lists the valid names."""
-    try:
-        return LAYOUTS[name]
-    except KeyError:
-        raise UnknownLayoutError(f"unknown layout {name!r}; valid layouts: {', '.join(sorted(LAYOUTS))}") from None
+    """The writer of layout ``name``; :class:`UnknownLayoutError` lists the valid names."""
+    return LAYOUTS.get(name)
