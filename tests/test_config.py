@@ -242,3 +242,36 @@ def test_an_error_in_a_base_names_the_base(tmp_path):
     base = _file(tmp_path / "base.yaml", "body_model:\n  sed: 3\n")
     with pytest.raises(ConfigError, match=rf"'body_model\.sed' \(in {re.escape(str(base))}\)"):
         load_config(_file(tmp_path / "top.yaml", "_base_: base.yaml\n"))
+
+
+def _origins_by_key(listing: str) -> dict[str, str]:
+    """Dotted key -> origin comment of ``pare config show --origin`` output (sections tracked by indentation)."""
+    origins, sections = {}, []
+    for line in listing.splitlines():
+        depth = (len(line) - len(line.lstrip())) // 2
+        key = line.strip().split(":", 1)[0]
+        sections = sections[:depth]
+        if line.endswith(":"):
+            sections.append(key)
+        else:
+            origins[".".join([*sections, key])] = line.rsplit("  # ", 1)[1]
+    return origins
+
+
+def test_config_show_origin_says_where_each_value_came_from(tmp_path, capsys):
+    from pipelines.cli import main
+
+    base = _file(tmp_path / "base" / "small.yaml", "body_model:\n  seed: 1\n  gender: male\nquickstart:\n  pose: wave\n")
+    top = _file(tmp_path / "top.yaml", "_base_: base/small.yaml\nbody_model:\n  seed: 2\n"
+                                      "data:\n  stages:\n    s:\n      mix: {a: 1.0}\n")  # fmt: skip
+    assert main(["config", "show", "--origin", str(top), "quickstart.panel_size=256"]) == 0
+    listing = capsys.readouterr().out
+    origins = _origins_by_key(listing)
+    assert origins["body_model.seed"] == str(top) and origins["data.stages.s.mix.a"] == str(top)
+    assert origins["body_model.gender"] == str(base) and origins["quickstart.pose"] == str(base)
+    assert origins["quickstart.panel_size"] == "override"
+    assert origins["body_model.part_map"] == "default" and origins["data.stages.s.start_step"] == "default"
+    assert set(origins.values()) == {str(top), str(base), "override", "default"}  # every value has one
+    assert load_config(_write(tmp_path, listing)) == load_config(top, ["quickstart.panel_size=256"])
+    assert main(["config", "show", "--origin", "--docs", str(top)]) == 2  # one view at a time
+    assert "not allowed with argument" in capsys.readouterr().err

@@ -63,9 +63,10 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _scalar(value: Any) -> str:
+def flow_yaml(value: Any, width: int = 80) -> str:
+    """A value as YAML in flow style, so a commented listing keeps one key per entry; wrapped past ``width``."""
     value = _plain(value)
-    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+    return yaml.safe_dump(value, default_flow_style=True, width=width).strip().removesuffix("...").strip()
 
 
 def commented_yaml(config: Any) -> str:
@@ -81,7 +82,7 @@ def commented_yaml(config: Any) -> str:
             lines.append(f"{indent}{name}:")
         else:
             lines.append(f"{indent}# ({expected_value(field_type)})")
-            lines.append(f"{indent}{name}: {_scalar(value)}")
+            lines.append(f"{indent}{name}: {flow_yaml(value)}")
     return "\n".join(lines) + "\n"
 
 
@@ -112,7 +113,7 @@ def markdown_reference(config: Any) -> str:
             if dataclasses.is_dataclass(getattr(value, field.name)):
                 continue
             meaning = " ".join(docs.get(field.name, "").split()).replace("|", "\\|")
-            default = _scalar(getattr(value, field.name)).replace("|", "\\|")
+            default = flow_yaml(getattr(value, field.name)).replace("|", "\\|")
             out.append(f"| `{field.name}` | `{default}` | {expected_value(hints[field.name])} | {meaning} |")
         for field in dataclasses.fields(value):
             item_type = mapped_section(hints[field.name])
@@ -128,6 +129,6 @@ def _mapped_section_table(key: str, item_type: type) -> list[str]:
     example, hints, docs = item_type(), typing.get_type_hints(item_type), field_docs(item_type)
     for field in dataclasses.fields(item_type):
         meaning = " ".join(docs.get(field.name, "").split()).replace("|", "\\|")
-        default = _scalar(getattr(example, field.name)).replace("|", "\\|")
+        default = flow_yaml(getattr(example, field.name)).replace("|", "\\|")
         out.append(f"| `{field.name}` | `{default}` | {expected_value(hints[field.name])} | {meaning} |")
     return out
