@@ -8,9 +8,10 @@ import typing
 from pathlib import Path
 
 import pytest
+import yaml
 
 from pipelines.config.field_docs import commented_yaml, field_docs, markdown_reference, walk_fields
-from pipelines.config.loader import ConfigError, load_config, parse_overrides
+from pipelines.config.loader import BASE_KEY, ConfigError, file_layers, load_config, parse_overrides, read_yaml
 from pipelines.config.schema import PareConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,9 +38,43 @@ def test_yaml_then_command_line_override_the_defaults(tmp_path):
     assert config.body_model.asset_dir == "outputs/body_model"  # untouched default
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.name)
+SHIPPED = sorted((ROOT / "configs").rglob("*.yaml"))
+"""The shipped configs and the base files in configs/base/ they name."""
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: str(p.relative_to(ROOT / "configs")))
 def test_every_shipped_config_loads(path):
     load_config(path)
+
+
+def _leaves(data: dict, prefix: tuple = ()) -> dict[tuple, object]:
+    """Key path -> value of every single value or list in nested mappings."""
+    leaves = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            leaves.update(_leaves(value, (*prefix, key)))
+        else:
+            leaves[(*prefix, key)] = value
+    return leaves
+
+
+def test_no_top_level_block_is_copied_between_shipped_configs():
+    """A block two files share belongs in a base file (configs/base/) that both name in _base_."""
+    owners: dict[str, Path] = {}
+    for path in SHIPPED:
+        for key, value in read_yaml(path).items():
+            if key != BASE_KEY:
+                block = yaml.safe_dump({key: value}, sort_keys=True)
+                assert block not in owners, f"'{key}' of {path} is copied from {owners[block]}; move it to a base"
+                owners[block] = path
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: str(p.relative_to(ROOT / "configs")))
+def test_no_shipped_config_repeats_a_value_of_its_bases(path):
+    *bases, own = file_layers(path)
+    inherited = {key: value for layer in bases for key, value in _leaves(layer.data).items()}
+    repeated = [".".join(key) for key, value in _leaves(own.data).items() if inherited.get(key, object()) == value]
+    assert not repeated, f"{path} sets {repeated} to what its bases already give; drop them"
 
 
 def test_unknown_key_names_the_key_the_valid_keys_and_a_suggestion(tmp_path):
