@@ -94,6 +94,17 @@ def markdown_reference(config: Any) -> str:
         "Generated from the config dataclasses in `pipelines/config/` by `pare config docs`;",
         "do not edit by hand. Set values in a YAML file (see `configs/`) or on the command line",
         "as `section.key=value`.",
+        "",
+        "## Config files and `_base_`",
+        "",
+        "A config file may build on others: a top-level `_base_: base/cpu_small.yaml` (one path, or a",
+        "list of paths applied in order) names YAML files, relative to the folder of the file that names",
+        "them, that are read first; a base may have bases of its own. The file's keys win over its",
+        "bases' (mappings merge key by key; lists and single values replace), and command-line",
+        "overrides win over every file. `_base_` is read only at the top level of a file, and a cycle",
+        "of bases is refused. `pare config show FILE --origin` follows each value with where it came",
+        "from: `default`, the file or one of its bases, or `override`. The blocks the shipped configs",
+        "share are in `configs/base/`.",
     ]
     for key, value, _, doc, is_section in walk_fields(config):
         if not is_section:
