@@ -1,4 +1,5 @@
-"""PARE's model side: the body model layer, geometry, and (soon) the network, losses and metrics.
+"""PARE's model side: the network (backbones, PARE and HMR heads), losses, metrics, checkpoint import,
+the body model layer, geometry and the procedural body model generator.
 
 Pure torch and numpy: nothing here imports ray, mlflow or webdataset, and constructors take
 arrays, never paths. Asset files are read in one place, :mod:`pare_model.body_model.assets`.
@@ -8,14 +9,22 @@ import.
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import Any
 
-__all__ = ["BodyModel", "load_body_model"]
+_HOMES = {
+    "BodyModel": "pare_model.body_model",
+    "load_body_model": "pare_model.body_model",
+    "load_official_checkpoint": "pare_model.checkpoint",
+    "import_official_checkpoint": "pare_model.checkpoint",
+    "build_model_from_assets": "pare_model.checkpoint",
+}
+"""Public name -> the module that defines it."""
+
+__all__ = sorted(_HOMES)
 
 
 def __getattr__(name: str) -> Any:
-    if name in __all__:
-        from pare_model import body_model
-
-        return getattr(body_model, name)
+    if name in _HOMES:
+        return getattr(import_module(_HOMES[name]), name)
     raise AttributeError(f"module 'pare_model' has no attribute {name!r}")

@@ -33,6 +33,7 @@ from pipelines.commands import (
     synth,
     train,
 )
+from pipelines.console import quiet_libraries, set_verbose
 from pipelines.user_errors import one_line, user_error_of
 
 COMMANDS = (
@@ -68,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="pare",
         description="Preprocess, train, evaluate and deploy PARE (Part Attention Regressor).",
     )
-    parser.add_argument("--verbose", action="store_true", help="show the traceback of errors too")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show Ray's and the workers' logs on the console, and the traceback of errors")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         command.register(subparsers)
@@ -81,6 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _ArgumentError as error:
         print(one_line(str(error)), file=sys.stderr)
         return 2
+    set_verbose(args.verbose)
+    quiet_libraries()
     try:
         return int(args.handler(args) or 0)
     except KeyboardInterrupt:

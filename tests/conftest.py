@@ -52,11 +52,18 @@ def body_model(procedural_dir):
 
 
 def require_real_fixture(relative: str) -> Path:
-    """Path of a real-format sample file in ../shared, or skip when the checkout lacks it."""
+    """Path of a real-format sample file in ../shared; without it the test skips, or fails in CI
+    (``PARE_REQUIRE_FIXTURES=1``, set by .ci/run), where a missing fixture means a broken checkout."""
     path = REAL_FIXTURES / relative
     if not path.exists():
-        pytest.skip(f"real fixture {path} is not present")
+        missing_fixture(f"real fixture {path} is not present")
     return path
+
+
+def missing_fixture(message: str) -> None:
+    if os.environ.get("PARE_REQUIRE_FIXTURES", "") not in ("", "0"):
+        pytest.fail(f"{message}; CI needs ../shared/fixtures beside the checkout")
+    pytest.skip(message)
 
 
 @pytest.fixture(scope="session")

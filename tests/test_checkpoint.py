@@ -205,3 +205,13 @@ def test_cli_import_and_info(official_file, procedural_dir, tmp_path):
     failed = run_pare("checkpoint", "import", "--official", str(broken), "--out", str(tmp_path / "x.pt"), *body)
     assert failed.returncode == 2 and "Traceback" not in failed.stderr
     assert "not a readable PyTorch checkpoint" in failed.stderr
+
+
+def test_the_documented_top_level_names_are_the_checkpoint_functions():
+    import pare_model
+    import pare_model.checkpoint as checkpoint
+
+    assert pare_model.load_official_checkpoint is checkpoint.load_official_checkpoint
+    assert pare_model.import_official_checkpoint is checkpoint.import_official_checkpoint
+    with pytest.raises(AttributeError, match="no attribute 'load_oficial_checkpoint'"):
+        pare_model.load_oficial_checkpoint  # noqa: B018

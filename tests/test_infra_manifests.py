@@ -15,7 +15,7 @@ import jsonschema
 import pytest
 import yaml
 
-from tests.conftest import SHARED
+from tests.conftest import SHARED, missing_fixture
 
 ROOT = Path(__file__).resolve().parents[1]
 CRDS = SHARED / "fixtures" / "kuberay"
@@ -48,7 +48,7 @@ def strict(schema):
 def crd_schema(kind: str):
     path = CRDS / f"ray.io_{kind.lower()}s.yaml"
     if not path.exists():
-        pytest.skip(f"KubeRay CRD {path} is not present")
+        missing_fixture(f"KubeRay CRD {path} is not present")
     crd = yaml.safe_load(path.read_text())
     (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1"]
     return strict(version["schema"]["openAPIV3Schema"])

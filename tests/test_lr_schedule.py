@@ -32,6 +32,15 @@ def test_cosine_runs_from_the_rate_to_its_final_share():
     assert all(a >= b for a, b in zip(rates, rates[1:], strict=False)) and not math.isnan(sum(rates))
 
 
+def test_warmup_ramps_linearly_then_follows_the_schedule():
+    train = TrainConfig(learning_rate=1e-3, max_steps=100, lr_warmup_steps=10, lr_schedule="step",
+                        lr_decay_steps=[50])  # fmt: skip
+    assert learning_rate_at(train, 0) == pytest.approx(1e-4)
+    assert learning_rate_at(train, 4) == pytest.approx(5e-4)
+    assert learning_rate_at(train, 9) == pytest.approx(1e-3)
+    assert learning_rate_at(train, 60) == pytest.approx(1e-4)
+
+
 def test_set_learning_rate_reaches_every_parameter_group():
     a, b = torch.nn.Parameter(torch.zeros(1)), torch.nn.Parameter(torch.zeros(1))
     optimizer = torch.optim.Adam([{"params": [a]}, {"params": [b], "lr": 5.0}], lr=1.0)

@@ -25,6 +25,15 @@ SMALL_TRAINING = [
 ]  # fmt: skip
 
 
+NOISE = ("(RayTrainWorker", "(TrainController", "(PlacementGroupCleaner", "(MapWorker", "(raylet", "core_worker.cc",
+         "TrainingReport(", "Warning", "WARNING", " INFO ", "Traceback")  # fmt: skip
+"""What the console must not show by default: Ray's internals, library logging, Python warnings."""
+
+
+def noise(text: str) -> list[str]:
+    return [line for line in text.splitlines() if any(marker in line for marker in NOISE)]
+
+
 def run_pare(args: list[str], cwd: Path, ray_cluster) -> subprocess.CompletedProcess:
     """The installed `pare` with small training settings, every Ray job joining the session's cluster."""
     address = ray_cluster.get_runtime_context().gcs_address
@@ -39,6 +48,9 @@ def test_the_quickstart_runs_every_stage_and_prints_where_everything_is(procedur
                   "quickstart.train_samples=48", "quickstart.test_frames=12"]  # fmt: skip
     done = run_pare(quickstart, tmp_path, ray_cluster)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+    assert noise(done.stdout) == [] and noise(done.stderr) == [], noise(done.stdout) + noise(done.stderr)
+    assert "Ray workers' logs: " in done.stdout and "step 12: val/" in done.stdout  # one line per validation
+    assert "train: 100%" in done.stderr  # the driver's progress bar reached the last step
     out = tmp_path / "outputs" / "quickstart"
     summary = done.stdout[done.stdout.index("Quickstart finished.") :]
     for path in [out / "body_model_preview.png", out / "synthetic_people.png", out / "evaluate", out / "occlusion",

@@ -236,6 +236,9 @@ class TrainConfig:
     lr_decay_factor: float = 0.1
     """With 'step': the factor at each decay step; with 'cosine': the final learning rate's share."""
 
+    lr_warmup_steps: int = 0
+    """Ramp the learning rate up linearly over the first N steps (on top of lr_schedule); 0: no warm-up."""
+
     weight_decay: float = 0.0
     """Adam weight decay (PARE: 0)."""
 
@@ -296,7 +299,7 @@ class TrainConfig:
                      "checkpoint_every", "keep_checkpoints", "log_every", "max_nan_skips"):  # fmt: skip
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("images_every", "max_failures", "torch_threads"):
+        for name in ("images_every", "max_failures", "torch_threads", "lr_warmup_steps"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.grad_clip_norm < 0:

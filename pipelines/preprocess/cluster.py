@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 
@@ -10,13 +11,28 @@ def init_ray(address: str = "") -> None:
 
     ``address`` empty starts a local cluster on this machine; ``auto`` joins the cluster this
     machine belongs to; ``ray://host:10001`` connects a client to a remote head.
+
+    By default the workers' output stays in Ray's log folder, whose path is printed once, and Ray's
+    own messages below warnings are not shown; ``pare --verbose`` streams both to the console.
     """
     import ray
+
+    from pipelines.console import verbose
 
     if ray.is_initialized():
         return
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    ray.init(address=address or None, log_to_driver=True, include_dashboard=False if not address else None)
+    loud = verbose()
+    context = ray.init(address=address or None, log_to_driver=loud, include_dashboard=False if not address else None,
+                       logging_level=logging.INFO if loud else logging.WARNING)  # fmt: skip
+    if not loud:
+        print(f"Ray workers' logs: {ray_log_folder(context)} (pare --verbose shows them here)", flush=True)
+
+
+def ray_log_folder(context) -> str:
+    """Where this session's Ray processes write their logs (on this machine; on a cluster, on each node)."""
+    session = context.get("session_dir") if context is not None else None
+    return os.path.join(session, "logs") if session else "/tmp/ray/session_latest/logs"
 
 
 def cluster_cpus() -> int:
@@ -33,3 +49,4 @@ def quiet_ray_data() -> None:
     context = DataContext.get_current()
     context.enable_progress_bars = False
     context.print_on_execution_start = False
+    logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)  # its notice that they are off

@@ -16,6 +16,8 @@ import signal
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipelines.training.trainer import Hook, Trainer
+
 PREFIX = "PARE_FAULT_"
 
 
@@ -50,8 +52,31 @@ class Faults:
         marker.write_text(f"killed rank {rank} at step {step}, pid {os.getpid()}\n")
         os.kill(os.getpid(), signal.SIGKILL)
 
+    def any(self) -> bool:
+        return self.kill_at_step is not None or self.nan_at_step is not None
+
     def nan_now(self, step: int) -> bool:
         if self.nan_done or self.nan_at_step is None or step != self.nan_at_step:
             return False
         self.nan_done = True
         return True
+
+
+class FaultInjection(Hook):
+    """The test-only hook: kills this worker before the step of ``kill_at_step``; makes the loss of the first
+    batch tried at ``nan_at_step`` NaN on every rank (by wrapping the step's loss function)."""
+
+    def __init__(self, faults: Faults) -> None:
+        self.faults = faults
+
+    def before_train(self, trainer: Trainer) -> None:
+        loss_fn, faults = trainer.runner.loss_fn, self.faults
+
+        def poisoned(pred, targets, step: int, epoch: int):
+            loss, terms = loss_fn(pred, targets, step=step, epoch=epoch)
+            return (loss * float("nan"), terms) if faults.nan_now(step) else (loss, terms)
+
+        trainer.runner.loss_fn = poisoned
+
+    def before_step(self, trainer: Trainer) -> None:
+        self.faults.maybe_kill(trainer.state.step, trainer.where.rank, trainer.where.world_size)

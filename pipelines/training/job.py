@@ -20,11 +20,13 @@ from pare_model.errors import UserFacingError
 from pipelines.body_model_source import prepare_assets
 from pipelines.config.loader import to_yaml
 from pipelines.config.schema import PareConfig
+from pipelines.console import verbose
 from pipelines.preflight import check_body_model, check_shard_folders
 from pipelines.preprocess.cluster import init_ray
 from pipelines.tracking_store import prepare_tracking
 from pipelines.training import faults
 from pipelines.training.data.shards import resolve_training_shards
+from pipelines.training.progress import ProgressWatcher, clear_progress
 from pipelines.training.status import clear_status, read_status, status_uri
 
 
@@ -207,7 +209,8 @@ def _fit(trainer, client, handle, status: str, max_failures: int):
         raise TrainingError(final.get("message", "training stopped"))
     if result.checkpoint is None:
         client.set_terminated(handle.run_id, "FAILED")
-        raise TrainingError("training ended without a checkpoint; see the worker logs above")
+        raise TrainingError("training ended without a checkpoint; see the workers' logs (their folder is printed "
+                            "above, or rerun with pare --verbose)")
     return result, final
 
 
@@ -242,12 +245,14 @@ def run_training(config: PareConfig) -> TrainingResult:
     if "://" not in storage:
         Path(status).mkdir(parents=True, exist_ok=True)
     clear_status(status)
+    clear_progress(status)
     loop_config = _loop_config(config_yaml, asset_dir, handle, status, shards)
     os.environ.update(worker_environment())
     init_ray(train.ray_address)
     trainer = _trainer(config, loop_config, storage)
     client = MlflowClient(handle.tracking_uri)
-    result, final = _fit(trainer, client, handle, status, train.max_failures)
+    with ProgressWatcher(status, train.max_steps, enabled=not verbose()):
+        result, final = _fit(trainer, client, handle, status, train.max_failures)
     best = min(result.best_checkpoints, key=lambda pair: pair[1].get(SCORE, float("inf")))[0] \
         if result.best_checkpoints else result.checkpoint  # fmt: skip
     _publish(status, {"latest": result.checkpoint, "best": best})

@@ -14,6 +14,11 @@ from pipelines.config.train import TrainConfig
 
 def learning_rate_at(train: TrainConfig, step: int) -> float:
     """The rate for the optimizer step taken at ``step`` (0-based: steps done so far)."""
+    warmup = min((step + 1) / train.lr_warmup_steps, 1.0) if train.lr_warmup_steps else 1.0
+    return warmup * _scheduled(train, step)
+
+
+def _scheduled(train: TrainConfig, step: int) -> float:
     if train.lr_schedule == "step":
         return train.learning_rate * train.lr_decay_factor ** bisect.bisect_right(train.lr_decay_steps, step)
     if train.lr_schedule == "cosine":

@@ -16,6 +16,7 @@ import logging
 import os
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,7 +124,11 @@ def log_setup(handle: RunHandle, config_tree: dict, config_yaml: str, config_has
         client.log_artifact(handle.run_id, str(path))
     inputs = []
     for context, shard_folder in folders:
-        source = resolve_dataset_source(shard_folder.uri)
+        with warnings.catch_warnings():
+            # MLflow 3 registers LocalArtifactDatasetSource twice (for the schemes "" and "file") and warns that a
+            # local path "can be interpreted in multiple ways" between the two identical classes; nothing to choose
+            warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted in multiple")
+            source = resolve_dataset_source(shard_folder.uri)
         name = f"{shard_folder.manifest.get('dataset', '?')}/{shard_folder.manifest.get('split', '?')}"
         dataset = MetaDataset(source=source, name=name, digest=shard_folder.digest[:DIGEST_CHARS])
         tags = [InputTag("mlflow.data.context", "validation" if context == "validation" else "train")]

@@ -1,0 +1,150 @@
+"""The training loop's hooks, in the order :func:`default_hooks` registers them.
+
+Each does one thing that is due around the steps: the logging window's statistics, pictures,
+validation, MLflow, the progress file the driver shows, Ray Train's checkpoint report, and the
+status file that tells the driver how the loop ended.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from pipelines.training.pictures import training_sheet
+from pipelines.training.progress import ProgressWriter
+from pipelines.training.status import write_status
+from pipelines.training.step import StepOutput
+from pipelines.training.trainer import Hook, Trainer
+
+SCORE = "val_pa_mpjpe"
+"""The metric Ray Train ranks checkpoints by (lower is better)."""
+
+SHOWN = ("val/mpjpe", "val/pa_mpjpe", "val/baseline_pa_mpjpe", "val/orient_error_median")
+"""The validation metrics of the one line per validation."""
+
+
+class WindowMetrics(Hook):
+    """Every ``log_every`` steps: the window's step statistics, all-reduced over ranks, and the loop's counters."""
+
+    def after_step(self, trainer: Trainer, out: StepOutput) -> None:
+        if not trainer.due(trainer.config.train.log_every):
+            return
+        runner, state = trainer.runner, trainer.state
+        reduced = runner.stats.reduced(trainer.where.world_size, trainer.where.device)
+        state.skipped_samples += int(reduced.pop("_skipped"))
+        trainer.metrics |= reduced | {
+            "train/learning_rate": runner.optimizer.param_groups[0]["lr"],
+            "train/segm_weight": out.terms["segm_weight"].item(),
+            "train/epoch": state.epoch,
+            "train/skipped_samples": state.skipped_samples,
+            "train/nan_skips": state.nan_skips,
+        }
+
+
+class Pictures(Hook):
+    """Every ``images_every`` steps, rank 0 logs a sheet of the batch: input, mesh, part labels, attention."""
+
+    def __init__(self, logger, faces) -> None:
+        self.logger, self.faces = logger, faces
+
+    def after_step(self, trainer: Trainer, out: StepOutput) -> None:
+        every = trainer.config.train.images_every
+        if not every or trainer.state.step % every or not self.logger:
+            return
+        pred = {k: v.detach() for k, v in out.pred.items()}
+        sheet = training_sheet(out.batch, pred, self.faces, trainer.config.model.focal_length)
+        self.logger.image(sheet, f"images/step_{trainer.state.step:07d}.png")
+
+
+class Validation(Hook):
+    """Every ``validate_every`` steps all ranks validate; merged ``val/*`` metrics, the score and the best score."""
+
+    def __init__(self, run_validation) -> None:
+        self.run_validation = run_validation  # trainer -> metrics dict ({} without validation data)
+
+    def after_step(self, trainer: Trainer, out: StepOutput) -> None:
+        if not trainer.due(trainer.config.train.validate_every):
+            return
+        values = self.run_validation(trainer)
+        if not values:
+            return
+        trainer.last_score = values["val/pa_mpjpe"]
+        trainer.state.best_pa_mpjpe = min(trainer.state.best_pa_mpjpe, trainer.last_score)
+        values["val/best_pa_mpjpe"] = trainer.state.best_pa_mpjpe
+        trainer.metrics |= values
+        shown = ", ".join(f"{k} {v:.1f}" for k, v in sorted(values.items()) if k in SHOWN)
+        trainer.say(f"step {trainer.state.step}: {shown}")
+
+
+class MlflowMetrics(Hook):
+    """Rank 0 logs the step's metrics to the run, marks the data stage and records how the loop ended."""
+
+    def __init__(self, logger) -> None:
+        self.logger = logger
+
+    def before_train(self, trainer: Trainer) -> None:
+        if self.logger:
+            self.logger.tag("pare.restarts", str(trainer.state.restarts))
+
+    def after_step(self, trainer: Trainer, out: StepOutput) -> None:
+        if self.logger and trainer.metrics:
+            self.logger.metrics(trainer.metrics, trainer.state.step)
+
+    def after_train(self, trainer: Trainer) -> None:
+        if self.logger:
+            self.logger.close()
+
+    def on_stop(self, trainer: Trainer, reason: str, message: str) -> None:
+        if self.logger:
+            self.logger.metrics({"train/nan_skips": trainer.state.nan_skips}, trainer.state.step)
+            self.logger.close()
+
+
+class Progress(Hook):
+    """Rank 0 keeps the progress file current: step, loss, rate and the lines for the user."""
+
+    def __init__(self, writer: ProgressWriter | None) -> None:
+        self.writer = writer
+
+    def before_train(self, trainer: Trainer) -> None:
+        if self.writer:
+            self.writer.update(trainer.state.step, {}, trainer.messages, force=True)
+
+    def after_step(self, trainer: Trainer, out: StepOutput) -> None:
+        if self.writer:
+            self.writer.update(trainer.state.step, trainer.metrics, trainer.messages, force=trainer.final)
+
+
+class CheckpointReport(Hook):
+    """Every ``checkpoint_every`` steps every rank reports to Ray Train, rank 0 with the checkpoint."""
+
+    def __init__(self, save, report) -> None:
+        self.save = save  # (trainer, folder) -> None: writes the checkpoint files
+        self.report = report  # (metrics, folder or None) -> None: ray.train.report
+
+    def after_step(self, trainer: Trainer, out: StepOutput) -> None:
+        if not trainer.due(trainer.config.train.checkpoint_every):
+            return
+        metrics = {k.replace("/", "_"): v for k, v in trainer.metrics.items()}
+        metrics |= {"step": trainer.state.step, SCORE: trainer.last_score}
+        with tempfile.TemporaryDirectory() as folder:
+            if trainer.where.is_main:
+                self.save(trainer, Path(folder))
+            self.report(metrics, folder if trainer.where.is_main else None)
+
+
+class Status(Hook):
+    """Rank 0 writes how the loop ended to the status file, which the driver reads after Ray Train returns."""
+
+    def __init__(self, status_uri: str) -> None:
+        self.status_uri = status_uri
+
+    def after_train(self, trainer: Trainer) -> None:
+        if trainer.where.is_main:
+            write_status(self.status_uri, {"state": "finished", "step": trainer.state.step,
+                                           "best_pa_mpjpe": trainer.state.best_pa_mpjpe})
+
+    def on_stop(self, trainer: Trainer, reason: str, message: str) -> None:
+        if trainer.where.is_main:
+            write_status(self.status_uri, {"state": "stopped", "reason": reason, "step": trainer.state.step,
+                                           "message": message})
