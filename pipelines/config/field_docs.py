@@ -63,9 +63,10 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _scalar(value: Any) -> str:
+def flow_yaml(value: Any, width: int = 80) -> str:
+    """A value as YAML in flow style, so a commented listing keeps one key per entry; wrapped past ``width``."""
     value = _plain(value)
-    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+    return yaml.safe_dump(value, default_flow_style=True, width=width).strip().removesuffix("...").strip()
 
 
 def commented_yaml(config: Any) -> str:
@@ -81,7 +82,7 @@ def commented_yaml(config: Any) -> str:
             lines.append(f"{indent}{name}:")
         else:
             lines.append(f"{indent}# ({expected_value(field_type)})")
-            lines.append(f"{indent}{name}: {_scalar(value)}")
+            lines.append(f"{indent}{name}: {flow_yaml(value)}")
     return "\n".join(lines) + "\n"
 
 
@@ -93,6 +94,17 @@ def markdown_reference(config: Any) -> str:
         "Generated from the config dataclasses in `pipelines/config/` by `pare config docs`;",
         "do not edit by hand. Set values in a YAML file (see `configs/`) or on the command line",
         "as `section.key=value`.",
+        "",
+        "## Config files and `_base_`",
+        "",
+        "A config file may build on others: a top-level `_base_: base/cpu_small.yaml` (one path, or a",
+        "list of paths applied in order) names YAML files, relative to the folder of the file that names",
+        "them, that are read first; a base may have bases of its own. The file's keys win over its",
+        "bases' (mappings merge key by key; lists and single values replace), and command-line",
+        "overrides win over every file. `_base_` is read only at the top level of a file, and a cycle",
+        "of bases is refused. `pare config show FILE --origin` follows each value with where it came",
+        "from: `default`, the file or one of its bases, or `override`. The blocks the shipped configs",
+        "share are in `configs/base/`.",
     ]
     for key, value, _, doc, is_section in walk_fields(config):
         if not is_section:
@@ -112,7 +124,7 @@ def markdown_reference(config: Any) -> str:
             if dataclasses.is_dataclass(getattr(value, field.name)):
                 continue
             meaning = " ".join(docs.get(field.name, "").split()).replace("|", "\\|")
-            default = _scalar(getattr(value, field.name)).replace("|", "\\|")
+            default = flow_yaml(getattr(value, field.name)).replace("|", "\\|")
             out.append(f"| `{field.name}` | `{default}` | {expected_value(hints[field.name])} | {meaning} |")
         for field in dataclasses.fields(value):
             item_type = mapped_section(hints[field.name])
@@ -128,6 +140,6 @@ def _mapped_section_table(key: str, item_type: type) -> list[str]:
     example, hints, docs = item_type(), typing.get_type_hints(item_type), field_docs(item_type)
     for field in dataclasses.fields(item_type):
         meaning = " ".join(docs.get(field.name, "").split()).replace("|", "\\|")
-        default = _scalar(getattr(example, field.name)).replace("|", "\\|")
+        default = flow_yaml(getattr(example, field.name)).replace("|", "\\|")
         out.append(f"| `{field.name}` | `{default}` | {expected_value(hints[field.name])} | {meaning} |")
     return out

@@ -1,5 +1,11 @@
 """Load the configuration: typed defaults, then a YAML file, then ``key=value`` overrides.
 
+A file may name base files in a top-level ``_base_`` (one path or a list, relative to the file's
+folder); the bases are read first, in order, each with its own bases before it, so the shipped
+configs share their common blocks instead of copying them. Every file and the overrides are one
+:class:`ConfigLayer`, merged in order (mappings key by key, lists and single values replaced),
+which is also what ``pare config show --origin`` reports each value's source from.
+
 Every key is checked against the dataclasses before merging, so a misspelt key fails with
 the list of valid keys (and a suggestion), a section given a scalar or a value given a
 mapping fails naming the key, and OmegaConf's structured merge checks value types. Last,
@@ -24,9 +30,26 @@ from omegaconf.errors import OmegaConfBaseException
 from pare_model.errors import UserFacingError
 from pipelines.config.schema import PareConfig
 
+BASE_KEY = "_base_"
+"""The top-level key of a config file that names the files it builds on."""
+
 
 class ConfigError(UserFacingError):
     """The configuration file or an override is wrong; the message names the key."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ConfigLayer:
+    """One source of values merged over the defaults: a config file's own keys, or the overrides."""
+
+    label: str
+    """Where the values came from, as ``pare config show --origin`` prints it: the file, or ``override``."""
+
+    origin: str
+    """Where the values came from, as error messages place it: ``in FILE`` or ``on the command line``."""
+
+    data: dict
+    """The values, nested like the config (a file's ``_base_`` removed)."""
 
 
 def _field_types(cls: type) -> dict[str, Any]:
@@ -131,7 +154,75 @@ def read_yaml(path: str | Path) -> dict:
     return data
 
 
+def base_names(value: Any, path: Path) -> list[str]:
+    """The files a ``_base_`` value names: one path or a list of paths, nothing else."""
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, list) or not all(isinstance(name, str) and name.strip() for name in names):
+        raise ConfigError(
+            f"_base_ in {path} must name a YAML file or a list of them (paths relative to its folder), not {value!r}"
+        )
+    return names
+
+
+def _check_base(base: Path, name: str, referrer: Path, chain: Sequence[Path]) -> None:
+    """Refuse a base that is missing or already on the chain of files that led to it (a cycle)."""
+    seen = [link.resolve() for link in chain]
+    if base.resolve() in seen:
+        cycle = " -> ".join(str(link) for link in [*chain, base])
+        raise ConfigError(
+            f"config files name each other as _base_ in a cycle: {cycle}; remove {name!r} from _base_ in {referrer}"
+        )
+    if not base.is_file():
+        problem = "is a folder" if base.is_dir() else "does not exist"
+        raise ConfigError(
+            f"_base_ {name!r} in {referrer}: {base} {problem}; "
+            "_base_ paths are relative to the folder of the file that names them"
+        )
+
+
+def file_layers(path: str | Path, chain: Sequence[Path] = ()) -> list[ConfigLayer]:
+    """The layers of a config file: each of its bases' layers in ``_base_`` order, then its own keys.
+
+    ``chain`` is the files that named this one as a base, so a cycle is refused instead of recursing
+    forever; a base shared by two bases (a diamond) is no cycle and is applied where each names it.
+    """
+    path = Path(path)
+    data = read_yaml(path)
+    chain = [*chain, path]
+    layers: list[ConfigLayer] = []
+    if BASE_KEY in data:
+        for name in base_names(data.pop(BASE_KEY), path):
+            base = path.parent / name
+            _check_base(base, name, path, chain)
+            layers += file_layers(base, chain)
+    return [*layers, ConfigLayer(str(path), f"in {path}", data)]
+
+
+def config_layers(path: str | Path | None = None, overrides: Sequence[str] = ()) -> list[ConfigLayer]:
+    """Everything merged over the defaults, in order: ``path`` with its bases, then the overrides."""
+    layers = file_layers(path) if path is not None else []
+    if overrides:
+        layers.append(ConfigLayer("override", "on the command line", parse_overrides(overrides)))
+    return layers
+
+
+def _refuse_misplaced_base(data: Any, origin: str, prefix: str = "") -> None:
+    """``_base_`` is read only at the top of a file; anywhere else it would pass for a key (a dataset name, say)."""
+    if isinstance(data, list):
+        data = dict(enumerate(data))
+    if not isinstance(data, dict):
+        return
+    for key, value in data.items():
+        path = _join(prefix, str(key))
+        if key == BASE_KEY:
+            raise ConfigError(
+                f"'{path}' ({origin}): _base_ is read only at the top level of a config file; move it there"
+            )
+        _refuse_misplaced_base(value, origin, path)
+
+
 def _merge(config: DictConfig, data: dict, origin: str) -> DictConfig:
+    _refuse_misplaced_base(data, origin)
     check_keys(data, PareConfig, origin)
     try:
         return OmegaConf.merge(config, OmegaConf.create(data))
@@ -165,14 +256,20 @@ def _instantiate(node: DictConfig, cls: type, prefix: str) -> Any:
         raise ConfigError(f"invalid config value: {_join(prefix, str(error))}") from error
 
 
-def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> PareConfig:
-    """Defaults, then ``path`` (YAML) if given, then ``key=value`` overrides; validated."""
+def resolve_layers(layers: Sequence[ConfigLayer]) -> PareConfig:
+    """The defaults with ``layers`` merged over them in order, validated.
+
+    Each layer is checked and merged on its own, so an error names the file that holds the bad key.
+    """
     config = OmegaConf.structured(PareConfig)
-    if path is not None:
-        config = _merge(config, read_yaml(path), f"in {path}")
-    if overrides:
-        config = _merge(config, parse_overrides(overrides), "on the command line")
+    for layer in layers:
+        config = _merge(config, layer.data, layer.origin)
     return _instantiate(config, PareConfig, "")
+
+
+def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> PareConfig:
+    """Defaults, then ``path`` (YAML, after its ``_base_`` files) if given, then ``key=value`` overrides; validated."""
+    return resolve_layers(config_layers(path, overrides))
 
 
 def load_config_text(text: str, origin: str = "from YAML text") -> PareConfig:
