@@ -83,7 +83,7 @@ def _check_gpu(config: PareConfig) -> None:
 
 def run_evaluation(config: PareConfig) -> EvaluationResult:
     """Evaluate as configured; returns the summary and where the files and the MLflow run are."""
-    from pipelines.preprocess.cluster import init_ray
+    from pipelines.io.cluster import init_ray
 
     start = time.monotonic()
     evaluate = config.evaluate

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from pipelines.evaluation.source import EvaluationError
-from pipelines.preprocess.storage import Storage
+from pipelines.io.storage import Storage
 from pipelines.shards.manifest import shard_problems
 
 MAX_NAMED = 5

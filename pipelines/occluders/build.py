@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pare_model.errors import UserFacingError
+from pipelines.io.cluster import init_ray
 from pipelines.occluders.voc import extract, segmented_ids
-from pipelines.preprocess.cluster import init_ray
 from pipelines.training.data.occlusion import save_bank
 
 IMAGES_PER_TASK = 64

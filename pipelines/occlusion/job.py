@@ -103,7 +103,7 @@ def _figures(folder: Path, part: OcclusionPart, arrays: dict, grid: Grid, label:
 
 def run_occlusion_analysis(config: PareConfig) -> OcclusionResult:
     """Run the analysis as configured; returns the headline numbers and where the files are."""
-    from pipelines.preprocess.cluster import init_ray
+    from pipelines.io.cluster import init_ray
 
     start = time.monotonic()
     evaluate, occlusion = config.evaluate, config.evaluate.occlusion

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 
-from pipelines.preprocess.storage import Storage
+from pipelines.io.storage import Storage
 from pipelines.preprocess.work import part_name
 from pipelines.shards.manifest import shard_name
 

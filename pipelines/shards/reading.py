@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image
 
 from pare_model.errors import UserFacingError
-from pipelines.preprocess.storage import Storage
+from pipelines.io.storage import Storage
 from pipelines.shards.manifest import MANIFEST_FILE, in_folder
 
 SHARD_NAME = re.compile(r"shard-[0-9]{6}\.tar")

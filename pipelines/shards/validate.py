@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from pipelines.preprocess.storage import Storage
+from pipelines.io.storage import Storage
 from pipelines.shards.manifest import MANIFEST_FORMAT, REJECTS_FILE, in_folder, shard_problems
 from pipelines.shards.reading import decode_labels, read_manifest
 from preprocessing.samples.encode import MEMBER_SUFFIXES

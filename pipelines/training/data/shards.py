@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from pare_model.errors import UserFacingError
 from pipelines.config.train import DataConfig
-from pipelines.preprocess.storage import Storage
+from pipelines.io.storage import Storage
 from pipelines.shards.manifest import manifest_digest
 from pipelines.shards.reading import find_folders, read_manifest, shard_url
 
