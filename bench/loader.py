@@ -51,9 +51,9 @@ def baseline_rate(source: Path, samples: int) -> float:
 
     from pipelines.config.train import LoaderConfig
     from pipelines.synthetic_shards import COCO_OPTIONS
-    from pipelines.training.data.geometry import sample_draw
-    from pipelines.training.data.occlusion import Occluder
-    from pipelines.training.data.photometric import apply_photometric, build_photometric
+    from preprocessing.augment.crop_geometry import sample_draw
+    from preprocessing.augment.photometric import apply_photometric, build_photometric
+    from preprocessing.augment.synthetic_occlusion import Occluder
     from preprocessing.readers import build_reader, validated
     from preprocessing.render.cameras import affine_for_cv2, apply_affine, compose_affine, crop_affine
 

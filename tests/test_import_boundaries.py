@@ -25,6 +25,7 @@ def _modules_after_import(statement: str) -> set[str]:
         "import pare_model.model, pare_model.losses, pare_model.metrics, pare_model.checkpoint",
         "import pare_model.backbones, pare_model.heads",
         "import preprocessing, preprocessing.render, preprocessing.crop",
+        "import preprocessing.augment.crop_geometry, preprocessing.augment.photometric, preprocessing.augment.synthetic_occlusion",
     ],
 )
 def test_model_and_preprocessing_do_not_import_cluster_code(statement):

@@ -62,8 +62,8 @@ def _stack(examples: list[dict]) -> dict:
 
 def _views(raw: list[dict], config, flip: bool) -> dict:
     """The samples un-augmented, or only mirrored, through the loader's own decoding and warp."""
-    from pipelines.training.data.geometry import IDENTITY, Draw
     from pipelines.training.data.samples import SampleTransform
+    from preprocessing.augment.crop_geometry import IDENTITY, Draw
 
     transform = SampleTransform(config.loader, config.model.image_size, seed=0, train=False)
     transform.draw = lambda: Draw(flip=True) if flip else IDENTITY

@@ -82,7 +82,7 @@ def _check(config: PareConfig) -> None:
     if train.init_checkpoint and "://" not in train.init_checkpoint:
         _check_init_checkpoint(train.init_checkpoint, config)
     if config.loader.occlusion.enabled and config.loader.occlusion.bank:
-        from pipelines.training.data.occlusion import load_bank
+        from preprocessing.augment.synthetic_occlusion import load_bank
 
         load_bank(config.loader.occlusion.bank)  # fails early, naming the fix
 

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from pare_model.errors import UserFacingError
-from pipelines.config.train import OcclusionConfig
+from preprocessing.augment.config import OcclusionConfig
 from preprocessing.synth.textures import random_polygon, random_texture
 
 BANK_PREFIX = "occluder_"
