@@ -23,10 +23,10 @@ from pare_model.body_model import BodyModel, load_body_model_assets
 from pare_model.geometry import axis_angle_to_matrix
 from pare_model.metrics import protocol_joints
 from pipelines.cli import main
+from pipelines.data.shard_folders import resolve_folders
 from pipelines.evaluation.measure import Unit, evaluate_unit, ground_truth
 from pipelines.evaluation.predictors import ContextSpec, EvalContext
 from pipelines.evaluation.subsets import PW3D_OCC_PREFIXES, sequence_of, subsets_of
-from pipelines.training.data.shards import resolve_folders
 
 
 def shard_samples(folder: Path) -> list[dict]:

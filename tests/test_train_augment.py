@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 from pipelines.config.train import AugmentConfig, LoaderConfig, OcclusionConfig
-from pipelines.training.data.samples import SampleTransform, decode_raw
-from pipelines.training.data.stream import read_samples
+from pipelines.data.samples import SampleTransform, decode_raw
+from pipelines.data.stream import read_samples
 from preprocessing.augment.crop_geometry import (
     LABEL_FLIP,
     SPIN_FLIP,

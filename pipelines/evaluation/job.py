@@ -45,7 +45,7 @@ class EvaluationResult:
 
 def shard_folders(config: PareConfig) -> tuple[list, list[str]]:
     """(folders, problems of their damaged shards); damaged shards raise unless evaluate.allow_damaged_shards."""
-    from pipelines.training.data.shards import resolve_folders
+    from pipelines.data.shard_folders import resolve_folders
 
     if not config.evaluate.shards:
         raise EvaluationError(

@@ -21,11 +21,11 @@ from pipelines.body_model_source import prepare_assets
 from pipelines.config.loader import to_yaml
 from pipelines.config.schema import PareConfig
 from pipelines.console import verbose
+from pipelines.data.shard_folders import resolve_training_shards
 from pipelines.io.cluster import init_ray
 from pipelines.preflight import check_body_model, check_shard_folders
 from pipelines.tracking_store import prepare_tracking
 from pipelines.training import faults
-from pipelines.training.data.shards import resolve_training_shards
 from pipelines.training.progress import ProgressWatcher, clear_progress
 from pipelines.training.status import clear_status, read_status, status_uri
 

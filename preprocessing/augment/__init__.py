@@ -7,5 +7,5 @@
   procedural shapes) pasted over the image;
 - :mod:`.config`: their settings, the ``loader.augment`` and ``loader.occlusion`` config sections.
 
-The training and evaluation loaders (:mod:`pipelines.training.data`) call these on every sample.
+The training and evaluation loaders (:mod:`pipelines.data`) call these on every sample.
 """
