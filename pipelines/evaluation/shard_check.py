@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from pipelines.data.manifest import shard_problems
 from pipelines.evaluation.source import EvaluationError
 from pipelines.io.storage import Storage
-from pipelines.shards.manifest import shard_problems
 
 MAX_NAMED = 5
 

@@ -21,11 +21,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from pare_model.errors import UserFacingError
-from pipelines.io.storage import Storage
-from pipelines.preprocess.plan import SourcePlan, build_readers, config_hash, plan_records
-from pipelines.preprocess.throughput import ChunkTiming, steady_throughput
-from pipelines.preprocess.work import WORK_DIR, ChunkBuilder, chunk_digest, part_done, part_name
-from pipelines.shards.manifest import (
+from pipelines.data.manifest import (
     MANIFEST_FILE,
     REJECTS_FILE,
     build_manifest,
@@ -33,6 +29,10 @@ from pipelines.shards.manifest import (
     rejects_text,
     shard_problems,
 )
+from pipelines.io.storage import Storage
+from pipelines.preprocess.plan import SourcePlan, build_readers, config_hash, plan_records
+from pipelines.preprocess.throughput import ChunkTiming, steady_throughput
+from pipelines.preprocess.work import WORK_DIR, ChunkBuilder, chunk_digest, part_done, part_name
 from preprocessing.record_codec import encode_records
 
 
