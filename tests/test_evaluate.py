@@ -231,7 +231,7 @@ def test_occlusion_analysis_of_the_trained_model(procedural_dir, training_shards
 
 
 def test_the_occlusion_grid_tiles_the_part_labels_exactly(procedural_dir, training_shards):
-    from pipelines.occlusion.analysis import Grid, analyse_unit
+    from pipelines.occlusion_sensitivity.analysis import Grid, analyse_unit
 
     context = EvalContext(ContextSpec(str(procedural_dir), predictor="ground_truth"))
     (folder,) = resolve_folders(str(training_shards / "3dpw" / "test"))

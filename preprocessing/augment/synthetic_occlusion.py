@@ -2,7 +2,7 @@
 
 PARE pastes 1..7 Pascal VOC objects per image, each scaled by ``U(0.2, 1.0) x min(H, W) / 256``
 at a uniformly random centre. The cut-outs come from an occluder bank made by
-``pare occluders build`` (:mod:`pipelines.occluders`); without one, procedural occluders
+``pare occluders build`` (:mod:`pipelines.occluder_bank`); without one, procedural occluders
 (random textured polygons and blobs with soft edges) stand in, so training never needs a
 dataset download.
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pare_model.errors import UserFacingError
 from pipelines.io.cluster import init_ray
-from pipelines.occluders.voc import extract, segmented_ids
+from pipelines.occluder_bank.voc import extract, segmented_ids
 from preprocessing.augment.synthetic_occlusion import save_bank
 
 IMAGES_PER_TASK = 64
