@@ -38,3 +38,13 @@ def test_model_and_preprocessing_do_not_import_cluster_code(statement):
 def test_cli_starts_without_torch():
     modules = _modules_after_import("import pipelines.cli; pipelines.cli.build_parser()")
     assert "torch" not in modules, "`pare --help` should not pay for importing torch"
+
+
+def test_build_model_from_assets_keeps_its_public_paths():
+    import pare_model
+    import pare_model.checkpoint
+    import pare_model.model
+
+    home = pare_model.model.build_model_from_assets
+    assert pare_model.checkpoint.build_model_from_assets is home
+    assert pare_model.build_model_from_assets is home

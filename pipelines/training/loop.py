@@ -20,8 +20,8 @@ from pathlib import Path
 
 import torch
 
-from pare_model.checkpoint import build_model_from_assets
 from pare_model.losses import PareLoss
+from pare_model.model import build_model_from_assets
 from pipelines.config.loader import load_config_text
 from pipelines.config.schema import PareConfig
 from pipelines.config.train import TrainConfig
