@@ -35,7 +35,7 @@ def main() -> None:
     from pare_model.model_config import ModelConfig
     from pipelines.config.loader import load_config
     from pipelines.evaluation.job import run_evaluation
-    from pipelines.occlusion.job import run_occlusion_analysis
+    from pipelines.occlusion_sensitivity.job import run_occlusion_analysis
     from pipelines.synthetic_shards import make_synthetic_shards
 
     with tempfile.TemporaryDirectory() as folder:

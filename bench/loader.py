@@ -32,7 +32,7 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 def shard_rate(shards: Path, samples: int) -> float:
     from pipelines.config.train import LoaderConfig
-    from pipelines.training.data.stream import MixSource, TrainStream
+    from pipelines.data.stream import MixSource, TrainStream
 
     urls = tuple(str(p) for p in sorted(shards.glob("*.tar")))
     stream = iter(TrainStream([MixSource("coco", urls, (1.0,) * len(urls), 1.0)], LoaderConfig(), 224, 0, 1, 0))
@@ -51,9 +51,9 @@ def baseline_rate(source: Path, samples: int) -> float:
 
     from pipelines.config.train import LoaderConfig
     from pipelines.synthetic_shards import COCO_OPTIONS
-    from pipelines.training.data.geometry import sample_draw
-    from pipelines.training.data.occlusion import Occluder
-    from pipelines.training.data.photometric import apply_photometric, build_photometric
+    from preprocessing.augment.crop_geometry import sample_draw
+    from preprocessing.augment.photometric import apply_photometric, build_photometric
+    from preprocessing.augment.synthetic_occlusion import Occluder
     from preprocessing.readers import build_reader, validated
     from preprocessing.render.cameras import affine_for_cv2, apply_affine, compose_affine, crop_affine
 
@@ -80,7 +80,7 @@ def baseline_rate(source: Path, samples: int) -> float:
 
 def loader_rate(shards: Path, samples: int, workers: int) -> float:
     from pipelines.config.train import LoaderConfig
-    from pipelines.training.data.stream import MixSource, TrainStream, make_loader
+    from pipelines.data.stream import MixSource, TrainStream, make_loader
 
     urls = tuple(str(p) for p in sorted(shards.glob("*.tar")))
     config = LoaderConfig(batch_size=64, num_workers=workers)

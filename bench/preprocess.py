@@ -27,8 +27,8 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 
 def synth_source(out: Path, num: int, image_size: int, asset_dir: Path) -> Path:
-    from pipelines.commands.synth import run_synth
     from pipelines.config.loader import load_config
+    from pipelines.synth import run_synth
 
     config = load_config(None, [f"body_model.asset_dir={asset_dir}", f"synth.image_size={image_size}"])
     run_synth(config, "coco_eft", out, num, seed=0, occluders=0.3)

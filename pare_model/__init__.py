@@ -17,7 +17,7 @@ _HOMES = {
     "load_body_model": "pare_model.body_model",
     "load_official_checkpoint": "pare_model.checkpoint",
     "import_official_checkpoint": "pare_model.checkpoint",
-    "build_model_from_assets": "pare_model.checkpoint",
+    "build_model_from_assets": "pare_model.model",
 }
 """Public name -> the module that defines it."""
 

@@ -14,12 +14,14 @@ evaluation and visualisation read the same keys whichever head is used:
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
 from pare_model.backbones import build_backbone
+from pare_model.body_model.assets import load_body_model_assets
 from pare_model.body_model.layer import BodyModel
 from pare_model.geometry import project_to_crop, weak_perspective_to_translation
 from pare_model.heads import build_head
@@ -101,3 +103,9 @@ def build_model(config: ModelConfig, body_model: BodyModel, mean_params: Mapping
             num_iterations=config.hmr_iterations,
         )
     return PareModel(backbone, head, body_model, config.image_size, config.focal_length)
+
+
+def build_model_from_assets(config: ModelConfig, body_model_dir: str | Path, gender: str = "neutral") -> PareModel:
+    """A freshly initialised model around the body model in ``body_model_dir``."""
+    assets = load_body_model_assets(body_model_dir, gender)
+    return build_model(config, BodyModel.from_assets(assets), assets.mean_params)

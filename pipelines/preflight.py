@@ -23,7 +23,7 @@ def check_body_model(asset_dir: str | Path) -> None:
 
 
 def check_shard_folders(folders: Sequence, key: str) -> None:
-    """Every shard file of local ``folders`` (:class:`~pipelines.training.data.shards.ShardFolder`) exists.
+    """Every shard file of local ``folders`` (:class:`~pipelines.data.shard_folders.ShardFolder`) exists.
 
     ``key`` is the setting that named the folders, for the message. Remote folders are left to the
     readers (a listing per folder would cost more than it saves).

@@ -56,7 +56,7 @@ class PipelineResult:
     training: object  # pipelines.training.job.TrainingResult
     evaluation: object  # pipelines.evaluation.job.EvaluationResult
     train_evaluation: object  # the same on the training images
-    occlusion: object  # pipelines.occlusion.job.OcclusionResult
+    occlusion: object  # pipelines.occlusion_sensitivity.job.OcclusionResult
     seconds: float
 
 
@@ -221,7 +221,7 @@ def summary(result: QuickstartResult) -> str:
     run = result.pipeline
     if run is None:
         return "\n".join(lines)
-    from pipelines.occlusion.job import local_text
+    from pipelines.occlusion_sensitivity.job import local_text
 
     training, evaluation, occlusion = run.training, run.evaluation, run.occlusion
     worst = ", ".join(f"{name} (+{value:.1f} mm)" for name, value in occlusion.worst_parts) or "none"

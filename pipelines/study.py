@@ -37,7 +37,7 @@ class Measured:
     training: object  # pipelines.training.job.TrainingResult
     evaluation: object  # pipelines.evaluation.job.EvaluationResult on the test set
     train_evaluation: object  # the same on the training images
-    occlusion: object  # pipelines.occlusion.job.OcclusionResult
+    occlusion: object  # pipelines.occlusion_sensitivity.job.OcclusionResult
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class VariantResult:
     run_id: str
     evaluation: object  # pipelines.evaluation.job.EvaluationResult
     train_evaluation: object
-    occlusion: object  # pipelines.occlusion.job.OcclusionResult
+    occlusion: object  # pipelines.occlusion_sensitivity.job.OcclusionResult
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ def train_and_measure(config: PareConfig, train_shards: Path, test_shards: Path)
     figures. Evaluation logs into the training run. ``config`` is updated in place.
     """
     from pipelines.evaluation.job import run_evaluation
-    from pipelines.occlusion.job import run_occlusion_analysis
+    from pipelines.occlusion_sensitivity.job import run_occlusion_analysis
     from pipelines.training.job import run_training
 
     config.data.datasets = {"coco": DatasetConfig(shards=[str(train_shards)])}

@@ -28,9 +28,9 @@ def make_synthetic_shards(root: str | Path, train_samples: int, validation_frame
     """Generate and preprocess; ``asset_dir`` is the procedural body model's folder (default ``root/body_model``);
     ``train_occluders`` / ``test_occluders``: probability of occluders drawn into the source pictures; ``reuse``:
     keep the shards of an earlier call when their manifests are all there."""
-    from pipelines.commands.synth import run_synth
     from pipelines.config.loader import load_config
     from pipelines.preprocess.job import run_preprocess
+    from pipelines.synth import run_synth
 
     root = Path(root).resolve()  # workers of a joined cluster may run in another folder
     assets = Path(asset_dir) if asset_dir else root / "body_model"

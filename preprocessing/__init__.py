@@ -1,4 +1,5 @@
-"""Dataset readers, person crops, the CPU part-label renderer and the synthetic data generator.
+"""Dataset readers, person crops, the CPU part-label renderer, the synthetic data generator and the
+training-time augmentation (:mod:`preprocessing.augment`).
 
-May import numpy, OpenCV/PIL, pycocotools, scipy and ``pare_model``; never ray or mlflow.
+May import numpy, OpenCV/PIL, albumentations, pycocotools, scipy and ``pare_model``; never ray or mlflow.
 """

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from pare_model.body_model.parts import face_parts
-from pipelines.commands.synth import run_synth
 from pipelines.config.loader import load_config
+from pipelines.synth import run_synth
 from preprocessing.render import render_part_labels
 
 SMALL = ("synth.image_size=160", "synth.pw3d_scale=0.15", "synth.h36m_scale=0.2", "synth.sequence_length=3")

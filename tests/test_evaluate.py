@@ -23,10 +23,10 @@ from pare_model.body_model import BodyModel, load_body_model_assets
 from pare_model.geometry import axis_angle_to_matrix
 from pare_model.metrics import protocol_joints
 from pipelines.cli import main
+from pipelines.data.shard_folders import resolve_folders
 from pipelines.evaluation.measure import Unit, evaluate_unit, ground_truth
 from pipelines.evaluation.predictors import ContextSpec, EvalContext
 from pipelines.evaluation.subsets import PW3D_OCC_PREFIXES, sequence_of, subsets_of
-from pipelines.training.data.shards import resolve_folders
 
 
 def shard_samples(folder: Path) -> list[dict]:
@@ -231,7 +231,7 @@ def test_occlusion_analysis_of_the_trained_model(procedural_dir, training_shards
 
 
 def test_the_occlusion_grid_tiles_the_part_labels_exactly(procedural_dir, training_shards):
-    from pipelines.occlusion.analysis import Grid, analyse_unit
+    from pipelines.occlusion_sensitivity.analysis import Grid, analyse_unit
 
     context = EvalContext(ContextSpec(str(procedural_dir), predictor="ground_truth"))
     (folder,) = resolve_folders(str(training_shards / "3dpw" / "test"))

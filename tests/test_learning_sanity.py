@@ -62,8 +62,8 @@ def _stack(examples: list[dict]) -> dict:
 
 def _views(raw: list[dict], config, flip: bool) -> dict:
     """The samples un-augmented, or only mirrored, through the loader's own decoding and warp."""
-    from pipelines.training.data.geometry import IDENTITY, Draw
-    from pipelines.training.data.samples import SampleTransform
+    from pipelines.data.samples import SampleTransform
+    from preprocessing.augment.crop_geometry import IDENTITY, Draw
 
     transform = SampleTransform(config.loader, config.model.image_size, seed=0, train=False)
     transform.draw = lambda: Draw(flip=True) if flip else IDENTITY
@@ -106,7 +106,7 @@ def fit(raw: list[dict], config, asset_dir, steps: int, augment: bool, seed: int
     from pare_model.checkpoint import build_model_from_assets
     from pare_model.image_input import to_model_input
     from pare_model.losses import PareLoss
-    from pipelines.training.data.samples import SampleTransform
+    from pipelines.data.samples import SampleTransform
 
     torch.manual_seed(seed)
     model = build_model_from_assets(config.model, asset_dir)

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from pipelines.config.train import OcclusionConfig
-from pipelines.training.data.occlusion import BANK_PREFIX, Occluder, OccluderBankError, load_bank, paste
+from preprocessing.augment.synthetic_occlusion import BANK_PREFIX, Occluder, OccluderBankError, load_bank, paste
 
 OBJECT_XML = """<object><name>{name}</name><truncated>{truncated}</truncated><difficult>{difficult}</difficult>
 <bndbox><xmin>1</xmin><ymin>1</ymin><xmax>2</xmax><ymax>2</ymax></bndbox></object>"""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipelines.occlusion.analysis import Grid, local_sensitivity
+from pipelines.occlusion_sensitivity.analysis import Grid, local_sensitivity
 
 GRID = Grid(image_size=120, patch=20, stride=20)  # a 6 x 6 tiling
 

@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 
 from pipelines.config.loader import load_config
-from pipelines.shards.manifest import MANIFEST_FILE, REJECTS_FILE
+from pipelines.data.manifest import MANIFEST_FILE, REJECTS_FILE
 from preprocessing.bodies import BodyModels, pose_bodies
 from preprocessing.render import perspective_to_screen, render_part_labels
 from tests.synth_helpers import generate

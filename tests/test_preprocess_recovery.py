@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.config.loader import load_config
-from pipelines.shards.manifest import MANIFEST_FILE
+from pipelines.data.manifest import MANIFEST_FILE
 from tests.synth_helpers import generate
 
 pytestmark = pytest.mark.slow

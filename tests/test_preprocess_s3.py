@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.shards.manifest import MANIFEST_FILE
+from pipelines.data.manifest import MANIFEST_FILE
 from tests.synth_helpers import generate
 from tests.test_cli import PARE, ROOT
 

@@ -19,7 +19,7 @@ def test_intact_shards_validate_at_every_level(training_shards, level, capsys):
 
 def test_a_manifest_naming_shards_outside_its_folder_is_refused(tmp_path):
     from pare_model.errors import UserFacingError
-    from pipelines.training.data.shards import resolve_folders
+    from pipelines.data.shard_folders import resolve_folders
 
     (tmp_path / "outside.tar").write_bytes(b"")
     split = tmp_path / "3dpw" / "test"

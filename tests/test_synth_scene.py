@@ -8,7 +8,7 @@ import pytest
 from preprocessing.bodies import pose_bodies
 from preprocessing.render import crop_affine, invert_affine, rasterize, shade, weak_perspective_to_screen
 from preprocessing.synth.framing import UPRIGHT_IN_CAMERA, fit_crop_camera, look_at
-from preprocessing.synth.occluders import occluder_mask
+from preprocessing.synth.occluder_shapes import occluder_mask
 from preprocessing.synth.scene import (
     Lighting,
     OccluderLayer,

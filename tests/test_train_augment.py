@@ -18,7 +18,9 @@ import numpy as np
 import pytest
 
 from pipelines.config.train import AugmentConfig, LoaderConfig, OcclusionConfig
-from pipelines.training.data.geometry import (
+from pipelines.data.samples import SampleTransform, decode_raw
+from pipelines.data.stream import read_samples
+from preprocessing.augment.crop_geometry import (
     LABEL_FLIP,
     SPIN_FLIP,
     Draw,
@@ -26,8 +28,6 @@ from pipelines.training.data.geometry import (
     camera_rotation,
     sample_draw,
 )
-from pipelines.training.data.samples import SampleTransform, decode_raw
-from pipelines.training.data.stream import read_samples
 from preprocessing.bodies import BodyModels, pose_bodies
 from preprocessing.render import perspective_to_screen, render_part_labels
 from preprocessing.render.cameras import apply_affine, compose_affine

@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from pare_model.errors import UserFacingError
-from pipelines.shards.manifest import manifest_digest
-from pipelines.training.data.shards import resolve_folders
+from pipelines.data.manifest import manifest_digest
+from pipelines.data.shard_folders import resolve_folders
 from tests.mlflow_server import MlflowServer
 from tests.train_helpers import small_train_config
 

@@ -9,8 +9,8 @@ import pytest
 
 from pipelines.config.loader import load_config
 from pipelines.config.train import LoaderConfig
-from pipelines.training.data.shards import resolve_training_shards
-from pipelines.training.data.stream import MixSource, TrainStream, ValidationStream, make_loader, split
+from pipelines.data.shard_folders import resolve_training_shards
+from pipelines.data.stream import MixSource, TrainStream, ValidationStream, make_loader, split
 from pipelines.training.loop import stage_at, stages_from
 
 FAST = LoaderConfig(batch_size=8, num_workers=0, label_size=16, shuffle_buffer=20)
@@ -96,7 +96,7 @@ def test_a_dataset_with_only_broken_shards_stops_with_its_name(tmp_path):
     for index in range(2):
         (tmp_path / f"shard-{index:06d}.tar").write_bytes(np.random.default_rng(index).bytes(5000))
     stream = iter(TrainStream([source(tmp_path, "broken", 1.0)], FAST, 64, 0, 1, 0))
-    from pipelines.training.data.stream import ShardDataError
+    from pipelines.data.stream import ShardDataError
 
     with pytest.raises(ShardDataError, match="dataset 'broken'.*pare shards validate"):
         next(stream)

@@ -11,8 +11,6 @@ from pathlib import Path
 import torch
 
 from pare_model.backbones import PARE_FINAL_LAYER_SHAPES, HRNet
-from pare_model.body_model.assets import load_body_model_assets
-from pare_model.body_model.layer import BodyModel
 from pare_model.checkpoint.container import CheckpointError, read_checkpoint_file
 from pare_model.checkpoint.fit import check_network
 from pare_model.checkpoint.native import (
@@ -30,14 +28,7 @@ from pare_model.checkpoint.official import (
     strip_lightning,
     to_official_state_dict,
 )
-from pare_model.model import PareModel, build_model
-from pare_model.model_config import ModelConfig
-
-
-def build_model_from_assets(config: ModelConfig, body_model_dir: str | Path, gender: str = "neutral") -> PareModel:
-    """A freshly initialised model around the body model in ``body_model_dir``."""
-    assets = load_body_model_assets(body_model_dir, gender)
-    return build_model(config, BodyModel.from_assets(assets), assets.mean_params)
+from pare_model.model import PareModel, build_model_from_assets  # re-exported: a public entry point
 
 
 def _unused_backbone_keys(model: PareModel) -> frozenset[str]:

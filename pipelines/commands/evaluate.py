@@ -29,7 +29,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _occlusion(args: argparse.Namespace) -> int:
-    from pipelines.occlusion.job import run_occlusion_analysis, summary_text
+    from pipelines.occlusion_sensitivity.job import run_occlusion_analysis, summary_text
 
     print(summary_text(run_occlusion_analysis(_config(args))))
     return 0

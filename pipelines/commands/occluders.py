@@ -6,7 +6,7 @@ import argparse
 
 
 def _build(args: argparse.Namespace) -> int:
-    from pipelines.occluders.build import build_bank
+    from pipelines.occluder_bank.build import build_bank
 
     report = build_bank(args.voc, args.out, args.min_pixels, args.ray_address, show_progress=not args.quiet)
     print(f"Occluder bank {report.bank}: {report.occluders} cut-outs from {report.images} segmented images.")

@@ -14,8 +14,8 @@ MAX_PRINTED = 20
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from pipelines.preprocess.storage import Storage
-    from pipelines.shards.reading import find_folders
+    from pipelines.data.reading import find_folders
+    from pipelines.io.storage import Storage
     from pipelines.shards.validate import validate_folder
 
     storage = Storage(args.dir)
@@ -33,8 +33,8 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _stats(args: argparse.Namespace) -> int:
-    from pipelines.preprocess.storage import Storage
-    from pipelines.shards.reading import find_folders
+    from pipelines.data.reading import find_folders
+    from pipelines.io.storage import Storage
     from pipelines.shards.stats import count_table, histogram_png, shard_stats
     from pipelines.visualize.contact_sheet import contact_sheet
 

@@ -45,7 +45,7 @@ class EvaluationResult:
 
 def shard_folders(config: PareConfig) -> tuple[list, list[str]]:
     """(folders, problems of their damaged shards); damaged shards raise unless evaluate.allow_damaged_shards."""
-    from pipelines.training.data.shards import resolve_folders
+    from pipelines.data.shard_folders import resolve_folders
 
     if not config.evaluate.shards:
         raise EvaluationError(
@@ -83,7 +83,7 @@ def _check_gpu(config: PareConfig) -> None:
 
 def run_evaluation(config: PareConfig) -> EvaluationResult:
     """Evaluate as configured; returns the summary and where the files and the MLflow run are."""
-    from pipelines.preprocess.cluster import init_ray
+    from pipelines.io.cluster import init_ray
 
     start = time.monotonic()
     evaluate = config.evaluate

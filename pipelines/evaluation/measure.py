@@ -174,7 +174,7 @@ class Unit:
 def unit_batches(unit: Unit, image_size: int, batch_size: int, label_size: int = 56) -> Iterator[dict]:
     """Batches of un-augmented examples of a unit, read with the training loader's validation stream."""
     from pipelines.config.train import LoaderConfig
-    from pipelines.training.data.stream import ValidationStream, make_loader
+    from pipelines.data.stream import ValidationStream, make_loader
 
     config = LoaderConfig(batch_size=batch_size, num_workers=0, label_size=label_size)
     stream = ValidationStream(unit.urls, config, image_size, unit.part, unit.parts, unit.max_samples)
@@ -183,7 +183,7 @@ def unit_batches(unit: Unit, image_size: int, batch_size: int, label_size: int =
 
 def evaluate_unit(context: EvalContext, unit: Unit, batch_size: int, baseline: bool) -> EvalPart:
     """Errors of the context's predictor (and the mean-pose baseline) on every usable sample of a unit."""
-    from pipelines.training.data.samples import SKIPPED
+    from pipelines.data.samples import SKIPPED
 
     part = EvalPart()
     SKIPPED.clear()

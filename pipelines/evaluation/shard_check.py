@@ -11,15 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from pipelines.data.manifest import shard_problems
 from pipelines.evaluation.source import EvaluationError
-from pipelines.preprocess.storage import Storage
-from pipelines.shards.manifest import shard_problems
+from pipelines.io.storage import Storage
 
 MAX_NAMED = 5
 
 
 def damaged_shards(folders: Sequence) -> list[str]:
-    """What is wrong with the shards of every folder (:class:`~pipelines.training.data.shards.ShardFolder`)."""
+    """What is wrong with the shards of every folder (:class:`~pipelines.data.shard_folders.ShardFolder`)."""
     return [f"{folder.uri}/{problem}" for folder in folders
             for problem in shard_problems(Storage(folder.uri), "", folder.manifest)]  # fmt: skip
 

@@ -20,7 +20,7 @@ from pipelines.evaluation.predictors import ContextSpec, EvalContext
 
 
 def plan_units(folders: Sequence, actors: int, max_samples: int = 0) -> list[tuple[Unit, int]]:
-    """(unit, expected samples) for every folder (:class:`~pipelines.training.data.shards.ShardFolder`)."""
+    """(unit, expected samples) for every folder (:class:`~pipelines.data.shard_folders.ShardFolder`)."""
     units = []
     for folder in folders:
         total = min(folder.total, max_samples) if max_samples else folder.total

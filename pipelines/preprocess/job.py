@@ -21,11 +21,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from pare_model.errors import UserFacingError
-from pipelines.preprocess.plan import SourcePlan, build_readers, config_hash, plan_records
-from pipelines.preprocess.storage import Storage
-from pipelines.preprocess.throughput import ChunkTiming, steady_throughput
-from pipelines.preprocess.work import WORK_DIR, ChunkBuilder, chunk_digest, part_done, part_name
-from pipelines.shards.manifest import (
+from pipelines.data.manifest import (
     MANIFEST_FILE,
     REJECTS_FILE,
     build_manifest,
@@ -33,6 +29,10 @@ from pipelines.shards.manifest import (
     rejects_text,
     shard_problems,
 )
+from pipelines.io.storage import Storage
+from pipelines.preprocess.plan import SourcePlan, build_readers, config_hash, plan_records
+from pipelines.preprocess.throughput import ChunkTiming, steady_throughput
+from pipelines.preprocess.work import WORK_DIR, ChunkBuilder, chunk_digest, part_done, part_name
 from preprocessing.record_codec import encode_records
 
 
@@ -144,7 +144,7 @@ def _build(
     """
     import ray
 
-    from pipelines.preprocess.cluster import cluster_cpus
+    from pipelines.io.cluster import cluster_cpus
 
     pre = config.preprocess
     items = []
@@ -189,7 +189,7 @@ def _summaries(storage: Storage, plan: SourcePlan) -> list[dict]:
 def _pack(config, storage: Storage, plans: list[SourcePlan], summaries: dict, show_progress: bool) -> dict:
     import ray
 
-    from pipelines.preprocess.cluster import cluster_cpus
+    from pipelines.io.cluster import cluster_cpus
     from pipelines.preprocess.pack import ShardWriter, shard_specs
 
     specs = [
@@ -270,7 +270,7 @@ def _sample_format(crop) -> dict:
 def run_preprocess(config, show_progress: bool = True) -> PreprocessReport:
     """Run the whole job for ``config.preprocess``; returns what happened per folder."""
     from pipelines.body_model_source import prepare_assets
-    from pipelines.preprocess.cluster import init_ray, quiet_ray_data
+    from pipelines.io.cluster import init_ray, quiet_ray_data
 
     start = time.perf_counter()
     pre = config.preprocess

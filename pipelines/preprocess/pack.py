@@ -11,9 +11,9 @@ from __future__ import annotations
 import hashlib
 import json
 
-from pipelines.preprocess.storage import Storage
+from pipelines.data.manifest import shard_name
+from pipelines.io.storage import Storage
 from pipelines.preprocess.work import part_name
-from pipelines.shards.manifest import shard_name
 
 
 def shard_specs(folder: str, summaries: list[dict], samples_per_shard: int) -> list[dict]:

@@ -16,7 +16,7 @@ import socket
 import tempfile
 import time
 
-from pipelines.preprocess.storage import Storage
+from pipelines.io.storage import Storage
 from preprocessing.record import Rejected, SampleRecord
 from preprocessing.record_codec import decode_records
 

@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw
 
-from pipelines.preprocess.storage import Storage
-from pipelines.shards.reading import decode_labels, iter_samples, read_manifest
+from pipelines.data.reading import decode_labels, iter_samples, read_manifest
+from pipelines.io.storage import Storage
 
 BINS = {"reprojection_error": np.linspace(0.0, 20.0, 21), "keypoints_in_silhouette": np.linspace(0.0, 1.0, 21)}
 

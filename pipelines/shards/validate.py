@@ -10,9 +10,9 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from pipelines.preprocess.storage import Storage
-from pipelines.shards.manifest import MANIFEST_FORMAT, REJECTS_FILE, in_folder, shard_problems
-from pipelines.shards.reading import decode_labels, read_manifest
+from pipelines.data.manifest import MANIFEST_FORMAT, REJECTS_FILE, in_folder, shard_problems
+from pipelines.data.reading import decode_labels, read_manifest
+from pipelines.io.storage import Storage
 from preprocessing.samples.encode import MEMBER_SUFFIXES
 
 SHAPES = {"keypoints_2d": (49, 3), "joints_3d": (24, 4), "pose": (72,), "betas": (10,)}
@@ -77,7 +77,7 @@ def validate_folder(storage: Storage, folder: str, show_progress: bool = True) -
     seen: set[str] = set()
     counts: Counter = Counter()
     firsts: dict[str, tuple[str, str]] = {}
-    from pipelines.shards.reading import iter_samples
+    from pipelines.data.reading import iter_samples
 
     total = manifest["totals"]["samples"]
     for shard, sample in tqdm(

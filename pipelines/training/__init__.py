@@ -1,1 +1,1 @@
-"""Training: the streaming loader (``data``), the Ray Train loop, checkpoints and MLflow tracking."""
+"""Training: the Ray Train loop, checkpoints and MLflow tracking; it reads shards through :mod:`pipelines.data`."""

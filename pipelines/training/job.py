@@ -21,11 +21,11 @@ from pipelines.body_model_source import prepare_assets
 from pipelines.config.loader import to_yaml
 from pipelines.config.schema import PareConfig
 from pipelines.console import verbose
+from pipelines.data.shard_folders import resolve_training_shards
+from pipelines.io.cluster import init_ray
 from pipelines.preflight import check_body_model, check_shard_folders
-from pipelines.preprocess.cluster import init_ray
 from pipelines.tracking_store import prepare_tracking
 from pipelines.training import faults
-from pipelines.training.data.shards import resolve_training_shards
 from pipelines.training.progress import ProgressWatcher, clear_progress
 from pipelines.training.status import clear_status, read_status, status_uri
 
@@ -82,7 +82,7 @@ def _check(config: PareConfig) -> None:
     if train.init_checkpoint and "://" not in train.init_checkpoint:
         _check_init_checkpoint(train.init_checkpoint, config)
     if config.loader.occlusion.enabled and config.loader.occlusion.bank:
-        from pipelines.training.data.occlusion import load_bank
+        from preprocessing.augment.synthetic_occlusion import load_bank
 
         load_bank(config.loader.occlusion.bank)  # fails early, naming the fix
 
@@ -269,7 +269,7 @@ def run_training(config: PareConfig) -> TrainingResult:
 def _publish(status: str, checkpoints: dict) -> None:
     """Copy the named checkpoints' model.pt to ``<run folder>/<name>/model.pt``: stable paths for
     ``train.init_checkpoint``, ``pare predict`` and ``pare evaluate``."""
-    from pipelines.preprocess.storage import Storage
+    from pipelines.io.storage import Storage
 
     storage = Storage(status)
     for name, checkpoint in checkpoints.items():

@@ -20,14 +20,14 @@ from pathlib import Path
 
 import torch
 
-from pare_model.checkpoint import build_model_from_assets
 from pare_model.losses import PareLoss
+from pare_model.model import build_model_from_assets
 from pipelines.config.loader import load_config_text
 from pipelines.config.schema import PareConfig
 from pipelines.config.train import TrainConfig
 from pipelines.console import VERBOSE_ENV
+from pipelines.data.stream import MixSource, TrainStream, ValidationStream, make_loader
 from pipelines.training.checkpoints import LoopState, load_checkpoint, load_initial_weights, save_checkpoint
-from pipelines.training.data.stream import MixSource, TrainStream, ValidationStream, make_loader
 from pipelines.training.faults import FaultInjection, Faults
 from pipelines.training.hooks import (
     SCORE,

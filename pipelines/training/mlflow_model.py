@@ -28,8 +28,8 @@ class PareMlflowModel(mlflow.pyfunc.PythonModel):
         self.model = None
 
     def load_context(self, context) -> None:
-        from pare_model.checkpoint import build_model_from_assets
         from pare_model.checkpoint.native import read_model_checkpoint
+        from pare_model.model import build_model_from_assets
 
         checkpoint = read_model_checkpoint(context.artifacts["checkpoint"])
         body_model_dir = os.environ.get("PARE_BODY_MODEL_DIR") or self.body_model_dir

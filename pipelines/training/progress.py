@@ -12,7 +12,7 @@ import json
 import threading
 import time
 
-from pipelines.preprocess.storage import Storage
+from pipelines.io.storage import Storage
 
 PROGRESS_FILE = "pare_progress.json"
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import posixpath
 
-from pipelines.preprocess.storage import Storage
+from pipelines.io.storage import Storage
 
 STATUS_FILE = "pare_status.json"
 

@@ -1,7 +1,7 @@
 """Synthetic datasets in the real datasets' file layouts, rendered from the body model with exact ground truth.
 
 - :mod:`.poses`: random body poses within joint limits and random shapes;
-- :mod:`.textures`, :mod:`.occluders`: procedural backgrounds and occluding objects;
+- :mod:`.textures`, :mod:`.occluder_shapes`: procedural backgrounds and occluding objects;
 - :mod:`.scene`: one picture (bodies, lighting, background, occluders) and keypoint visibility;
 - :mod:`.layouts`: one writer per layout (``coco_eft``, ``3dpw``, ``h36m``, ``mpii``, ``spin_npz``).
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from preprocessing.render import Fragments, part_labels, rasterize, shade
-from preprocessing.synth.occluders import occluder_mask, occluder_pixels
+from preprocessing.synth.occluder_shapes import occluder_mask, occluder_pixels
 from preprocessing.synth.textures import random_texture
 
 VISIBILITY_MARGIN = 0.02

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 from pare_model.errors import UserFacingError
 from pipelines.config.train import DataConfig
-from pipelines.preprocess.storage import Storage
-from pipelines.shards.manifest import manifest_digest
-from pipelines.shards.reading import find_folders, read_manifest, shard_url
+from pipelines.data.manifest import manifest_digest
+from pipelines.data.reading import find_folders, read_manifest, shard_url
+from pipelines.io.storage import Storage
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,9 @@ import cv2
 import numpy as np
 
 from pipelines.config.train import LoaderConfig
-from pipelines.training.data.geometry import IDENTITY, Draw, augment_geometry, sample_draw
-from pipelines.training.data.occlusion import Occluder
-from pipelines.training.data.photometric import apply_photometric, build_photometric
+from preprocessing.augment.crop_geometry import IDENTITY, Draw, augment_geometry, sample_draw
+from preprocessing.augment.photometric import apply_photometric, build_photometric
+from preprocessing.augment.synthetic_occlusion import Occluder
 
 SKIPPED: Counter = Counter()
 """Samples and shards dropped in this process since the last batch, by reason."""

@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from pare_model.errors import UserFacingError
 from pipelines.config.train import LoaderConfig
-from pipelines.training.data.samples import SKIPPED, SampleTransform
+from pipelines.data.samples import SKIPPED, SampleTransform
 
 log = logging.getLogger(__name__)
 

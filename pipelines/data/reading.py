@@ -11,11 +11,11 @@ import numpy as np
 from PIL import Image
 
 from pare_model.errors import UserFacingError
-from pipelines.preprocess.storage import Storage
-from pipelines.shards.manifest import MANIFEST_FILE, in_folder
+from pipelines.data.manifest import MANIFEST_FILE, in_folder
+from pipelines.io.storage import Storage
 
 SHARD_NAME = re.compile(r"shard-[0-9]{6}\.tar")
-"""The names :func:`~pipelines.shards.manifest.shard_name` gives shards; a manifest may list no other."""
+"""The names :func:`~pipelines.data.manifest.shard_name` gives shards; a manifest may list no other."""
 
 
 def find_folders(storage: Storage) -> list[str]:

@@ -25,7 +25,7 @@ import numpy as np
 
 from pare_model.body_model.parts import label_flip_perm
 from pare_model.joint_sets import JOINT_SETS, flip_smpl_pose
-from pipelines.config.train import AugmentConfig
+from preprocessing.augment.config import AugmentConfig
 from preprocessing.render.cameras import affine_for_cv2, apply_affine, compose_affine, crop_affine
 
 SPIN_FLIP = np.array(JOINT_SETS["spin49"].flip_perm)
@@ -55,7 +55,7 @@ IDENTITY = Draw()
 
 
 def sample_draw(rng: np.random.Generator, config: AugmentConfig) -> Draw:
-    """PARE's augmentation distribution (see :class:`pipelines.config.train.AugmentConfig`)."""
+    """PARE's augmentation distribution (see :class:`preprocessing.augment.config.AugmentConfig`)."""
     if not config.enabled:
         return IDENTITY
     sf, rf, tf = config.scale_factor, config.rotation_factor, config.translation_factor

@@ -1,7 +1,7 @@
 """``pare occluders build``: a Ray job that cuts every usable Pascal VOC object into an occluder bank.
 
 Images are split into tasks over the Ray cluster; the driver gathers the cut-outs in image
-order and writes the bank (:mod:`pipelines.training.data.occlusion`) and, beside it,
+order and writes the bank (:mod:`preprocessing.augment.synthetic_occlusion`) and, beside it,
 ``<bank>.rejects.jsonl``: every object that was not used, with its reason.
 """
 
@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pare_model.errors import UserFacingError
-from pipelines.occluders.voc import extract, segmented_ids
-from pipelines.preprocess.cluster import init_ray
-from pipelines.training.data.occlusion import save_bank
+from pipelines.io.cluster import init_ray
+from pipelines.occluder_bank.voc import extract, segmented_ids
+from preprocessing.augment.synthetic_occlusion import save_bank
 
 IMAGES_PER_TASK = 64
 

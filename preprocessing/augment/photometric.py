@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-from pipelines.config.train import AugmentConfig
+from preprocessing.augment.config import AugmentConfig
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # albumentations checks PyPI at import otherwise
 import albumentations as A  # noqa: E402

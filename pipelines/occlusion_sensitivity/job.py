@@ -9,8 +9,9 @@ Writes to ``evaluate.occlusion.output_dir``:
   plain file name by :func:`~pipelines.file_names.safe_file_name`);
 - ``figure3_part_sensitivity.png`` and ``part_sensitivity.csv``: how much hiding each body part
   raises MPJPE and PA-MPJPE;
-- the local sensitivity (:func:`pipelines.occlusion.analysis.local_sensitivity`): the mean MPJPE
-  increase of a joint when the patch covers it against when the patch is far from it, and their ratio;
+- the local sensitivity (:func:`pipelines.occlusion_sensitivity.analysis.local_sensitivity`): the
+  mean MPJPE increase of a joint when the patch covers it against when the patch is far from it,
+  and their ratio;
 
 and logs them (with ``occlusion/*`` metrics) to MLflow like ``pare evaluate``.
 """
@@ -32,8 +33,8 @@ from pipelines.evaluation.source import EvaluationError, ModelSource, resolve_so
 from pipelines.evaluation.tracking import Logged, check_logging, log_results
 from pipelines.evaluation.workers import plan_units, run_units
 from pipelines.file_names import safe_file_name
-from pipelines.occlusion.analysis import Grid, OcclusionPart, analyse_unit, local_sensitivity
-from pipelines.occlusion.figures import joint_heatmaps, part_sensitivity, part_sensitivity_figure
+from pipelines.occlusion_sensitivity.analysis import Grid, OcclusionPart, analyse_unit, local_sensitivity
+from pipelines.occlusion_sensitivity.figures import joint_heatmaps, part_sensitivity, part_sensitivity_figure
 from pipelines.preflight import check_output_folder
 
 
@@ -103,7 +104,7 @@ def _figures(folder: Path, part: OcclusionPart, arrays: dict, grid: Grid, label:
 
 def run_occlusion_analysis(config: PareConfig) -> OcclusionResult:
     """Run the analysis as configured; returns the headline numbers and where the files are."""
-    from pipelines.preprocess.cluster import init_ray
+    from pipelines.io.cluster import init_ray
 
     start = time.monotonic()
     evaluate, occlusion = config.evaluate, config.evaluate.occlusion

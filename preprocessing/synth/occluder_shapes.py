@@ -1,4 +1,6 @@
-"""Occluding objects pasted over a rendered image: random filled polygons and ellipses with a texture.
+"""Occluding objects drawn into a rendered synthetic picture (``pare synth``): random filled polygons
+and ellipses with a texture. (The occluders pasted over training crops are in
+:mod:`preprocessing.augment.synthetic_occlusion`.)
 
 Masks are drawn without anti-aliasing, so a pixel is either wholly occluded or not at all and
 the ground truth visibility (a keypoint is hidden when the pixel under it is occluded) agrees

@@ -2,7 +2,7 @@
 
 PARE pastes 1..7 Pascal VOC objects per image, each scaled by ``U(0.2, 1.0) x min(H, W) / 256``
 at a uniformly random centre. The cut-outs come from an occluder bank made by
-``pare occluders build`` (:mod:`pipelines.occluders`); without one, procedural occluders
+``pare occluders build`` (:mod:`pipelines.occluder_bank`); without one, procedural occluders
 (random textured polygons and blobs with soft edges) stand in, so training never needs a
 dataset download.
 
@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from pare_model.errors import UserFacingError
-from pipelines.config.train import OcclusionConfig
+from preprocessing.augment.config import OcclusionConfig
 from preprocessing.synth.textures import random_polygon, random_texture
 
 BANK_PREFIX = "occluder_"

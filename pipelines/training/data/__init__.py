@@ -1,1 +1,0 @@
-"""The training data path inside each Ray Train worker: shards -> mixed, augmented, batched tensors."""
