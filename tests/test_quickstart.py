@@ -1,6 +1,6 @@
 """The README's first command end to end, and the occlusion study, made small: real Ray, real MLflow, real shards.
 
-The full-size quickstart (1500 steps, about 10 minutes) is timed from a fresh clone and recorded in
+The full-size quickstart (3600 steps, about 10 minutes) is timed from a fresh clone and recorded in
 docs/benchmarks.md; here the same code runs on a few samples and steps, as the installed `pare`
 command, and the summary, files and MLflow runs are checked.
 """
