@@ -34,6 +34,7 @@ test: $(DEV_STAMP)
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check pare_model preprocessing pipelines tests bench
+	$(BIN)/ruff format --check pare_model preprocessing pipelines tests bench
 
 venv: $(STAMP)
 

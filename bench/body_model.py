@@ -41,8 +41,10 @@ def main() -> None:
     parser.add_argument("--batch-sizes", default="1,16,64")
     args = parser.parse_args()
     device = torch.device(args.device)
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-          f"threads {torch.get_num_threads()}, device {device}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"threads {torch.get_num_threads()}, device {device}"
+    )
 
     seconds = _timed(lambda: generate(0), repeats=2)
     print(f"procedural generation (3 genders + extras, in memory): {seconds:.2f} s")

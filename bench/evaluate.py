@@ -45,25 +45,39 @@ def main() -> None:
         model = build_model_from_assets(model_config, made.body_model)
         checkpoint = save_model_checkpoint(root / "model.pt", model.network_state_dict(), model_config)
         samples = 0
-        print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
-              f"backbone {args.backbone} at {args.image_size} px")  # fmt: skip
+        print(
+            f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
+            f"backbone {args.backbone} at {args.image_size} px"
+        )
         for actors in (1, 1, 2):  # the first run warms up Ray and the imports
-            config = load_config(None, [f"body_model.asset_dir={made.body_model}", f"evaluate.checkpoint={checkpoint}",
-                                        f"evaluate.shards=[{made.validation}]", f"evaluate.num_actors={actors}",
-                                        f"evaluate.output_dir={root / 'eval'}", "evaluate.log_to=none"])  # fmt: skip
+            config = load_config(
+                None,
+                [
+                    f"body_model.asset_dir={made.body_model}",
+                    f"evaluate.checkpoint={checkpoint}",
+                    f"evaluate.shards=[{made.validation}]",
+                    f"evaluate.num_actors={actors}",
+                    f"evaluate.output_dir={root / 'eval'}",
+                    "evaluate.log_to=none",
+                ],
+            )
             start = time.perf_counter()
             result = run_evaluation(config)
             seconds = time.perf_counter() - start
             samples = result.summary["3dpw"]["num_samples"]
-            print(f"evaluate, {actors} actor(s): {samples} samples in {seconds:.1f} s = {samples / seconds:.1f} samples/s "
-                  "(model + baseline, every metric, including Ray actor start-up)")  # fmt: skip
+            print(
+                f"evaluate, {actors} actor(s): {samples} samples in {seconds:.1f} s = {samples / seconds:.1f} samples/s "
+                "(model + baseline, every metric, including Ray actor start-up)"
+            )
         config.evaluate.occlusion.num_images = 8
         config.evaluate.occlusion.output_dir = str(root / "occlusion")
         start = time.perf_counter()
         occlusion = run_occlusion_analysis(config)
         seconds = time.perf_counter() - start
-        print(f"occlusion analysis, 2 actors: {occlusion.num_images} images x 37 forward passes in {seconds:.1f} s "
-              f"= {occlusion.num_images / seconds:.2f} images/s (including figures)")  # fmt: skip
+        print(
+            f"occlusion analysis, 2 actors: {occlusion.num_images} images x 37 forward passes in {seconds:.1f} s "
+            f"= {occlusion.num_images / seconds:.2f} images/s (including figures)"
+        )
 
 
 if __name__ == "__main__":

@@ -58,8 +58,11 @@ def baseline_rate(source: Path, samples: int) -> float:
     from preprocessing.render.cameras import affine_for_cv2, apply_affine, compose_affine, crop_affine
 
     config = LoaderConfig()
-    records = [r for r in validated(build_reader("coco_eft", str(source), "train", COCO_OPTIONS).records())
-               if hasattr(r, "key")]  # fmt: skip
+    records = [
+        r
+        for r in validated(build_reader("coco_eft", str(source), "train", COCO_OPTIONS).records())
+        if hasattr(r, "key")
+    ]
     rng = np.random.default_rng(0)
     occluder, photometric = Occluder(config.occlusion, 0), build_photometric(config.augment, 0)
     mirror = np.array([[-1.0, 0, 224.0], [0, 1.0, 0]])
@@ -84,8 +87,9 @@ def loader_rate(shards: Path, samples: int, workers: int) -> float:
 
     urls = tuple(str(p) for p in sorted(shards.glob("*.tar")))
     config = LoaderConfig(batch_size=64, num_workers=workers)
-    batches = iter(make_loader(TrainStream([MixSource("coco", urls, (1.0,) * len(urls), 1.0)], config, 224, 0, 1, 0),
-                               config))  # fmt: skip
+    batches = iter(
+        make_loader(TrainStream([MixSource("coco", urls, (1.0,) * len(urls), 1.0)], config, 224, 0, 1, 0), config)
+    )
     for _ in range(2 * workers):
         next(batches)
     count = max(8, samples // 64)
@@ -113,14 +117,18 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         made = make_synthetic_shards(Path(folder), args.num, image_size=args.image_size)
         source, shards = made.coco_source, made.train
-        print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
-              f"source JPEGs {args.image_size} px, crops 424 px -> 224 px, occlusion on (procedural), "
-              "colour gain + motion blur p=0.5")  # fmt: skip
+        print(
+            f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
+            f"source JPEGs {args.image_size} px, crops 424 px -> 224 px, occlusion on (procedural), "
+            "colour gain + motion blur p=0.5"
+        )
         print(f"shards, 1 core:                        {shard_rate(shards, args.samples):7.0f} samples/s")
         print(f"baseline (full image + crop), 1 core:  {baseline_rate(source, args.samples):7.0f} samples/s")
         rate = loader_rate(shards, args.samples, args.workers)
-        print(f"DataLoader, {args.workers} loader processes:          {rate:7.0f} samples/s "
-              f"({rate / args.workers:.0f} per process)")  # fmt: skip
+        print(
+            f"DataLoader, {args.workers} loader processes:          {rate:7.0f} samples/s "
+            f"({rate / args.workers:.0f} per process)"
+        )
 
 
 if __name__ == "__main__":

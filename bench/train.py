@@ -29,15 +29,24 @@ def measure(root: Path, shards: Path, assets: Path, workers: int, args) -> dict[
 
     storage = root / f"train-{workers}"
     overrides = [
-        f"body_model.asset_dir={assets}", f"data.datasets.coco.shards=[{shards}]",
-        f"model.backbone={args.backbone}", f"model.image_size={args.image_size}",
-        f"loader.batch_size={args.batch}", f"loader.num_workers={args.loader_workers}",
-        f"train.storage_path={storage}", f"train.num_workers={workers}", f"train.max_steps={args.steps}",
-        f"train.log_every={args.log_every}", "train.images_every=0", f"train.checkpoint_every={args.steps}",
-        f"train.validate_every={args.steps}", f"train.use_gpu={str(args.gpu).lower()}",
-        f"train.precision={args.precision}", f"train.cpus_per_worker={args.cpus_per_worker}",
+        f"body_model.asset_dir={assets}",
+        f"data.datasets.coco.shards=[{shards}]",
+        f"model.backbone={args.backbone}",
+        f"model.image_size={args.image_size}",
+        f"loader.batch_size={args.batch}",
+        f"loader.num_workers={args.loader_workers}",
+        f"train.storage_path={storage}",
+        f"train.num_workers={workers}",
+        f"train.max_steps={args.steps}",
+        f"train.log_every={args.log_every}",
+        "train.images_every=0",
+        f"train.checkpoint_every={args.steps}",
+        f"train.validate_every={args.steps}",
+        f"train.use_gpu={str(args.gpu).lower()}",
+        f"train.precision={args.precision}",
+        f"train.cpus_per_worker={args.cpus_per_worker}",
         "tracking.system_metrics=false",
-    ]  # fmt: skip
+    ]
     if args.backbone in ("debug", "resnet_small"):
         overrides += ["model.num_branch_filters=16", "model.num_features_smpl=16"]
     result = run_training(load_config(None, overrides))
@@ -75,13 +84,17 @@ def main() -> None:
 
         made = make_synthetic_shards(root, args.num, image_size=640)
         shards, assets = made.train, made.body_model
-        print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; backbone "
-              f"{args.backbone} at {args.image_size} px, batch {args.batch} per worker, {args.precision}, "
-              f"{args.loader_workers} loader processes per worker")  # fmt: skip
+        print(
+            f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; backbone "
+            f"{args.backbone} at {args.image_size} px, batch {args.batch} per worker, {args.precision}, "
+            f"{args.loader_workers} loader processes per worker"
+        )
         for workers in (int(w) for w in args.workers.split(",")):
             figures = measure(root, shards, assets, workers, args)
-            print(f"{workers} worker(s): {figures['steps_per_s']:.2f} steps/s, {figures['samples_per_s']:.0f} "
-                  f"samples/s, loader wait {100 * figures['wait']:.0f}% of step time")  # fmt: skip
+            print(
+                f"{workers} worker(s): {figures['steps_per_s']:.2f} steps/s, {figures['samples_per_s']:.0f} "
+                f"samples/s, loader wait {100 * figures['wait']:.0f}% of step time"
+            )
 
 
 if __name__ == "__main__":

@@ -43,9 +43,15 @@ def quaternion_to_matrix(quaternion: torch.Tensor) -> torch.Tensor:
     """(..., 4) quaternion ``[w, x, y, z]`` (any norm > 0) -> (..., 3, 3) rotation matrix."""
     w, x, y, z = F.normalize(quaternion, dim=-1).unbind(-1)
     rows = [
-        1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-        2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-        2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
+        1 - 2 * (y * y + z * z),
+        2 * (x * y - w * z),
+        2 * (x * z + w * y),
+        2 * (x * y + w * z),
+        1 - 2 * (x * x + z * z),
+        2 * (y * z - w * x),
+        2 * (x * z - w * y),
+        2 * (y * z + w * x),
+        1 - 2 * (x * x + y * y),
     ]
     return torch.stack(rows, dim=-1).reshape(quaternion.shape[:-1] + (3, 3))
 
@@ -71,14 +77,42 @@ def matrix_to_quaternion(matrix: torch.Tensor) -> torch.Tensor:
     root = torch.sqrt(four_sq.clamp_min(1e-12))  # 2 |q_i|
     candidates = torch.stack(
         [
-            torch.stack([four_sq[..., 0], m[..., 2, 1] - m[..., 1, 2],
-                         m[..., 0, 2] - m[..., 2, 0], m[..., 1, 0] - m[..., 0, 1]], -1),
-            torch.stack([m[..., 2, 1] - m[..., 1, 2], four_sq[..., 1],
-                         m[..., 1, 0] + m[..., 0, 1], m[..., 0, 2] + m[..., 2, 0]], -1),
-            torch.stack([m[..., 0, 2] - m[..., 2, 0], m[..., 1, 0] + m[..., 0, 1],
-                         four_sq[..., 2], m[..., 2, 1] + m[..., 1, 2]], -1),
-            torch.stack([m[..., 1, 0] - m[..., 0, 1], m[..., 2, 0] + m[..., 0, 2],
-                         m[..., 2, 1] + m[..., 1, 2], four_sq[..., 3]], -1),
+            torch.stack(
+                [
+                    four_sq[..., 0],
+                    m[..., 2, 1] - m[..., 1, 2],
+                    m[..., 0, 2] - m[..., 2, 0],
+                    m[..., 1, 0] - m[..., 0, 1],
+                ],
+                -1,
+            ),
+            torch.stack(
+                [
+                    m[..., 2, 1] - m[..., 1, 2],
+                    four_sq[..., 1],
+                    m[..., 1, 0] + m[..., 0, 1],
+                    m[..., 0, 2] + m[..., 2, 0],
+                ],
+                -1,
+            ),
+            torch.stack(
+                [
+                    m[..., 0, 2] - m[..., 2, 0],
+                    m[..., 1, 0] + m[..., 0, 1],
+                    four_sq[..., 2],
+                    m[..., 2, 1] + m[..., 1, 2],
+                ],
+                -1,
+            ),
+            torch.stack(
+                [
+                    m[..., 1, 0] - m[..., 0, 1],
+                    m[..., 2, 0] + m[..., 0, 2],
+                    m[..., 2, 1] + m[..., 1, 2],
+                    four_sq[..., 3],
+                ],
+                -1,
+            ),
         ],
         dim=-2,
     ) / (2.0 * root[..., None])  # (..., 4 candidates, 4 components)

@@ -14,9 +14,15 @@ LOSS_TERMS = ("keypoints_2d", "keypoints_3d", "pose", "betas", "cam", "segm")
 """Names of the loss terms, the keys of PareLoss's term dict (besides ``segm_weight``)."""
 
 _WEIGHT_FIELDS = (
-    "keypoint_2d_weight", "keypoint_3d_weight", "pose_weight", "betas_weight", "cam_weight",
-    "segm_weight", "openpose_2d_weight", "gt_2d_weight",
-)  # fmt: skip
+    "keypoint_2d_weight",
+    "keypoint_3d_weight",
+    "pose_weight",
+    "betas_weight",
+    "cam_weight",
+    "segm_weight",
+    "openpose_2d_weight",
+    "gt_2d_weight",
+)
 
 
 @dataclass
@@ -74,10 +80,13 @@ class LossConfig:
     def weights(self) -> dict[str, float]:
         """Weight of each term of :data:`LOSS_TERMS` before the schedule."""
         return {
-            "keypoints_2d": self.keypoint_2d_weight, "keypoints_3d": self.keypoint_3d_weight,
-            "pose": self.pose_weight, "betas": self.betas_weight, "cam": self.cam_weight,
+            "keypoints_2d": self.keypoint_2d_weight,
+            "keypoints_3d": self.keypoint_3d_weight,
+            "pose": self.pose_weight,
+            "betas": self.betas_weight,
+            "cam": self.cam_weight,
             "segm": self.segm_weight,
-        }  # fmt: skip
+        }
 
 
 def segm_weight_at(config: LossConfig, step: int, epoch: int) -> float:

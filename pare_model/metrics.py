@@ -106,11 +106,17 @@ def orientation_error(pred_root: torch.Tensor, gt_root: torch.Tensor) -> torch.T
     relative = pred_root.double().transpose(-1, -2) @ gt_root.double()
     cosine = (relative.diagonal(dim1=-2, dim2=-1).sum(-1) - 1.0) / 2.0
     skew = torch.stack(
-        [relative[:, 2, 1] - relative[:, 1, 2], relative[:, 0, 2] - relative[:, 2, 0], relative[:, 1, 0] - relative[:, 0, 1]],
+        [
+            relative[:, 2, 1] - relative[:, 1, 2],
+            relative[:, 0, 2] - relative[:, 2, 0],
+            relative[:, 1, 0] - relative[:, 0, 1],
+        ],
         dim=-1,
     )
     sine = torch.linalg.vector_norm(skew, dim=-1) / 2.0
-    return torch.rad2deg(torch.atan2(sine, cosine)).to(pred_root.dtype if pred_root.is_floating_point() else torch.float64)
+    return torch.rad2deg(torch.atan2(sine, cosine)).to(
+        pred_root.dtype if pred_root.is_floating_point() else torch.float64
+    )
 
 
 def _numpy(values: torch.Tensor) -> np.ndarray:

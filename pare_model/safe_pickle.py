@@ -83,7 +83,10 @@ def _numpy_global(name: str) -> Any:
 # ``object`` is the base class that protocols 0 and 1 name when rebuilding an instance.
 _BUILTINS = {"set": set, "frozenset": frozenset, "slice": slice, "object": object}
 _NUMPY_MODULES = {
-    "numpy.core.multiarray", "numpy._core.multiarray", "numpy.core.numeric", "numpy._core.numeric",
+    "numpy.core.multiarray",
+    "numpy._core.multiarray",
+    "numpy.core.numeric",
+    "numpy._core.numeric",
 }
 _SPARSE_MODULE_PREFIX = "scipy.sparse"
 _SPARSE_NAMES = {"csc_matrix": "csc", "csr_matrix": "csr", "coo_matrix": "coo"}

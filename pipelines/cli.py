@@ -69,8 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="pare",
         description="Preprocess, train, evaluate and deploy PARE (Part Attention Regressor).",
     )
-    parser.add_argument("--verbose", action="store_true",
-                        help="show Ray's and the workers' logs on the console, and the traceback of errors")
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show Ray's and the workers' logs on the console, and the traceback of errors",
+    )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         command.register(subparsers)

@@ -75,7 +75,9 @@ class Target:
 
     def line(self) -> str:
         relation = ">=" if self.at_least else "<="
-        return f"    [{'met' if self.met else 'MISSED'}] {self.name}: {self.value:.2f} (target {relation} {self.limit:g})"
+        return (
+            f"    [{'met' if self.met else 'MISSED'}] {self.name}: {self.value:.2f} (target {relation} {self.limit:g})"
+        )
 
 
 TARGETS = {
@@ -96,15 +98,28 @@ def targets(run: PipelineResult) -> list[Target]:
     train = next(iter(run.train_evaluation.summary.values()))
     return [
         Target("MPJPE / mean-pose MPJPE (test)", test["mpjpe"] / test["baseline"]["mpjpe"], TARGETS["mpjpe_ratio"]),
-        Target("PA-MPJPE / mean-pose PA-MPJPE (test)", test["pa_mpjpe"] / test["baseline"]["pa_mpjpe"],
-               TARGETS["pa_mpjpe_ratio"]),
-        Target("median orientation error, training images (deg)", train["orient_error_median"],
-               TARGETS["orient_median_train_deg"]),
-        Target("median orientation error, test frames (deg)", test["orient_error_median"],
-               TARGETS["orient_median_test_deg"]),
-        Target("occlusion: error increase on the joint / far from it", run.occlusion.local["ratio"],
-               TARGETS["local_sensitivity_ratio"], at_least=True),
-    ]  # fmt: skip
+        Target(
+            "PA-MPJPE / mean-pose PA-MPJPE (test)",
+            test["pa_mpjpe"] / test["baseline"]["pa_mpjpe"],
+            TARGETS["pa_mpjpe_ratio"],
+        ),
+        Target(
+            "median orientation error, training images (deg)",
+            train["orient_error_median"],
+            TARGETS["orient_median_train_deg"],
+        ),
+        Target(
+            "median orientation error, test frames (deg)",
+            test["orient_error_median"],
+            TARGETS["orient_median_test_deg"],
+        ),
+        Target(
+            "occlusion: error increase on the joint / far from it",
+            run.occlusion.local["ratio"],
+            TARGETS["local_sensitivity_ratio"],
+            at_least=True,
+        ),
+    ]
 
 
 def _pose_rotations(assets: BodyModelAssets, pose: str) -> torch.Tensor:
@@ -158,8 +173,9 @@ def draw_body_model(body_config: BodyModelConfig, config: QuickstartConfig) -> Q
     sheet.save(preview)
     people = output_dir / PEOPLE_FILE
     draw_people(body, posed, kind).save(people)
-    return QuickstartResult(preview_png=preview, people_png=people, asset_dir=Path(assets.source).parent,
-                            procedural=assets.procedural)  # fmt: skip
+    return QuickstartResult(
+        preview_png=preview, people_png=people, asset_dir=Path(assets.source).parent, procedural=assets.procedural
+    )
 
 
 def draw_people(body: BodyModel, posed: BodyState, kind: str):
@@ -171,9 +187,13 @@ def draw_people(body: BodyModel, posed: BodyState, kind: str):
 
     part_map, template = body.part_map.numpy(), body.smpl.v_template.numpy()
     colors = [random_vertex_colors(np.random.default_rng(seed), part_map, template) for seed in range(PEOPLE_SHOWN)]
-    return people_sheet(posed.vertices, body.faces.numpy(), colors,
-                        f"Synthetic people ({kind}): front and back (hair and face, chest print or buttons, "
-                        "belt buckle and back pockets, toe caps)")  # fmt: skip
+    return people_sheet(
+        posed.vertices,
+        body.faces.numpy(),
+        colors,
+        f"Synthetic people ({kind}): front and back (hair and face, chest print or buttons, "
+        "belt buckle and back pockets, toe caps)",
+    )
 
 
 def run_pipeline(config: PareConfig) -> PipelineResult:
@@ -186,28 +206,48 @@ def run_pipeline(config: PareConfig) -> PipelineResult:
     start = time.monotonic()
     quick = config.quickstart
     # before minutes of data making: the store training will log to answers
-    prepare_tracking(resolve_tracking_uri(config.tracking, str(Path(config.train.storage_path).resolve())),
-                     config.tracking.timeout_s)  # fmt: skip
-    print(f"Synthetic data: {quick.train_samples} COCO-EFT-like training images and {quick.test_frames} 3DPW-like "
-          "test frames (procedural body model), preprocessed into shards on Ray ...")  # fmt: skip
-    shards = make_synthetic_shards(Path(quick.output_dir) / "data", quick.train_samples, quick.test_frames,
-                                   image_size=quick.image_size, pose_variation=config.synth.pose_variation,
-                                   samples_per_shard=40, show_progress=True, asset_dir=config.body_model.asset_dir,
-                                   train_occluders=0.0, reuse=True)  # fmt: skip
+    prepare_tracking(
+        resolve_tracking_uri(config.tracking, str(Path(config.train.storage_path).resolve())), config.tracking.timeout_s
+    )
+    print(
+        f"Synthetic data: {quick.train_samples} COCO-EFT-like training images and {quick.test_frames} 3DPW-like "
+        "test frames (procedural body model), preprocessed into shards on Ray ..."
+    )
+    shards = make_synthetic_shards(
+        Path(quick.output_dir) / "data",
+        quick.train_samples,
+        quick.test_frames,
+        image_size=quick.image_size,
+        pose_variation=config.synth.pose_variation,
+        samples_per_shard=40,
+        show_progress=True,
+        asset_dir=config.body_model.asset_dir,
+        train_occluders=0.0,
+        reuse=True,
+    )
     measured = train_and_measure(config, shards.train, shards.validation)
-    return PipelineResult(shards.train.parent.parent, quick.train_samples, quick.test_frames, measured.training,
-                          measured.evaluation, measured.train_evaluation, measured.occlusion,
-                          time.monotonic() - start)  # fmt: skip
+    return PipelineResult(
+        shards.train.parent.parent,
+        quick.train_samples,
+        quick.test_frames,
+        measured.training,
+        measured.evaluation,
+        measured.train_evaluation,
+        measured.occlusion,
+        time.monotonic() - start,
+    )
 
 
 def _metric_line(name: str, entry: dict) -> str:
     base = entry["baseline"]
     change = 100.0 * (entry["pa_mpjpe"] / base["pa_mpjpe"] - 1.0)
     relation = f"{-change:.0f}% below" if change < 0 else f"{change:.0f}% above"
-    return (f"    {name:9s} ({entry['num_samples']} frames): PA-MPJPE {entry['pa_mpjpe']:.1f} mm vs {base['pa_mpjpe']:.1f} "
-            f"for the mean pose ({relation} it); MPJPE {entry['mpjpe']:.1f} vs {base['mpjpe']:.1f}; "
-            f"PVE {entry['pve']:.1f} vs {base['pve']:.1f}; median orientation error "
-            f"{entry['orient_error_median']:.0f} vs {base['orient_error_median']:.0f} deg")  # fmt: skip
+    return (
+        f"    {name:9s} ({entry['num_samples']} frames): PA-MPJPE {entry['pa_mpjpe']:.1f} mm vs {base['pa_mpjpe']:.1f} "
+        f"for the mean pose ({relation} it); MPJPE {entry['mpjpe']:.1f} vs {base['mpjpe']:.1f}; "
+        f"PVE {entry['pve']:.1f} vs {base['pve']:.1f}; median orientation error "
+        f"{entry['orient_error_median']:.0f} vs {base['orient_error_median']:.0f} deg"
+    )
 
 
 def summary(result: QuickstartResult) -> str:

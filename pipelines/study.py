@@ -65,10 +65,18 @@ def _shards(config: PareConfig):
     from pipelines.synthetic_shards import make_synthetic_shards
 
     study = config.study
-    return make_synthetic_shards(Path(study.output_dir) / "data", study.train_samples, study.test_frames,
-                                 image_size=study.image_size, pose_variation=config.synth.pose_variation,
-                                 samples_per_shard=40, show_progress=True, asset_dir=config.body_model.asset_dir,
-                                 test_occluders=study.test_occluders, reuse=True)  # fmt: skip
+    return make_synthetic_shards(
+        Path(study.output_dir) / "data",
+        study.train_samples,
+        study.test_frames,
+        image_size=study.image_size,
+        pose_variation=config.synth.pose_variation,
+        samples_per_shard=40,
+        show_progress=True,
+        asset_dir=config.body_model.asset_dir,
+        test_occluders=study.test_occluders,
+        reuse=True,
+    )
 
 
 def train_and_measure(config: PareConfig, train_shards: Path, test_shards: Path) -> Measured:
@@ -96,17 +104,27 @@ def train_and_measure(config: PareConfig, train_shards: Path, test_shards: Path)
     on_train = copy.deepcopy(config)
     on_train.evaluate.shards = [str(train_shards)]
     on_train.evaluate.subsets = []
-    on_train.evaluate.output_dir = str(Path(config.evaluate.output_dir).with_name(
-        Path(config.evaluate.output_dir).name + "_train"))  # fmt: skip
+    on_train.evaluate.output_dir = str(
+        Path(config.evaluate.output_dir).with_name(Path(config.evaluate.output_dir).name + "_train")
+    )
     train_evaluation = run_evaluation(on_train)
     print("Occlusion sensitivity analysis ...")
     return Measured(training, evaluation, train_evaluation, run_occlusion_analysis(config))
 
 
-def _variant_config(path: str | None, overrides: list[str], name: str, changes: list[str],
-                    output_dir: Path, seed: int) -> PareConfig:  # fmt: skip
-    config = load_config(path, [*overrides, *changes, f"train.run_name={name}", f"train.seed={seed}",
-                                f"train.storage_path={output_dir / 'train'}"])  # fmt: skip
+def _variant_config(
+    path: str | None, overrides: list[str], name: str, changes: list[str], output_dir: Path, seed: int
+) -> PareConfig:
+    config = load_config(
+        path,
+        [
+            *overrides,
+            *changes,
+            f"train.run_name={name}",
+            f"train.seed={seed}",
+            f"train.storage_path={output_dir / 'train'}",
+        ],
+    )
     config.evaluate.output_dir = str(output_dir / name / "evaluate")
     config.evaluate.occlusion.output_dir = str(output_dir / name / "occlusion")
     return config
@@ -126,8 +144,9 @@ def _check_tracking(config: PareConfig, output_dir: Path) -> None:
     from pipelines.tracking_store import prepare_tracking
     from pipelines.training.tracking import resolve_tracking_uri
 
-    prepare_tracking(resolve_tracking_uri(config.tracking, str((output_dir / "train").resolve())),
-                     config.tracking.timeout_s)  # fmt: skip
+    prepare_tracking(
+        resolve_tracking_uri(config.tracking, str((output_dir / "train").resolve())), config.tracking.timeout_s
+    )
 
 
 def run_study(path: str | None, overrides: list[str]) -> StudyResult:
@@ -151,10 +170,23 @@ def run_study(path: str | None, overrides: list[str]) -> StudyResult:
             config = _variant_config(path, overrides, name, changes, output_dir, seed)
             measured = train_and_measure(config, shards.train, shards.validation)
             tracking_uri = measured.training.tracking_uri
-            results.append(VariantResult(name, variant, seed, measured.training.run_id, measured.evaluation,
-                                         measured.train_evaluation, measured.occlusion))  # fmt: skip
-    comparison = read_comparison(tracking_uri, base.tracking.experiment, [r.run_id for r in results],
-                                 _logged(tracking_uri, results, base.study.compare_metrics) or None)  # fmt: skip
+            results.append(
+                VariantResult(
+                    name,
+                    variant,
+                    seed,
+                    measured.training.run_id,
+                    measured.evaluation,
+                    measured.train_evaluation,
+                    measured.occlusion,
+                )
+            )
+    comparison = read_comparison(
+        tracking_uri,
+        base.tracking.experiment,
+        [r.run_id for r in results],
+        _logged(tracking_uri, results, base.study.compare_metrics) or None,
+    )
     markdown, _ = write_report(comparison, output_dir / "compare")
     runs = {variant: [r.run_id for r in results if r.variant == variant] for variant in base.study.variants}
     table_metrics = _logged(tracking_uri, results, base.study.table_metrics or base.study.compare_metrics)
@@ -163,8 +195,13 @@ def run_study(path: str | None, overrides: list[str]) -> StudyResult:
 
 
 def summary_text(result: StudyResult) -> str:
-    lines = [result.comparison_markdown, "", "Over the seeds (mean ± standard deviation):", result.table_markdown,
-             "Study finished:"]  # fmt: skip
+    lines = [
+        result.comparison_markdown,
+        "",
+        "Over the seeds (mean ± standard deviation):",
+        result.table_markdown,
+        "Study finished:",
+    ]
     for variant in result.variants:
         entry = variant.evaluation.summary.get("3dpw", next(iter(variant.evaluation.summary.values())))
         lines.append(

@@ -50,9 +50,11 @@ class SeedTable:
         margin = next_mean - best_mean
         spread = max(self.cells[best][metric].std, self.cells[runner_up][metric].std)
         clear = margin > spread
-        return (f"{metric}: {best} {best_mean:.1f} vs {runner_up} {next_mean:.1f}, a margin of {margin:.1f} "
-                f"{'>' if clear else '<='} the larger standard deviation {spread:.1f}: "
-                f"{'a clear difference' if clear else 'within the seed-to-seed spread'}")  # fmt: skip
+        return (
+            f"{metric}: {best} {best_mean:.1f} vs {runner_up} {next_mean:.1f}, a margin of {margin:.1f} "
+            f"{'>' if clear else '<='} the larger standard deviation {spread:.1f}: "
+            f"{'a clear difference' if clear else 'within the seed-to-seed spread'}"
+        )
 
 
 def seed_table(tracking_uri: str, runs: dict[str, list[str]], metrics: list[str]) -> SeedTable:
@@ -74,8 +76,9 @@ def write_table(table: SeedTable, folder: Path) -> tuple[str, list[Path]]:
     header = "| variant | seeds | " + " | ".join(table.metrics) + " |"
     lines = [header, "|" + " --- |" * (len(table.metrics) + 2)]
     for variant, cells in table.cells.items():
-        lines.append(f"| {variant} | {table.seeds[variant]} | " + " | ".join(cells[m].text() for m in table.metrics)
-                     + " |")  # fmt: skip
+        lines.append(
+            f"| {variant} | {table.seeds[variant]} | " + " | ".join(cells[m].text() for m in table.metrics) + " |"
+        )
     markdown = "\n".join([*lines, "", table.verdict(), ""])
     (folder / "study_table.md").write_text(markdown)
     with open(folder / "study_table.csv", "w", newline="") as handle:
@@ -84,6 +87,14 @@ def write_table(table: SeedTable, folder: Path) -> tuple[str, list[Path]]:
         for variant, cells in table.cells.items():
             for metric in table.metrics:
                 cell = cells[metric]
-                writer.writerow([variant, metric, f"{cell.mean:.4f}", f"{cell.std:.4f}", len(cell.values),
-                                 " ".join(f"{v:.4f}" for v in cell.values)])  # fmt: skip
+                writer.writerow(
+                    [
+                        variant,
+                        metric,
+                        f"{cell.mean:.4f}",
+                        f"{cell.std:.4f}",
+                        len(cell.values),
+                        " ".join(f"{v:.4f}" for v in cell.values),
+                    ]
+                )
     return markdown, [folder / "study_table.md", folder / "study_table.csv"]

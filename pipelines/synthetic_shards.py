@@ -21,10 +21,19 @@ class SyntheticShards:
     body_model: Path
 
 
-def make_synthetic_shards(root: str | Path, train_samples: int, validation_frames: int = 0, image_size: int = 320,
-                          pose_variation: float = 1.0, samples_per_shard: int = 100, show_progress: bool = False,
-                          asset_dir: str | Path | None = None, test_occluders: float = 0.0,
-                          train_occluders: float = 0.3, reuse: bool = False) -> SyntheticShards:  # fmt: skip
+def make_synthetic_shards(
+    root: str | Path,
+    train_samples: int,
+    validation_frames: int = 0,
+    image_size: int = 320,
+    pose_variation: float = 1.0,
+    samples_per_shard: int = 100,
+    show_progress: bool = False,
+    asset_dir: str | Path | None = None,
+    test_occluders: float = 0.0,
+    train_occluders: float = 0.3,
+    reuse: bool = False,
+) -> SyntheticShards:
     """Generate and preprocess; ``asset_dir`` is the procedural body model's folder (default ``root/body_model``);
     ``train_occluders`` / ``test_occluders``: probability of occluders drawn into the source pictures; ``reuse``:
     keep the shards of an earlier call when their manifests are all there."""
@@ -44,18 +53,25 @@ def make_synthetic_shards(root: str | Path, train_samples: int, validation_frame
     if reuse and all((folder / "manifest.json").is_file() for folder in (made.train, made.validation) if folder):
         print(f"Reusing the synthetic shards in {shards} (delete the folder to make new ones).")
         return made
-    synth = load_config(None, [f"body_model.asset_dir={assets}", f"synth.image_size={image_size}",
-                               f"synth.pose_variation={pose_variation}"])  # fmt: skip
+    synth = load_config(
+        None,
+        [f"body_model.asset_dir={assets}", f"synth.image_size={image_size}", f"synth.pose_variation={pose_variation}"],
+    )
     run_synth(synth, "coco_eft", root / "coco", train_samples, seed=0, occluders=train_occluders, force=True)
     overrides = [
-        f"body_model.asset_dir={assets}", f"preprocess.output={shards}",
-        f"preprocess.samples_per_shard={samples_per_shard}", "preprocess.sources.coco.reader=coco_eft",
+        f"body_model.asset_dir={assets}",
+        f"preprocess.output={shards}",
+        f"preprocess.samples_per_shard={samples_per_shard}",
+        "preprocess.sources.coco.reader=coco_eft",
         f"preprocess.sources.coco.root={root / 'coco'}",
         *(f"preprocess.sources.coco.options.{k}={v}" for k, v in COCO_OPTIONS.items()),
-    ]  # fmt: skip
+    ]
     if validation_frames:
         run_synth(synth, "3dpw", root / "3dpw", validation_frames, seed=1, occluders=test_occluders, force=True)
-        overrides += ["preprocess.sources.pw3d.reader=3dpw", f"preprocess.sources.pw3d.root={root / '3dpw'}",
-                      "preprocess.sources.pw3d.split=test"]  # fmt: skip
+        overrides += [
+            "preprocess.sources.pw3d.reader=3dpw",
+            f"preprocess.sources.pw3d.root={root / '3dpw'}",
+            "preprocess.sources.pw3d.split=test",
+        ]
     run_preprocess(load_config(None, overrides), show_progress=show_progress)
     return made

@@ -67,8 +67,9 @@ def _probe_server(uri: str, timeout_s: float, fix: str) -> None:
         ) from None
 
 
-def prepare_tracking(uri: str, timeout_s: float, *, read_only: bool = False,
-                     setting: str = "tracking.tracking_uri") -> str:  # fmt: skip
+def prepare_tracking(
+    uri: str, timeout_s: float, *, read_only: bool = False, setting: str = "tracking.tracking_uri"
+) -> str:
     """Apply the short timeouts, then check the store at ``uri`` (see the module docstring); returns ``uri``.
 
     ``setting`` names what the user changes to fix it (a config key or a flag), for the message.

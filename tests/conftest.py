@@ -106,8 +106,17 @@ def trained_run(procedural_dir, training_shards, tmp_path_factory, ray_cluster):
     ]
     env = os.environ | {"MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL": "2", "RAY_AUTH_MODE": "disabled"}
     done = subprocess.run(
-        [str(Path(sys.executable).with_name("pare")), "train", str(ROOT / "configs" / "train_synthetic.yaml"),
-         *overrides], capture_output=True, text=True, env=env, timeout=900, cwd=storage,
-    )  # fmt: skip
+        [
+            str(Path(sys.executable).with_name("pare")),
+            "train",
+            str(ROOT / "configs" / "train_synthetic.yaml"),
+            *overrides,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+        cwd=storage,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
     return storage, done.stdout

@@ -137,30 +137,41 @@ def _cases(procedural_dir: Path) -> list[tuple[str, list[str], str]]:
         ("checkpoint-unknown-backbone", ["checkpoint", "info", "{bad}/unknown_backbone.pt"], "valid backbones"),
         ("checkpoint-nan-weights", ["checkpoint", "info", "{bad}/nan.pt"], "NaN"),
         ("checkpoint-foreign", ["checkpoint", "info", "{bad}/foreign.pt"], "not a pare-pipeline model checkpoint"),
-        ("checkpoint-import-missing", ["checkpoint", "import", "--official", "{bad}/nothing.ckpt", "--out",
-                                       "{out}/x.pt", body], "does not exist"),  # fmt: skip
-        ("checkpoint-import-out-exists", ["checkpoint", "import", "--official", "{bad}/good.pt", "--out",
-                                          "{bad}/empty"], "--force"),  # fmt: skip
+        (
+            "checkpoint-import-missing",
+            ["checkpoint", "import", "--official", "{bad}/nothing.ckpt", "--out", "{out}/x.pt", body],
+            "does not exist",
+        ),
+        (
+            "checkpoint-import-out-exists",
+            ["checkpoint", "import", "--official", "{bad}/good.pt", "--out", "{bad}/empty"],
+            "--force",
+        ),
         # predict
-        *[(f"predict-{name}", ["predict", "--checkpoint", checkpoint, "--images", images, "--out", "{out}/predict",
-                               *extra, body], phrase)  # fmt: skip
-          for name, checkpoint, images, extra, phrase in [
-              ("nan-weights", "{bad}/nan.pt", "{bad}/images", [], "NaN"),
-              ("other-backbone", "{bad}/other_backbone.pt", "{bad}/images", [], "do not fit"),
-              ("truncated-checkpoint", "{bad}/truncated.pt", "{bad}/images", [], "not a readable"),
-              ("images-missing", "{bad}/good.pt", "{bad}/nothing", [], "not a folder of images"),
-              ("images-is-file", "{bad}/good.pt", "{bad}/empty", [], "not a folder of images"),
-              ("images-empty", "{bad}/good.pt", "{bad}/empty_folder", [], "no images"),
-              ("boxes-missing", "{bad}/good.pt", "{bad}/images", ["--boxes", "{bad}/nothing.json"], "does not exist"),
-              ("boxes-folder", "{bad}/good.pt", "{bad}/images", ["--boxes", "{bad}/folder"], "folder"),
-              ("boxes-empty", "{bad}/good.pt", "{bad}/images", ["--boxes", "{bad}/empty"], "not valid JSON"),
-              ("boxes-not-utf8", "{bad}/good.pt", "{bad}/images", ["--boxes", "{bad}/latin1_boxes.json"], "UTF-8"),
-              ("boxes-nan", "{bad}/good.pt", "{bad}/images", ["--boxes", "{bad}/nan_boxes.json"], "NaN"),
-              ("boxes-infinite", "{bad}/good.pt", "{bad}/images", ["--boxes", "{bad}/inf_boxes.json"], "finite"),
-              ("boxes-bool", "{bad}/good.pt", "{bad}/images", ["--boxes", "{bad}/bool_boxes.json"], "not a box"),
-              ("boxes-nested", "{bad}/good.pt", "{bad}/images", ["--boxes", "{bad}/deep_boxes.json"], "nested"),
-              ("out-is-file", "{bad}/good.pt", "{bad}/images", ["--out", "{bad}/empty"], "is a file"),
-          ]],
+        *[
+            (
+                f"predict-{name}",
+                ["predict", "--checkpoint", checkpoint, "--images", images, "--out", "{out}/predict", *extra, body],
+                phrase,
+            )
+            for name, checkpoint, images, extra, phrase in [
+                ("nan-weights", "{bad}/nan.pt", "{bad}/images", [], "NaN"),
+                ("other-backbone", "{bad}/other_backbone.pt", "{bad}/images", [], "do not fit"),
+                ("truncated-checkpoint", "{bad}/truncated.pt", "{bad}/images", [], "not a readable"),
+                ("images-missing", "{bad}/good.pt", "{bad}/nothing", [], "not a folder of images"),
+                ("images-is-file", "{bad}/good.pt", "{bad}/empty", [], "not a folder of images"),
+                ("images-empty", "{bad}/good.pt", "{bad}/empty_folder", [], "no images"),
+                ("boxes-missing", "{bad}/good.pt", "{bad}/images", ["--boxes", "{bad}/nothing.json"], "does not exist"),
+                ("boxes-folder", "{bad}/good.pt", "{bad}/images", ["--boxes", "{bad}/folder"], "folder"),
+                ("boxes-empty", "{bad}/good.pt", "{bad}/images", ["--boxes", "{bad}/empty"], "not valid JSON"),
+                ("boxes-not-utf8", "{bad}/good.pt", "{bad}/images", ["--boxes", "{bad}/latin1_boxes.json"], "UTF-8"),
+                ("boxes-nan", "{bad}/good.pt", "{bad}/images", ["--boxes", "{bad}/nan_boxes.json"], "NaN"),
+                ("boxes-infinite", "{bad}/good.pt", "{bad}/images", ["--boxes", "{bad}/inf_boxes.json"], "finite"),
+                ("boxes-bool", "{bad}/good.pt", "{bad}/images", ["--boxes", "{bad}/bool_boxes.json"], "not a box"),
+                ("boxes-nested", "{bad}/good.pt", "{bad}/images", ["--boxes", "{bad}/deep_boxes.json"], "nested"),
+                ("out-is-file", "{bad}/good.pt", "{bad}/images", ["--out", "{bad}/empty"], "is a file"),
+            ]
+        ],
         # synth, preprocess, shards, occluders
         ("synth-unknown-layout", ["synth", "--layout", "nope", "--out", "{out}/s", "--num", "1"], "nope"),
         ("synth-zero-samples", ["synth", "--layout", "3dpw", "--out", "{out}/s", "--num", "0", body], "--num"),
@@ -168,52 +179,121 @@ def _cases(procedural_dir: Path) -> list[tuple[str, list[str], str]]:
         ("shards-validate-missing", ["shards", "validate", "{bad}/nothing"], "{bad}/nothing"),
         ("shards-stats-no-manifest", ["shards", "stats", "{bad}/empty_folder", "--out", "{out}/st"], "manifest"),
         ("shards-bad-manifest", ["shards", "validate", "{bad}/not_shards"], "not valid JSON"),
-        ("occluders-voc-missing", ["occluders", "build", "--voc", "{bad}/nothing", "--out", "{out}/bank.npz"],
-         "{bad}/nothing"),  # fmt: skip
+        (
+            "occluders-voc-missing",
+            ["occluders", "build", "--voc", "{bad}/nothing", "--out", "{out}/bank.npz"],
+            "{bad}/nothing",
+        ),
         # train: each fails on the driver before Ray starts
         ("train-tracking-unreachable", [*train, f"tracking.tracking_uri={DEAD}"], "cannot be reached"),
         ("train-init-checkpoint-missing", [*train, "train.init_checkpoint={bad}/nothing.pt"], "does not exist"),
-        ("train-init-checkpoint-other-model", [*train, "train.init_checkpoint={bad}/good.pt", "model.backbone=resnet_small"],
-         "configured model"),  # fmt: skip
+        (
+            "train-init-checkpoint-other-model",
+            [*train, "train.init_checkpoint={bad}/good.pt", "model.backbone=resnet_small"],
+            "configured model",
+        ),
         ("train-init-checkpoint-nan", [*train, "train.init_checkpoint={bad}/nan.pt", "model.backbone=debug"], "NaN"),
-        ("train-occluder-bank-missing", [*train, "loader.occlusion.enabled=true",
-                                         "loader.occlusion.bank={bad}/nothing.npz"], "occluder bank"),  # fmt: skip
+        (
+            "train-occluder-bank-missing",
+            [*train, "loader.occlusion.enabled=true", "loader.occlusion.bank={bad}/nothing.npz"],
+            "occluder bank",
+        ),
         ("train-shards-not-shards", [*train, "data.datasets.coco.shards=[{bad}/not_shards]"], "not valid JSON"),
         # evaluate, occlusion-analysis, attention
         ("evaluate-nothing", ["evaluate", "--shards", "{bad}/not_shards", "--out", "{out}/ev"], "nothing to evaluate"),
         ("evaluate-nan-checkpoint", ["evaluate", "--checkpoint", "{bad}/nan.pt", "--out", "{out}/ev", body], "NaN"),
-        ("evaluate-other-backbone", ["evaluate", "--checkpoint", "{bad}/other_backbone.pt", "--out", "{out}/ev", body],
-         "do not fit"),  # fmt: skip
-        ("evaluate-out-is-file", ["evaluate", "--checkpoint", "{bad}/good.pt", "--out", "{bad}/empty", body],
-         "is a file"),  # fmt: skip
-        ("evaluate-run-unreachable", ["evaluate", "--run", "0123", "--out", "{out}/ev",
-                                      f"tracking.tracking_uri={DEAD}"], "cannot be reached"),  # fmt: skip
-        ("evaluate-log-unreachable", ["evaluate", "--checkpoint", "{bad}/good.pt", "--shards", "{bad}/not_shards",
-                                      "--out", "{out}/ev", body, f"tracking.tracking_uri={DEAD}"],
-         "cannot be reached"),  # fmt: skip
-        ("occlusion-checkpoint-missing", ["occlusion-analysis", "--checkpoint", "{bad}/nothing.pt", "--out",
-                                          "{out}/oc"], "does not exist"),  # fmt: skip
-        ("occlusion-truncated", ["occlusion-analysis", "--checkpoint", "{bad}/truncated.pt", "--out", "{out}/oc"],
-         "not a readable"),  # fmt: skip
-        ("attention-run-store-missing", ["attention", "--run", "0123", "--out", "{out}/at",
-                                         "tracking.tracking_uri=sqlite:///{out}/missing/x.db"], "does not exist"),
+        (
+            "evaluate-other-backbone",
+            ["evaluate", "--checkpoint", "{bad}/other_backbone.pt", "--out", "{out}/ev", body],
+            "do not fit",
+        ),
+        (
+            "evaluate-out-is-file",
+            ["evaluate", "--checkpoint", "{bad}/good.pt", "--out", "{bad}/empty", body],
+            "is a file",
+        ),
+        (
+            "evaluate-run-unreachable",
+            ["evaluate", "--run", "0123", "--out", "{out}/ev", f"tracking.tracking_uri={DEAD}"],
+            "cannot be reached",
+        ),
+        (
+            "evaluate-log-unreachable",
+            [
+                "evaluate",
+                "--checkpoint",
+                "{bad}/good.pt",
+                "--shards",
+                "{bad}/not_shards",
+                "--out",
+                "{out}/ev",
+                body,
+                f"tracking.tracking_uri={DEAD}",
+            ],
+            "cannot be reached",
+        ),
+        (
+            "occlusion-checkpoint-missing",
+            ["occlusion-analysis", "--checkpoint", "{bad}/nothing.pt", "--out", "{out}/oc"],
+            "does not exist",
+        ),
+        (
+            "occlusion-truncated",
+            ["occlusion-analysis", "--checkpoint", "{bad}/truncated.pt", "--out", "{out}/oc"],
+            "not a readable",
+        ),
+        (
+            "attention-run-store-missing",
+            ["attention", "--run", "0123", "--out", "{out}/at", "tracking.tracking_uri=sqlite:///{out}/missing/x.db"],
+            "does not exist",
+        ),
         # compare, study, quickstart
         ("compare-unreachable", ["compare", "--experiment", "pare", "--tracking-uri", DEAD], "cannot be reached"),
-        ("compare-store-missing", ["compare", "--experiment", "pare", "--tracking-uri",
-                                   "sqlite:///{out}/missing/folder/x.db"], "{out}/missing/folder/x.db"),  # fmt: skip
-        ("compare-store-garbage", ["compare", "--experiment", "pare", "--tracking-uri", "sqlite:///{bad}/garbage.db"],
-         "cannot read"),  # fmt: skip
-        ("compare-store-folder", ["compare", "--experiment", "pare", "--tracking-uri", "sqlite:///{bad}/folder"],
-         "folder"),  # fmt: skip
-        ("compare-postgres-unreachable", ["compare", "--experiment", "pare", "--tracking-uri",
-                                          f"postgresql://u:p@127.0.0.1:{_closed_port()}/db"], "cannot be reached"),
+        (
+            "compare-store-missing",
+            ["compare", "--experiment", "pare", "--tracking-uri", "sqlite:///{out}/missing/folder/x.db"],
+            "{out}/missing/folder/x.db",
+        ),
+        (
+            "compare-store-garbage",
+            ["compare", "--experiment", "pare", "--tracking-uri", "sqlite:///{bad}/garbage.db"],
+            "cannot read",
+        ),
+        (
+            "compare-store-folder",
+            ["compare", "--experiment", "pare", "--tracking-uri", "sqlite:///{bad}/folder"],
+            "folder",
+        ),
+        (
+            "compare-postgres-unreachable",
+            ["compare", "--experiment", "pare", "--tracking-uri", f"postgresql://u:p@127.0.0.1:{_closed_port()}/db"],
+            "cannot be reached",
+        ),
         ("study-missing-config", ["study", "{bad}/nothing.yaml"], "does not exist"),
-        ("study-tracking-unreachable", ["study", "configs/study_occlusion.yaml", body, "study.output_dir={out}/st",
-                                        f"tracking.tracking_uri={DEAD}"], "cannot be reached"),  # fmt: skip
-        ("quickstart-tracking-unreachable", ["quickstart", "configs/quickstart.yaml", body,
-                                             "quickstart.output_dir={out}/q", "quickstart.panel_size=128",
-                                             "train.storage_path={out}/train", f"tracking.tracking_uri={DEAD}"],
-         "cannot be reached"),  # fmt: skip
+        (
+            "study-tracking-unreachable",
+            [
+                "study",
+                "configs/study_occlusion.yaml",
+                body,
+                "study.output_dir={out}/st",
+                f"tracking.tracking_uri={DEAD}",
+            ],
+            "cannot be reached",
+        ),
+        (
+            "quickstart-tracking-unreachable",
+            [
+                "quickstart",
+                "configs/quickstart.yaml",
+                body,
+                "quickstart.output_dir={out}/q",
+                "quickstart.panel_size=128",
+                "train.storage_path={out}/train",
+                f"tracking.tracking_uri={DEAD}",
+            ],
+            "cannot be reached",
+        ),
     ]
 
 
@@ -300,15 +380,31 @@ def test_predict_writes_every_input_to_the_output_or_the_rejects(bad, procedural
     boxes = {"a.jpg": [[0, 0, 40, 60], [5000, 5000, 10, 10]], "a.png": [[0, 0, 9, 9]], "gone.png": [[0, 0, 4, 4]]}
     (tmp_path / "boxes.json").write_text(json.dumps(boxes))
     out = tmp_path / "out"
-    argv = ["predict", "--checkpoint", str(bad / "good.pt"), "--images", str(images), "--boxes",
-            str(tmp_path / "boxes.json"), "--out", str(out), f"body_model.asset_dir={procedural_dir}",
-            "predict.overlays=false"]  # fmt: skip
+    argv = [
+        "predict",
+        "--checkpoint",
+        str(bad / "good.pt"),
+        "--images",
+        str(images),
+        "--boxes",
+        str(tmp_path / "boxes.json"),
+        "--out",
+        str(out),
+        f"body_model.asset_dir={procedural_dir}",
+        "predict.overlays=false",
+    ]
     assert main(argv) == 0, capsys.readouterr().err
     predictions = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
     rejects = {(r["image"], r.get("person")): r["reason"] for r in map(json.loads, open(out / "rejects.jsonl"))}
     assert [(p["image"], p["person"]) for p in predictions] == [("a.jpg", 0)]
-    assert set(rejects) == {("a.png", None), ("a.png", 0), ("b.png", None), ("dir.png", None), ("a.jpg", 1),
-                            ("gone.png", 0)}  # fmt: skip
+    assert set(rejects) == {
+        ("a.png", None),
+        ("a.png", 0),
+        ("b.png", None),
+        ("dir.png", None),
+        ("a.jpg", 1),
+        ("gone.png", 0),
+    }
     assert "inside" in rejects[("a.jpg", 1)] and "no such image" in rejects[("gone.png", 0)]
     assert "same name stem" in rejects[("a.png", None)] and "was rejected" in rejects[("a.png", 0)]
     assert "unreadable" in rejects[("b.png", None)] and "regular file" in rejects[("dir.png", None)]
@@ -342,15 +438,20 @@ def test_a_user_error_in_a_train_worker_stops_the_run_instead_of_being_retried(r
 
     config = load_config(str(ROOT / "configs" / "train_synthetic.yaml"), ["model.backbone=debug"])
     status = tmp_path / "run"
-    loop_config = {"config_yaml": to_yaml(config), "asset_dir": str(bad / "broken_body_model"),
-                   "status_uri": str(status), "faults": {}}  # fmt: skip
+    loop_config = {
+        "config_yaml": to_yaml(config),
+        "asset_dir": str(bad / "broken_body_model"),
+        "status_uri": str(status),
+        "faults": {},
+    }
     trainer = TorchTrainer(
         train_loop_stopping_on_user_errors,
         train_loop_config=loop_config,
         torch_config=TorchConfig(backend="gloo"),
         scaling_config=ScalingConfig(num_workers=1, resources_per_worker={"CPU": 1}),
-        run_config=RunConfig(name="user-error", storage_path=str(tmp_path / "storage"),
-                             failure_config=FailureConfig(max_failures=2)),  # fmt: skip
+        run_config=RunConfig(
+            name="user-error", storage_path=str(tmp_path / "storage"), failure_config=FailureConfig(max_failures=2)
+        ),
     )
     trainer.fit()  # returns: the worker stopped on purpose rather than failing three times
     final = read_status(str(status))

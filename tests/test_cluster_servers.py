@@ -39,8 +39,9 @@ def postgres():
     server.stop()
 
 
-def test_training_logs_to_an_mlflow_server_backed_by_postgresql(postgres, procedural_dir, training_shards, tmp_path,
-                                                                ray_cluster):  # fmt: skip
+def test_training_logs_to_an_mlflow_server_backed_by_postgresql(
+    postgres, procedural_dir, training_shards, tmp_path, ray_cluster
+):
     from mlflow.tracking import MlflowClient
 
     from pipelines.training.job import run_training
@@ -48,11 +49,20 @@ def test_training_logs_to_an_mlflow_server_backed_by_postgresql(postgres, proced
     server = MlflowServer(tmp_path / "mlflow", backend_uri=postgres.uri).start()
     try:
         config = small_train_config(
-            procedural_dir, training_shards, tmp_path / "storage", f"tracking.tracking_uri={server.uri}",
-            "train.num_workers=1", "train.max_steps=20", "train.checkpoint_every=20", "train.validate_every=20",
-            "train.images_every=20", "tracking.system_metrics=false", "data.validation_max_samples=8",
-            "tracking.experiment=team", "train.run_name=over-http",
-        )  # fmt: skip
+            procedural_dir,
+            training_shards,
+            tmp_path / "storage",
+            f"tracking.tracking_uri={server.uri}",
+            "train.num_workers=1",
+            "train.max_steps=20",
+            "train.checkpoint_every=20",
+            "train.validate_every=20",
+            "train.images_every=20",
+            "tracking.system_metrics=false",
+            "data.validation_max_samples=8",
+            "tracking.experiment=team",
+            "train.run_name=over-http",
+        )
         result = run_training(config)
         client = MlflowClient(server.uri)
         run = client.get_run(result.run_id)
@@ -64,9 +74,23 @@ def test_training_logs_to_an_mlflow_server_backed_by_postgresql(postgres, proced
         server.stop()
     # The runs live in PostgreSQL, not in a file next to the server.
     done = subprocess.run(
-        ["psql", "-h", "127.0.0.1", "-p", str(postgres.port), "-U", "mlflow", "-d", "mlflow", "-tAc",
-         "select name, status from runs"], capture_output=True, text=True, check=True,
-    )  # fmt: skip
+        [
+            "psql",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(postgres.port),
+            "-U",
+            "mlflow",
+            "-d",
+            "mlflow",
+            "-tAc",
+            "select name, status from runs",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert "over-http|FINISHED" in done.stdout
 
 
@@ -93,11 +117,18 @@ def test_preprocessing_runs_through_ray_job_submit(procedural_dir, tmp_path):
     output = tmp_path / "shards"
     config = tmp_path / "job" / "preprocess.yaml"
     config.parent.mkdir()
-    config.write_text(json.dumps({
-        "body_model": {"source": "procedural", "asset_dir": str(procedural_dir)},
-        "preprocess": {"output": str(output), "samples_per_shard": 4, "sources": {
-            "coco": {"reader": "coco_eft", "root": str(source), "options": COCO_OPTIONS}}},
-    }))  # fmt: skip
+    config.write_text(
+        json.dumps(
+            {
+                "body_model": {"source": "procedural", "asset_dir": str(procedural_dir)},
+                "preprocess": {
+                    "output": str(output),
+                    "samples_per_shard": 4,
+                    "sources": {"coco": {"reader": "coco_eft", "root": str(source), "options": COCO_OPTIONS}},
+                },
+            }
+        )
+    )
     port, dashboard = free_port(), free_port()
     ray_temp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # short: Ray's unix sockets live under it (107-byte limit)
     env = os.environ | {
@@ -107,15 +138,37 @@ def test_preprocessing_runs_through_ray_job_submit(procedural_dir, tmp_path):
     }
     env.pop("RAY_ADDRESS", None)
     head = subprocess.Popen(
-        [str(BIN / "ray"), "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={port}",
-         "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}", "--include-dashboard=true", "--num-cpus=2",
-         f"--ray-client-server-port={free_port()}", f"--temp-dir={ray_temp}",
-         # Ports of their own: another Ray on this machine (the tests' session cluster) holds the defaults.
-         *(f"--{name}={free_port()}" for name in ("dashboard-agent-listen-port", "dashboard-agent-grpc-port",
-                                                  "runtime-env-agent-port", "metrics-export-port",
-                                                  "node-manager-port", "object-manager-port"))],
-        env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            str(BIN / "ray"),
+            "start",
+            "--head",
+            "--block",
+            "--node-ip-address=127.0.0.1",
+            f"--port={port}",
+            "--dashboard-host=127.0.0.1",
+            f"--dashboard-port={dashboard}",
+            "--include-dashboard=true",
+            "--num-cpus=2",
+            f"--ray-client-server-port={free_port()}",
+            f"--temp-dir={ray_temp}",
+            # Ports of their own: another Ray on this machine (the tests' session cluster) holds the defaults.
+            *(
+                f"--{name}={free_port()}"
+                for name in (
+                    "dashboard-agent-listen-port",
+                    "dashboard-agent-grpc-port",
+                    "runtime-env-agent-port",
+                    "metrics-export-port",
+                    "node-manager-port",
+                    "object-manager-port",
+                )
+            ),
+        ],
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     address = f"http://127.0.0.1:{dashboard}"
     try:
         wait_for(f"{address}/api/version", 120)
@@ -124,10 +177,25 @@ def test_preprocessing_runs_through_ray_job_submit(procedural_dir, tmp_path):
             True
         ):  # the dashboard answers before its job agent is up ("No available agent ..."), later on a busy machine
             done = subprocess.run(
-                [str(BIN / "ray"), "job", "submit", "--address", address, "--working-dir", str(config.parent), "--",
-                 str(BIN / "pare"), "preprocess", "preprocess.yaml", "--quiet"],
-                env=env, capture_output=True, text=True, timeout=600,
-            )  # fmt: skip
+                [
+                    str(BIN / "ray"),
+                    "job",
+                    "submit",
+                    "--address",
+                    address,
+                    "--working-dir",
+                    str(config.parent),
+                    "--",
+                    str(BIN / "pare"),
+                    "preprocess",
+                    "preprocess.yaml",
+                    "--quiet",
+                ],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
             if "No available agent" not in done.stdout + done.stderr or time.monotonic() > deadline:
                 break
             time.sleep(3)

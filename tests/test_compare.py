@@ -188,9 +188,20 @@ def test_plots_are_images_with_content(report, name):
 def test_runs_are_selected_by_name_and_by_id(store, tmp_path, capsys):
     uri, ids = store
     code, out, err = compare(
-        capsys, "--experiment", "pare-exp", "--tracking-uri", uri, "--out", str(tmp_path),
-        "--runs", "hmr-head", ids["baseline"], "--metrics", "train/learning_rate", "val/pa_mpjpe",
-    )  # fmt: skip
+        capsys,
+        "--experiment",
+        "pare-exp",
+        "--tracking-uri",
+        uri,
+        "--out",
+        str(tmp_path),
+        "--runs",
+        "hmr-head",
+        ids["baseline"],
+        "--metrics",
+        "train/learning_rate",
+        "val/pa_mpjpe",
+    )
     assert code == 0, err
     rows = table(out, "Params that differ")
     assert rows == [["param", label(ids, "hmr-head"), label(ids, "baseline")], ["model.head", "hmr", "pare"]]
@@ -203,8 +214,9 @@ def test_runs_are_selected_by_name_and_by_id(store, tmp_path, capsys):
 
 def test_a_single_run_shows_all_its_params(store, tmp_path, capsys):
     uri, ids = store
-    code, out, err = compare(capsys, "--experiment", "pare-exp", "--tracking-uri", uri, "--out", str(tmp_path),
-                             "--runs", "lr-high")  # fmt: skip
+    code, out, err = compare(
+        capsys, "--experiment", "pare-exp", "--tracking-uri", uri, "--out", str(tmp_path), "--runs", "lr-high"
+    )
     assert code == 0, err
     rows = table(out, "Params")
     assert [row[0] for row in rows[1:]] == ["epochs", "learning_rate", "model.head", "seed"]
@@ -217,8 +229,11 @@ def test_default_output_folder(store, tmp_path, capsys, monkeypatch):
     code, _, err = compare(capsys, "--experiment", "pare-exp", "--tracking-uri", uri, "--metrics", "val/pve")
     assert code == 0, err
     assert sorted(p.name for p in (tmp_path / "outputs" / "compare" / "pare-exp").iterdir()) == [
-        "bars.png", "comparison.csv", "comparison.md", "curves.png",
-    ]  # fmt: skip
+        "bars.png",
+        "comparison.csv",
+        "comparison.md",
+        "curves.png",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -265,8 +280,9 @@ def check_logged_report(uri: str, experiment: str, compared: list[str]) -> None:
 def test_log_artifacts_makes_a_compare_run(store, tmp_path, capsys):
     uri = store[0]
     ids = make_experiment(uri, "logged", {k: RUNS[k] for k in ("baseline", "lr-high")}, tmp_path / "artifacts")
-    code, out, err = compare(capsys, "--experiment", "logged", "--tracking-uri", uri, "--out", str(tmp_path / "a"),
-                             "--log-artifacts")  # fmt: skip
+    code, out, err = compare(
+        capsys, "--experiment", "logged", "--tracking-uri", uri, "--out", str(tmp_path / "a"), "--log-artifacts"
+    )
     assert code == 0, err
     assert "Logged the report as run compare-logged" in out
     check_logged_report(uri, "logged", [ids["baseline"], ids["lr-high"]])
@@ -286,8 +302,20 @@ def test_evaluation_runs_are_left_out_unless_named(store, tmp_path, capsys):
     code, out, err = compare(capsys, "--experiment", "with-eval", "--tracking-uri", uri, "--out", str(tmp_path / "a"))
     assert code == 0, err
     assert "# 2 run(s)" in out and "evaluate-best" not in out
-    code, out, err = compare(capsys, "--experiment", "with-eval", "--tracking-uri", uri, "--out", str(tmp_path / "b"),
-                             "--runs", ids["baseline"], evaluation.info.run_id, "--metrics", "train/loss")  # fmt: skip
+    code, out, err = compare(
+        capsys,
+        "--experiment",
+        "with-eval",
+        "--tracking-uri",
+        uri,
+        "--out",
+        str(tmp_path / "b"),
+        "--runs",
+        ids["baseline"],
+        evaluation.info.run_id,
+        "--metrics",
+        "train/loss",
+    )
     assert code == 0, err
     assert "evaluate-best" in out
 
@@ -297,9 +325,19 @@ def test_against_a_real_mlflow_server(tmp_path, capsys):
     server = MlflowServer(tmp_path / "server").start()
     try:
         ids = make_experiment(server.uri, "remote", RUNS)
-        code, out, err = compare(capsys, "--experiment", "remote", "--tracking-uri", server.uri,
-                                 "--out", str(tmp_path / "out"), "--runs", "lr-high", ids["hmr-head"],
-                                 "--log-artifacts")  # fmt: skip
+        code, out, err = compare(
+            capsys,
+            "--experiment",
+            "remote",
+            "--tracking-uri",
+            server.uri,
+            "--out",
+            str(tmp_path / "out"),
+            "--runs",
+            "lr-high",
+            ids["hmr-head"],
+            "--log-artifacts",
+        )
         assert code == 0, err
         cells = {(row[0], row[1]): row[3:] for row in table(out, "Metrics")[1:]}
         assert cells["val/pa_mpjpe", "best"] == ["**55**", "58"]

@@ -192,8 +192,9 @@ def test_bases_apply_in_order_each_after_its_own_bases_then_the_file(tmp_path):
 
 def test_mappings_merge_key_by_key_and_lists_replace(tmp_path):
     _file(tmp_path / "base.yaml", "data:\n  datasets:\n    a:\n      shards: [a1, a2]\n  validation: [v1, v2]\n")
-    top = _file(tmp_path / "top.yaml", "_base_: base.yaml\ndata:\n  datasets:\n    b:\n      shards: [b1]\n"
-                                      "  validation: [v3]\n")  # fmt: skip
+    top = _file(
+        tmp_path / "top.yaml", "_base_: base.yaml\ndata:\n  datasets:\n    b:\n      shards: [b1]\n  validation: [v3]\n"
+    )
     data = load_config(top).data
     assert {name: spec.shards for name, spec in data.datasets.items()} == {"a": ["a1", "a2"], "b": ["b1"]}
     assert data.validation == ["v3"]
@@ -296,9 +297,13 @@ def _origins_by_key(listing: str) -> dict[str, str]:
 def test_config_show_origin_says_where_each_value_came_from(tmp_path, capsys):
     from pipelines.cli import main
 
-    base = _file(tmp_path / "base" / "small.yaml", "body_model:\n  seed: 1\n  gender: male\nquickstart:\n  pose: wave\n")
-    top = _file(tmp_path / "top.yaml", "_base_: base/small.yaml\nbody_model:\n  seed: 2\n"
-                                      "data:\n  stages:\n    s:\n      mix: {a: 1.0}\n")  # fmt: skip
+    base = _file(
+        tmp_path / "base" / "small.yaml", "body_model:\n  seed: 1\n  gender: male\nquickstart:\n  pose: wave\n"
+    )
+    top = _file(
+        tmp_path / "top.yaml",
+        "_base_: base/small.yaml\nbody_model:\n  seed: 2\ndata:\n  stages:\n    s:\n      mix: {a: 1.0}\n",
+    )
     assert main(["config", "show", "--origin", str(top), "quickstart.panel_size=256"]) == 0
     listing = capsys.readouterr().out
     origins = _origins_by_key(listing)

@@ -40,12 +40,24 @@ def read_csv(path: Path) -> list[dict]:
         return list(csv.DictReader(handle))
 
 
-def test_ground_truth_as_the_prediction_gives_zero_on_every_subset(procedural_dir, training_shards, tmp_path,
-                                                                    ray_cluster):  # fmt: skip
+def test_ground_truth_as_the_prediction_gives_zero_on_every_subset(
+    procedural_dir, training_shards, tmp_path, ray_cluster
+):
     test = training_shards / "3dpw" / "test"
     out = tmp_path / "eval"
-    code = main(["evaluate", "--shards", str(test), "--out", str(out), f"body_model.asset_dir={procedural_dir}",
-                 "evaluate.predictor=ground_truth", "evaluate.batch_size=7", "evaluate.log_to=none"])  # fmt: skip
+    code = main(
+        [
+            "evaluate",
+            "--shards",
+            str(test),
+            "--out",
+            str(out),
+            f"body_model.asset_dir={procedural_dir}",
+            "evaluate.predictor=ground_truth",
+            "evaluate.batch_size=7",
+            "evaluate.log_to=none",
+        ]
+    )
     assert code == 0
     metrics = json.loads((out / "metrics.json").read_text())
     annotations = shard_samples(test)
@@ -59,8 +71,11 @@ def test_ground_truth_as_the_prediction_gives_zero_on_every_subset(procedural_di
         assert entry["baseline"]["pa_mpjpe"] > 50.0  # the mean pose is far from every fit
     samples = read_csv(out / "per_sample.csv")  # two actors, each sample exactly once
     assert sorted(row["key"] for row in samples) == sorted(a["key"] for a in annotations)
-    sequences = {row["sequence"]: int(row["num_samples"]) for row in read_csv(out / "per_sequence.csv")
-                 if row["subset"] == "3dpw"}  # fmt: skip
+    sequences = {
+        row["sequence"]: int(row["num_samples"])
+        for row in read_csv(out / "per_sequence.csv")
+        if row["subset"] == "3dpw"
+    }
     expected: dict[str, int] = {}
     for a in annotations:
         expected[a["extra"]["sequence"]] = expected.get(a["extra"]["sequence"], 0) + 1
@@ -73,8 +88,9 @@ def test_ground_truth_as_the_prediction_gives_zero_on_every_subset(procedural_di
 def test_a_known_rotation_gives_its_mpjpe_and_a_pa_mpjpe_of_zero(procedural_dir, training_shards):
     test = training_shards / "3dpw" / "test"
     angle = math.radians(30.0)
-    rotation = torch.tensor([[math.cos(angle), 0.0, math.sin(angle)], [0.0, 1.0, 0.0],
-                             [-math.sin(angle), 0.0, math.cos(angle)]])  # fmt: skip
+    rotation = torch.tensor(
+        [[math.cos(angle), 0.0, math.sin(angle)], [0.0, 1.0, 0.0], [-math.sin(angle), 0.0, math.cos(angle)]]
+    )
     context = EvalContext(ContextSpec(str(procedural_dir), predictor="ground_truth"))
 
     def rotated(images, batch):
@@ -95,11 +111,17 @@ def test_a_known_rotation_gives_its_mpjpe_and_a_pa_mpjpe_of_zero(procedural_dir,
     with torch.no_grad():
         truth = body(*torch.split(axis_angle_to_matrix(pose.reshape(-1, 24, 3)), [1, 23], dim=1), betas)
     centred = protocol_joints(truth["h36m_joints"]).double()
-    expected_mpjpe = torch.linalg.vector_norm(centred @ (rotation.double().T - torch.eye(3, dtype=torch.float64)),
-                                              dim=-1).mean(-1) * 1000  # fmt: skip
+    expected_mpjpe = (
+        torch.linalg.vector_norm(centred @ (rotation.double().T - torch.eye(3, dtype=torch.float64)), dim=-1).mean(-1)
+        * 1000
+    )
     about_root = (truth["vertices"] - truth["smpl_joints"][:, :1]).double()
-    expected_pve = torch.linalg.vector_norm(about_root @ (rotation.double().T - torch.eye(3, dtype=torch.float64)),
-                                            dim=-1).mean(-1) * 1000  # fmt: skip
+    expected_pve = (
+        torch.linalg.vector_norm(about_root @ (rotation.double().T - torch.eye(3, dtype=torch.float64)), dim=-1).mean(
+            -1
+        )
+        * 1000
+    )
     assert len(part) == len(by_key)
     np.testing.assert_allclose(errors["mpjpe"], expected_mpjpe.numpy(), rtol=1e-4, atol=1e-3)
     np.testing.assert_allclose(errors["pve"], expected_pve.numpy(), rtol=1e-4, atol=1e-3)
@@ -137,19 +159,33 @@ def trained(trained_run):
     storage, _ = trained_run
     uri = f"sqlite:///{storage / 'mlflow.db'}"
     client = MlflowClient(uri)
-    (run,) = client.search_runs([client.get_experiment_by_name("pare-synthetic").experiment_id],
-                                filter_string="tags.`pare.run_name` = 'synthetic'")  # fmt: skip
+    (run,) = client.search_runs(
+        [client.get_experiment_by_name("pare-synthetic").experiment_id],
+        filter_string="tags.`pare.run_name` = 'synthetic'",
+    )
     return uri, run, storage / "synthetic" / "best" / "model.pt"
 
 
-def test_the_trained_model_scores_what_its_validation_logged(procedural_dir, training_shards, trained, tmp_path,
-                                                             ray_cluster):  # fmt: skip
+def test_the_trained_model_scores_what_its_validation_logged(
+    procedural_dir, training_shards, trained, tmp_path, ray_cluster
+):
     from mlflow.tracking import MlflowClient
 
     uri, run, _ = trained
     out = tmp_path / "eval"
-    code = main(["evaluate", "--run", run.info.run_id, "--shards", str(training_shards / "3dpw" / "test"),
-                 "--out", str(out), f"body_model.asset_dir={procedural_dir}", f"tracking.tracking_uri={uri}"])  # fmt: skip
+    code = main(
+        [
+            "evaluate",
+            "--run",
+            run.info.run_id,
+            "--shards",
+            str(training_shards / "3dpw" / "test"),
+            "--out",
+            str(out),
+            f"body_model.asset_dir={procedural_dir}",
+            f"tracking.tracking_uri={uri}",
+        ]
+    )
     assert code == 0
     client = MlflowClient(uri)
     validation = client.get_metric_history(run.info.run_id, "val/pa_mpjpe")
@@ -169,14 +205,27 @@ def test_the_trained_model_scores_what_its_validation_logged(procedural_dir, tra
     assert client.get_run(run.info.run_id).info.status == "FINISHED"  # logging into it did not reopen it
 
 
-def test_a_checkpoint_evaluated_into_a_new_run_is_linked_to_its_training_run(procedural_dir, training_shards, trained,
-                                                                            tmp_path, ray_cluster, capsys):  # fmt: skip
+def test_a_checkpoint_evaluated_into_a_new_run_is_linked_to_its_training_run(
+    procedural_dir, training_shards, trained, tmp_path, ray_cluster, capsys
+):
     from mlflow.tracking import MlflowClient
 
     uri, run, checkpoint = trained
-    code = main(["evaluate", "--checkpoint", str(checkpoint), "--shards", str(training_shards / "3dpw" / "test"),
-                 "--out", str(tmp_path / "eval"), f"body_model.asset_dir={procedural_dir}",
-                 "evaluate.log_to=new_run", "evaluate.num_actors=1", "evaluate.max_samples=10"])  # fmt: skip
+    code = main(
+        [
+            "evaluate",
+            "--checkpoint",
+            str(checkpoint),
+            "--shards",
+            str(training_shards / "3dpw" / "test"),
+            "--out",
+            str(tmp_path / "eval"),
+            f"body_model.asset_dir={procedural_dir}",
+            "evaluate.log_to=new_run",
+            "evaluate.num_actors=1",
+            "evaluate.max_samples=10",
+        ]
+    )
     assert code == 0
     assert f"mlflow ui --backend-store-uri {uri}" in capsys.readouterr().out  # found the store beside the checkpoint
     client = MlflowClient(uri)
@@ -202,9 +251,20 @@ def test_evaluate_names_the_fix_for_bad_input(procedural_dir, training_shards, t
 def test_occlusion_analysis_of_the_trained_model(procedural_dir, training_shards, trained, tmp_path, ray_cluster):
     uri, run, checkpoint = trained
     out = tmp_path / "occlusion"
-    code = main(["occlusion-analysis", "--checkpoint", str(checkpoint), "--shards",
-                 str(training_shards / "3dpw" / "test"), "--out", str(out), f"body_model.asset_dir={procedural_dir}",
-                 "evaluate.occlusion.num_images=3", "evaluate.occlusion.figures=2"])  # fmt: skip
+    code = main(
+        [
+            "occlusion-analysis",
+            "--checkpoint",
+            str(checkpoint),
+            "--shards",
+            str(training_shards / "3dpw" / "test"),
+            "--out",
+            str(out),
+            f"body_model.asset_dir={procedural_dir}",
+            "evaluate.occlusion.num_images=3",
+            "evaluate.occlusion.figures=2",
+        ]
+    )
     assert code == 0
     data = np.load(out / "occlusion.npz")
     # 40 / 40 on 224 scales to 23 / 23 on the 128 input: ceil(128 / 23) = 6 positions a side, the paper's 6 x 6
@@ -252,8 +312,20 @@ def test_the_occlusion_grid_tiles_the_part_labels_exactly(procedural_dir, traini
 def test_attention_pictures_of_the_trained_model(procedural_dir, training_shards, trained, tmp_path):
     _, _, checkpoint = trained
     out = tmp_path / "attention"
-    code = main(["attention", "--checkpoint", str(checkpoint), "--shards", str(training_shards / "3dpw" / "test"),
-                 "--out", str(out), "--num", "3", f"body_model.asset_dir={procedural_dir}"])  # fmt: skip
+    code = main(
+        [
+            "attention",
+            "--checkpoint",
+            str(checkpoint),
+            "--shards",
+            str(training_shards / "3dpw" / "test"),
+            "--out",
+            str(out),
+            "--num",
+            "3",
+            f"body_model.asset_dir={procedural_dir}",
+        ]
+    )
     assert code == 0
     panels = sorted(out.glob("attention_3dpw_*.png"))
     assert len(panels) == 3
@@ -279,8 +351,9 @@ def complete_samples(path: Path) -> int:
     return sum(suffixes == {"jpg", "labels.png", "json"} for suffixes in members.values())
 
 
-def test_a_truncated_shard_fails_evaluation_or_is_counted_exactly(procedural_dir, training_shards, tmp_path,
-                                                                  ray_cluster, capsys):  # fmt: skip
+def test_a_truncated_shard_fails_evaluation_or_is_counted_exactly(
+    procedural_dir, training_shards, tmp_path, ray_cluster, capsys
+):
     import shutil
 
     damaged = tmp_path / "3dpw" / "test"
@@ -289,8 +362,16 @@ def test_a_truncated_shard_fails_evaluation_or_is_counted_exactly(procedural_dir
     first = manifest["shards"][0]
     shard = damaged / first["name"]
     shard.write_bytes(shard.read_bytes()[: first["bytes"] * 2 // 3])
-    base = ["evaluate", "--shards", str(damaged), "--out", str(tmp_path / "eval"), f"body_model.asset_dir={procedural_dir}",
-            "evaluate.predictor=ground_truth", "evaluate.log_to=none"]  # fmt: skip
+    base = [
+        "evaluate",
+        "--shards",
+        str(damaged),
+        "--out",
+        str(tmp_path / "eval"),
+        f"body_model.asset_dir={procedural_dir}",
+        "evaluate.predictor=ground_truth",
+        "evaluate.log_to=none",
+    ]
     assert main(base) == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and first["name"] in error and "manifest says" in error

@@ -43,47 +43,95 @@ def hostile_shard_folder(source: Path, target: Path, keys: tuple[str, ...]) -> P
             annotation = json.loads(sample["json"])
             annotation["key"] = key
             member_key = f"hostile_{index:03d}"  # a tar member name cannot hold NUL; the loader uses the json key
-            writer.write({"__key__": member_key, "jpg": sample["jpg"], "labels.png": sample["labels.png"],
-                          "json": json.dumps(annotation).encode()})  # fmt: skip
+            writer.write(
+                {
+                    "__key__": member_key,
+                    "jpg": sample["jpg"],
+                    "labels.png": sample["labels.png"],
+                    "json": json.dumps(annotation).encode(),
+                }
+            )
     target.mkdir(parents=True)
     data = buffer.getvalue()
     (target / "shard-000000.tar").write_bytes(data)
     manifest = json.loads((source / "manifest.json").read_text())
-    manifest["shards"] = [{"name": "shard-000000.tar", "samples": len(keys), "bytes": len(data),
-                           "sha256": hashlib.sha256(data).hexdigest(), "first_key": "hostile_000",
-                           "last_key": f"hostile_{len(keys) - 1:03d}"}]  # fmt: skip
+    manifest["shards"] = [
+        {
+            "name": "shard-000000.tar",
+            "samples": len(keys),
+            "bytes": len(data),
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "first_key": "hostile_000",
+            "last_key": f"hostile_{len(keys) - 1:03d}",
+        }
+    ]
     manifest["totals"] = manifest["totals"] | {"samples": len(keys), "shards": 1, "bytes": len(data)}
     (target / "manifest.json").write_text(json.dumps(manifest))
     shutil.copy(source / "rejects.jsonl", target / "rejects.jsonl")
     return target
 
 
-def test_attention_and_occlusion_pictures_of_hostile_keys_stay_in_out(procedural_dir, training_shards, tmp_path,
-                                                                     ray_cluster):  # fmt: skip
+def test_attention_and_occlusion_pictures_of_hostile_keys_stay_in_out(
+    procedural_dir, training_shards, tmp_path, ray_cluster
+):
     import torch
 
     from pare_model.checkpoint import build_model_from_assets, save_model_checkpoint
     from pare_model.model_config import ModelConfig
 
     root = tmp_path / "a" / "b" / "c"
-    keys = (*HOSTILE_KEYS, str(tmp_path / "absolute"))  # an absolute key aiming inside tmp_path, where a leak would show
+    keys = (
+        *HOSTILE_KEYS,
+        str(tmp_path / "absolute"),
+    )  # an absolute key aiming inside tmp_path, where a leak would show
     shards = hostile_shard_folder(training_shards / "3dpw" / "test", root / "shards" / "3dpw" / "test", keys)
     torch.manual_seed(0)
     config = ModelConfig(backbone="debug", image_size=128, num_branch_filters=16, num_features_smpl=16)
-    checkpoint = save_model_checkpoint(tmp_path / "random.pt", build_model_from_assets(config, procedural_dir)
-                                       .network_state_dict(), config)  # fmt: skip
+    checkpoint = save_model_checkpoint(
+        tmp_path / "random.pt", build_model_from_assets(config, procedural_dir).network_state_dict(), config
+    )
     for prefix in ("attention", "figure1"):  # a folder left in --out is all `a/../../../escaped` needs to get out
         (root / prefix.replace("figure1", "occlusion") / f"{prefix}_a").mkdir(parents=True)
     before = set(tmp_path.rglob("*"))
     out = root / "attention"
-    assert main(["attention", "--checkpoint", str(checkpoint), "--shards", str(shards), "--out", str(out),
-                 "--num", str(len(keys)), f"body_model.asset_dir={procedural_dir}"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "attention",
+                "--checkpoint",
+                str(checkpoint),
+                "--shards",
+                str(shards),
+                "--out",
+                str(out),
+                "--num",
+                str(len(keys)),
+                f"body_model.asset_dir={procedural_dir}",
+            ]
+        )
+        == 0
+    )
     assert len(list(out.glob("attention_*.png"))) == len(keys) + 1  # one per key and the sheet
     out = root / "occlusion"
-    assert main(["occlusion-analysis", "--shards", str(shards), "--out", str(out), "evaluate.predictor=ground_truth",
-                 f"body_model.asset_dir={procedural_dir}", "evaluate.log_to=none", "evaluate.num_actors=1",
-                 f"evaluate.occlusion.figures={len(keys)}", "evaluate.occlusion.patch_size=64",
-                 "evaluate.occlusion.stride=64"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "occlusion-analysis",
+                "--shards",
+                str(shards),
+                "--out",
+                str(out),
+                "evaluate.predictor=ground_truth",
+                f"body_model.asset_dir={procedural_dir}",
+                "evaluate.log_to=none",
+                "evaluate.num_actors=1",
+                f"evaluate.occlusion.figures={len(keys)}",
+                "evaluate.occlusion.patch_size=64",
+                "evaluate.occlusion.stride=64",
+            ]
+        )
+        == 0
+    )
     figures = [p for p in out.glob("figure1_*.png") if not p.name.startswith("figure1_mean")]
     assert len(figures) == len(keys)
     written = [p for p in set(tmp_path.rglob("*")) - before if p.is_file()]

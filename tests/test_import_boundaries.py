@@ -115,8 +115,9 @@ def _package(module: str) -> str:
 def test_the_import_graph_covers_pipelines():
     imports = _pipelines_imports()
     assert any(i.source == "pipelines.cli" and i.target.startswith("pipelines.commands") for i in imports)
-    assert any(i.source == "pipelines.evaluation.job" and i.target == "pipelines.io.cluster" for i in imports), \
-        "function-level imports must be in the graph"  # fmt: skip
+    assert any(i.source == "pipelines.evaluation.job" and i.target == "pipelines.io.cluster" for i in imports), (
+        "function-level imports must be in the graph"
+    )
 
 
 def _find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
@@ -156,8 +157,11 @@ def test_no_import_cycles_between_pipelines_subpackages():
             edges.setdefault(a, set()).add(b)
             evidence.setdefault((a, b), f"{i.where} imports {i.target}")
     cycle = _find_cycle(edges)
-    assert cycle is None, "import cycle between pipelines' subpackages: " + " -> ".join(cycle or []) + "\n" + "\n".join(
-        evidence[a, b] for a, b in zip(cycle or [], (cycle or [])[1:], strict=False)
+    assert cycle is None, (
+        "import cycle between pipelines' subpackages: "
+        + " -> ".join(cycle or [])
+        + "\n"
+        + "\n".join(evidence[a, b] for a, b in zip(cycle or [], (cycle or [])[1:], strict=False))
     )
 
 
@@ -179,7 +183,8 @@ def test_only_the_cli_imports_commands():
     importers = [
         f"{i.where} imports {i.target}"
         for i in _pipelines_imports()
-        if _package(i.target) == "pipelines.commands" and _package(i.source) not in ("pipelines.commands", "pipelines.cli")
+        if _package(i.target) == "pipelines.commands"
+        and _package(i.source) not in ("pipelines.commands", "pipelines.cli")
     ]
     assert not importers, "pipelines/commands holds the CLI only; move what others need out of it:\n" + "\n".join(
         importers

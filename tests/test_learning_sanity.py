@@ -37,10 +37,18 @@ LIMITS = {"plain": (20.0, 130.0), "augmented": (25.0, 130.0)}  # median orientat
 def _config(procedural_dir):
     from pipelines.config.loader import load_config
 
-    return load_config(None, [
-        f"body_model.asset_dir={procedural_dir}", "model.backbone=resnet_small", "model.image_size=128",
-        "model.num_branch_filters=16", "model.num_features_smpl=16", "loader.num_workers=0", "loader.label_size=32",
-    ])  # fmt: skip
+    return load_config(
+        None,
+        [
+            f"body_model.asset_dir={procedural_dir}",
+            "model.backbone=resnet_small",
+            "model.image_size=128",
+            "model.num_branch_filters=16",
+            "model.num_features_smpl=16",
+            "loader.num_workers=0",
+            "loader.label_size=32",
+        ],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -97,8 +105,10 @@ def _errors(model, images: torch.Tensor, truth: tuple[torch.Tensor, torch.Tensor
     model.train()
     output = model.body_model(pred["pred_pose"][:, :1], pred["pred_pose"][:, 1:], pred["pred_shape"])
     root, joints = truth
-    return (orientation_error(pred["pred_pose"][:, 0], root).numpy(),
-            mpjpe(protocol_joints(output["h36m_joints"]), joints).numpy())  # fmt: skip
+    return (
+        orientation_error(pred["pred_pose"][:, 0], root).numpy(),
+        mpjpe(protocol_joints(output["h36m_joints"]), joints).numpy(),
+    )
 
 
 def fit(raw: list[dict], config, asset_dir, steps: int, augment: bool, seed: int = 0):
@@ -125,8 +135,10 @@ def fit(raw: list[dict], config, asset_dir, steps: int, augment: bool, seed: int
 
 
 def _report(name: str, orient: np.ndarray, error: np.ndarray) -> str:
-    return (f"{name}: orientation error median {np.median(orient):.1f} deg (max {orient.max():.1f}), "
-            f"MPJPE median {np.median(error):.1f} mm")  # fmt: skip
+    return (
+        f"{name}: orientation error median {np.median(orient):.1f} deg (max {orient.max():.1f}), "
+        f"MPJPE median {np.median(error):.1f} mm"
+    )
 
 
 def _assert_fitted(name: str, orient: np.ndarray, error: np.ndarray, limits: str) -> None:

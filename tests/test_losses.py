@@ -285,8 +285,13 @@ def test_loss_follows_the_schedule_and_skips_the_cross_entropy_when_off(ground_t
 def test_loss_config_defaults_are_pares():
     config = LossConfig()
     assert config.weights() == {
-        "keypoints_2d": 5.0, "keypoints_3d": 5.0, "pose": 1.0, "betas": 0.001, "cam": 1.0, "segm": 1.0,
-    }  # fmt: skip
+        "keypoints_2d": 5.0,
+        "keypoints_3d": 5.0,
+        "pose": 1.0,
+        "betas": 0.001,
+        "cam": 1.0,
+        "segm": 1.0,
+    }
     assert (config.loss_scale, config.openpose_2d_weight, config.gt_2d_weight) == (60.0, 0.0, 1.0)
     assert (config.segm_off_at, config.segm_off_unit) == (None, "epoch")
 

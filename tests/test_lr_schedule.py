@@ -15,8 +15,9 @@ def test_constant_is_the_configured_rate_at_every_step():
 
 
 def test_step_decays_by_the_factor_at_each_listed_step():
-    train = TrainConfig(learning_rate=1e-3, max_steps=100, lr_schedule="step", lr_decay_steps=[30, 60],
-                        lr_decay_factor=0.5)  # fmt: skip
+    train = TrainConfig(
+        learning_rate=1e-3, max_steps=100, lr_schedule="step", lr_decay_steps=[30, 60], lr_decay_factor=0.5
+    )
     assert learning_rate_at(train, 29) == pytest.approx(1e-3)
     assert learning_rate_at(train, 30) == pytest.approx(5e-4)
     assert learning_rate_at(train, 59) == pytest.approx(5e-4)
@@ -33,8 +34,7 @@ def test_cosine_runs_from_the_rate_to_its_final_share():
 
 
 def test_warmup_ramps_linearly_then_follows_the_schedule():
-    train = TrainConfig(learning_rate=1e-3, max_steps=100, lr_warmup_steps=10, lr_schedule="step",
-                        lr_decay_steps=[50])  # fmt: skip
+    train = TrainConfig(learning_rate=1e-3, max_steps=100, lr_warmup_steps=10, lr_schedule="step", lr_decay_steps=[50])
     assert learning_rate_at(train, 0) == pytest.approx(1e-4)
     assert learning_rate_at(train, 4) == pytest.approx(5e-4)
     assert learning_rate_at(train, 9) == pytest.approx(1e-3)
@@ -48,12 +48,15 @@ def test_set_learning_rate_reaches_every_parameter_group():
     assert [g["lr"] for g in optimizer.param_groups] == [0.25, 0.25]
 
 
-@pytest.mark.parametrize(("changes", "says"), [
-    ({"lr_schedule": "step"}, "needs lr_decay_steps"),
-    ({"lr_schedule": "step", "lr_decay_steps": [50, 10]}, "increasing"),
-    ({"lr_decay_factor": 0.0}, "lr_decay_factor"),
-    ({"lr_decay_factor": 1.5}, "lr_decay_factor"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("changes", "says"),
+    [
+        ({"lr_schedule": "step"}, "needs lr_decay_steps"),
+        ({"lr_schedule": "step", "lr_decay_steps": [50, 10]}, "increasing"),
+        ({"lr_decay_factor": 0.0}, "lr_decay_factor"),
+        ({"lr_decay_factor": 1.5}, "lr_decay_factor"),
+    ],
+)
 def test_bad_schedules_are_refused_with_the_fix(changes, says):
     with pytest.raises(ValueError, match=says):
         TrainConfig(**changes)

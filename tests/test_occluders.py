@@ -31,8 +31,10 @@ def write_voc_image(root: Path, image_id: str, objects: list[dict], size=(120, 1
     for folder in ("JPEGImages", "Annotations", "SegmentationObject"):
         (root / folder).mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(root / "JPEGImages" / f"{image_id}.jpg"), image[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 100])
-    body = "".join(OBJECT_XML.format(name=o["name"], truncated=int(o.get("truncated", 0)),
-                                     difficult=int(o.get("difficult", 0))) for o in objects)  # fmt: skip
+    body = "".join(
+        OBJECT_XML.format(name=o["name"], truncated=int(o.get("truncated", 0)), difficult=int(o.get("difficult", 0)))
+        for o in objects
+    )
     (root / "Annotations" / f"{image_id}.xml").write_text(
         f"<annotation><filename>{image_id}.jpg</filename>{body}</annotation>"
     )
@@ -45,16 +47,24 @@ def write_voc_image(root: Path, image_id: str, objects: list[dict], size=(120, 1
 @pytest.fixture(scope="module")
 def voc(tmp_path_factory):
     root = tmp_path_factory.mktemp("VOC2012")
-    write_voc_image(root, "2008_000001", [
-        {"name": "person", "box": (10, 10, 60, 30)},
-        {"name": "chair", "box": (20, 60, 50, 40)},  # used
-        {"name": "dog", "box": (80, 10, 30, 60), "truncated": 1},
-    ])  # fmt: skip
-    write_voc_image(root, "2008_000002", [
-        {"name": "bottle", "box": (5, 5, 10, 10)},  # too small: 100 px
-        {"name": "car", "box": (30, 30, 40, 90), "difficult": 1},
-        {"name": "sofa", "box": (70, 20, 40, 100)},  # used
-    ])  # fmt: skip
+    write_voc_image(
+        root,
+        "2008_000001",
+        [
+            {"name": "person", "box": (10, 10, 60, 30)},
+            {"name": "chair", "box": (20, 60, 50, 40)},  # used
+            {"name": "dog", "box": (80, 10, 30, 60), "truncated": 1},
+        ],
+    )
+    write_voc_image(
+        root,
+        "2008_000002",
+        [
+            {"name": "bottle", "box": (5, 5, 10, 10)},  # too small: 100 px
+            {"name": "car", "box": (30, 30, 40, 90), "difficult": 1},
+            {"name": "sofa", "box": (70, 20, 40, 100)},  # used
+        ],
+    )
     (root / "JPEGImages" / "2008_000003.jpg").write_bytes(b"not a jpeg")
     (root / "Annotations" / "2008_000003.xml").write_text(
         "<annotation>" + OBJECT_XML.format(name="cat", truncated=0, difficult=0) + "</annotation>"
@@ -67,9 +77,22 @@ def test_occluders_build_cuts_the_usable_objects(voc, tmp_path, ray_cluster):
     bank = tmp_path / "occluders.npz"
     address = ray_cluster.get_runtime_context().gcs_address
     done = subprocess.run(
-        [str(Path(sys.executable).with_name("pare")), "occluders", "build", "--voc", str(voc), "--out", str(bank),
-         "--ray-address", address, "--quiet"], capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            str(Path(sys.executable).with_name("pare")),
+            "occluders",
+            "build",
+            "--voc",
+            str(voc),
+            "--out",
+            str(bank),
+            "--ray-address",
+            address,
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "2 cut-outs from 3 segmented images" in done.stdout
     cutouts = load_bank(bank)
@@ -83,15 +106,28 @@ def test_occluders_build_cuts_the_usable_objects(voc, tmp_path, ray_cluster):
     rejects = [json.loads(line) for line in bank.with_name("occluders.npz.rejects.jsonl").read_text().splitlines()]
     reasons = sorted((r["image"], r.get("class"), r["reason"]) for r in rejects)
     assert reasons == [
-        ("2008_000001", "dog", "truncated"), ("2008_000001", "person", "person"),
-        ("2008_000002", "bottle", "too_small"), ("2008_000002", "car", "difficult"),
+        ("2008_000001", "dog", "truncated"),
+        ("2008_000001", "person", "person"),
+        ("2008_000002", "bottle", "too_small"),
+        ("2008_000002", "car", "difficult"),
         ("2008_000003", "cat", "unreadable_image"),
-    ]  # fmt: skip
+    ]
 
 
 def test_occluders_build_names_a_wrong_folder(tmp_path):
-    done = subprocess.run([str(Path(sys.executable).with_name("pare")), "occluders", "build", "--voc",
-                           str(tmp_path), "--out", str(tmp_path / "b.npz")], capture_output=True, text=True)  # fmt: skip
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("pare")),
+            "occluders",
+            "build",
+            "--voc",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "b.npz"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode != 0 and "VOCdevkit/VOC2012" in done.stderr
 
 

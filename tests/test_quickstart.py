@@ -19,14 +19,31 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 
 SMALL_TRAINING = [
-    "train.max_steps=12", "train.steps_per_epoch=12", "train.validate_every=12", "train.checkpoint_every=12",
-    "train.log_every=4", "train.images_every=0", "tracking.system_metrics=false", "evaluate.occlusion.num_images=2",
+    "train.max_steps=12",
+    "train.steps_per_epoch=12",
+    "train.validate_every=12",
+    "train.checkpoint_every=12",
+    "train.log_every=4",
+    "train.images_every=0",
+    "tracking.system_metrics=false",
+    "evaluate.occlusion.num_images=2",
     "evaluate.occlusion.figures=1",
-]  # fmt: skip
+]
 
 
-NOISE = ("(RayTrainWorker", "(TrainController", "(PlacementGroupCleaner", "(MapWorker", "(raylet", "core_worker.cc",
-         "TrainingReport(", "Warning", "WARNING", " INFO ", "Traceback")  # fmt: skip
+NOISE = (
+    "(RayTrainWorker",
+    "(TrainController",
+    "(PlacementGroupCleaner",
+    "(MapWorker",
+    "(raylet",
+    "core_worker.cc",
+    "TrainingReport(",
+    "Warning",
+    "WARNING",
+    " INFO ",
+    "Traceback",
+)
 """What the console must not show by default: Ray's internals, library logging, Python warnings."""
 
 
@@ -39,13 +56,24 @@ def run_pare(args: list[str], cwd: Path, ray_cluster) -> subprocess.CompletedPro
     address = ray_cluster.get_runtime_context().gcs_address
     env = os.environ | {"RAY_AUTH_MODE": "disabled", "RAY_ADDRESS": address}
     joined = [f"train.ray_address={address}", f"evaluate.ray_address={address}", *SMALL_TRAINING]
-    return subprocess.run([str(Path(sys.executable).with_name("pare")), *args, *joined], capture_output=True,
-                          text=True, env=env, timeout=900, cwd=cwd)  # fmt: skip
+    return subprocess.run(
+        [str(Path(sys.executable).with_name("pare")), *args, *joined],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+        cwd=cwd,
+    )
 
 
 def test_the_quickstart_runs_every_stage_and_prints_where_everything_is(procedural_dir, tmp_path, ray_cluster):
-    quickstart = ["quickstart", str(ROOT / "configs" / "quickstart.yaml"), f"body_model.asset_dir={procedural_dir}",
-                  "quickstart.train_samples=48", "quickstart.test_frames=12"]  # fmt: skip
+    quickstart = [
+        "quickstart",
+        str(ROOT / "configs" / "quickstart.yaml"),
+        f"body_model.asset_dir={procedural_dir}",
+        "quickstart.train_samples=48",
+        "quickstart.test_frames=12",
+    ]
     done = run_pare(quickstart, tmp_path, ray_cluster)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
     assert noise(done.stdout) == [] and noise(done.stderr) == [], noise(done.stdout) + noise(done.stderr)
@@ -53,8 +81,13 @@ def test_the_quickstart_runs_every_stage_and_prints_where_everything_is(procedur
     assert "train: 100%" in done.stderr  # the driver's progress bar reached the last step
     out = tmp_path / "outputs" / "quickstart"
     summary = done.stdout[done.stdout.index("Quickstart finished.") :]
-    for path in [out / "body_model_preview.png", out / "synthetic_people.png", out / "evaluate", out / "occlusion",
-                 out / "data" / "shards"]:  # fmt: skip
+    for path in [
+        out / "body_model_preview.png",
+        out / "synthetic_people.png",
+        out / "evaluate",
+        out / "occlusion",
+        out / "data" / "shards",
+    ]:
         assert str(path.resolve()) in summary, path
     assert "PA-MPJPE" in summary and "for the mean pose" in summary and "3dpw-occ" in summary
     assert "median orientation error" in summary and "coco-eft*" in summary  # the training images too
@@ -77,8 +110,15 @@ def test_the_quickstart_runs_every_stage_and_prints_where_everything_is(procedur
 
     client = MlflowClient(uri)
     (run,) = client.search_runs([client.get_experiment_by_name("pare-quickstart").experiment_id])
-    expected = {"eval/3dpw/pa_mpjpe", "eval/3dpw/orient_error_median", "eval/coco-eft/orient_error_median",
-                "occlusion/mpjpe", "occlusion/local_near", "val/pa_mpjpe", "val/orient_error_median"}  # fmt: skip
+    expected = {
+        "eval/3dpw/pa_mpjpe",
+        "eval/3dpw/orient_error_median",
+        "eval/coco-eft/orient_error_median",
+        "occlusion/mpjpe",
+        "occlusion/local_near",
+        "val/pa_mpjpe",
+        "val/orient_error_median",
+    }
     assert expected <= set(run.data.metrics), expected - set(run.data.metrics)
     again = run_pare(quickstart, tmp_path, ray_cluster)
     assert again.returncode == 0, again.stderr[-3000:]
@@ -86,8 +126,18 @@ def test_the_quickstart_runs_every_stage_and_prints_where_everything_is(procedur
 
 
 def test_the_occlusion_study_trains_both_models_and_compares_them(procedural_dir, tmp_path, ray_cluster):
-    done = run_pare(["study", str(ROOT / "configs" / "study_occlusion.yaml"), f"body_model.asset_dir={procedural_dir}",
-                     "study.train_samples=32", "study.test_frames=12", "study.seeds=[0]"], tmp_path, ray_cluster)  # fmt: skip
+    done = run_pare(
+        [
+            "study",
+            str(ROOT / "configs" / "study_occlusion.yaml"),
+            f"body_model.asset_dir={procedural_dir}",
+            "study.train_samples=32",
+            "study.test_frames=12",
+            "study.seeds=[0]",
+        ],
+        tmp_path,
+        ray_cluster,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
     out = tmp_path / "outputs" / "study_occlusion"
     markdown = (out / "compare" / "comparison.md").read_text()

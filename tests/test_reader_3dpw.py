@@ -164,7 +164,9 @@ def test_hand_made_python2_pickle(tmp_path):
     (tmp_path / "imageFiles/downtown_walking_00").mkdir(parents=True)
     Image.new("RGB", (1080, 1920)).save(tmp_path / "imageFiles/downtown_walking_00/image_00000.jpg")
     good, rejected = read(tmp_path)
-    assert [r.sample_id for r in good] == [f"downtown_walking_00_{i}" for i in ("00000_0", "00000_1", "00001_1", "00002_0", "00003_1")]  # fmt: skip
+    assert [r.sample_id for r in good] == [
+        f"downtown_walking_00_{i}" for i in ("00000_0", "00000_1", "00001_1", "00002_0", "00003_1")
+    ]
     assert [(r.sample_id, r.reason) for r in rejected] == [
         ("downtown_walking_00_00001_0", "invalid_camera_pose"),
         ("downtown_walking_00_00002_1", "nan_parameters"),

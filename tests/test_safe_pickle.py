@@ -189,8 +189,9 @@ def test_a_billion_laughs_pickle_is_refused_within_a_small_memory_bound(tmp_path
     path = tmp_path / "laughs.pkl"
     path.write_bytes(data)
     env = os.environ | {"PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-c", _MEMORY_PROBE, str(path)], capture_output=True, text=True, env=env,
-                          timeout=300)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", _MEMORY_PROBE, str(path)], capture_output=True, text=True, env=env, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout)
     assert result["error"] is not None and result["error"][0] == "UnsafePickleError", result
@@ -241,8 +242,10 @@ def test_hostile_pickles_are_one_line_cli_errors(procedural_dir, tmp_path):
     """`pare body-model info` and `pare preprocess` (3DPW reader) refuse them: exit 2, one line, no Ray, no traceback."""
     itself: list = []
     itself.append(itself)
-    for name, data, words in (("laughs", billion_laughs(), "shared references"),
-                              ("itself", pickle.dumps(itself, protocol=2), "holds itself")):  # fmt: skip
+    for name, data, words in (
+        ("laughs", billion_laughs(), "shared references"),
+        ("itself", pickle.dumps(itself, protocol=2), "holds itself"),
+    ):
         body = tmp_path / f"body-{name}"
         shutil.copytree(procedural_dir, body)
         (body / "SMPL_NEUTRAL.pkl").write_bytes(data)
@@ -253,9 +256,15 @@ def test_hostile_pickles_are_one_line_cli_errors(procedural_dir, tmp_path):
     sequences = tmp_path / "3dpw/sequenceFiles/test"
     sequences.mkdir(parents=True)
     (sequences / "downtown_walking_00.pkl").write_bytes(billion_laughs())
-    preprocess = _pare("preprocess", "--quiet", f"body_model.asset_dir={procedural_dir}",
-                       f"preprocess.output={tmp_path / 'out'}", "preprocess.sources.p.reader=3dpw",
-                       f"preprocess.sources.p.root={tmp_path / '3dpw'}", "preprocess.sources.p.split=test")  # fmt: skip
+    preprocess = _pare(
+        "preprocess",
+        "--quiet",
+        f"body_model.asset_dir={procedural_dir}",
+        f"preprocess.output={tmp_path / 'out'}",
+        "preprocess.sources.p.reader=3dpw",
+        f"preprocess.sources.p.root={tmp_path / '3dpw'}",
+        "preprocess.sources.p.split=test",
+    )
     assert preprocess.returncode == 2, preprocess.stderr[-2000:]
     assert preprocess.stderr.count("\n") == 1 and "Traceback" not in preprocess.stderr
     assert "downtown_walking_00.pkl" in preprocess.stderr and "shared references" in preprocess.stderr

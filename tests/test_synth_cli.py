@@ -19,9 +19,21 @@ TINY = ("synth.image_size=96", "synth.pw3d_scale=0.1", "synth.h36m_scale=0.1", "
 def test_cli_writes_a_layout_with_notice_and_preview(procedural_dir, tmp_path):
     out = tmp_path / "coco"
     result = run_pare(
-        "synth", "--layout", "coco_eft", "--out", str(out), "--num", "4", "--seed", "9", "--preview",
-        "--occluders", "0.5", f"body_model.asset_dir={procedural_dir}", *SMALL,
-    )  # fmt: skip
+        "synth",
+        "--layout",
+        "coco_eft",
+        "--out",
+        str(out),
+        "--num",
+        "4",
+        "--seed",
+        "9",
+        "--preview",
+        "--occluders",
+        "0.5",
+        f"body_model.asset_dir={procedural_dir}",
+        *SMALL,
+    )
     assert result.returncode == 0, result.stderr
     assert "Wrote 4 SYNTHETIC coco_eft samples" in result.stdout and "samples/s" in result.stdout
     assert (out / "annotations" / "person_keypoints_train2014.json").is_file()

@@ -17,9 +17,17 @@ from tests.synth_helpers import generate, labels_from_screen, on_foreground
 
 NUM = 6
 EFT_KEYS = {
-    "parm_pose", "parm_shape", "parm_cam", "bbox_scale", "bbox_center", "gt_keypoint_2d",
-    "joint_validity_openpose18", "smpltype", "annotId", "imageName",
-}  # fmt: skip
+    "parm_pose",
+    "parm_shape",
+    "parm_cam",
+    "bbox_scale",
+    "bbox_center",
+    "gt_keypoint_2d",
+    "joint_validity_openpose18",
+    "smpltype",
+    "annotId",
+    "imageName",
+}
 
 
 @pytest.fixture(scope="module")

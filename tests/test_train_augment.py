@@ -63,9 +63,11 @@ def models(procedural_dir):
 def posed(models, annotation):
     camera = annotation["camera"]
     body = pose_bodies(
-        models.get(annotation["gender"]), np.asarray(annotation["pose"]).reshape(1, 24, 3),
-        np.asarray([annotation["betas"]]), transl=np.asarray([camera["translation"]]),
-    )  # fmt: skip
+        models.get(annotation["gender"]),
+        np.asarray(annotation["pose"]).reshape(1, 24, 3),
+        np.asarray([annotation["betas"]]),
+        transl=np.asarray([camera["translation"]]),
+    )
     return body, np.asarray(camera["intrinsics"])
 
 
@@ -95,8 +97,17 @@ def test_3d_joints_and_pose_follow_the_image(training_shards, models, draw):
         keypoints[25:, :2] = (projected[:2] / projected[2]).T
         keypoints[25:, 2] = 1.0
         joints_3d = np.concatenate([gt_joints, np.ones((24, 1))], axis=1)
-        out = augment_geometry(crop, labels, keypoints, joints_3d, np.asarray(annotation["pose"]),
-                               annotation["crop"]["box_size"], draw, OUT, LABEL)  # fmt: skip
+        out = augment_geometry(
+            crop,
+            labels,
+            keypoints,
+            joints_3d,
+            np.asarray(annotation["pose"]),
+            annotation["crop"]["box_size"],
+            draw,
+            OUT,
+            LABEL,
+        )
 
         # The keypoints moved with the image (and the flip permutation put left joints on the left).
         moved = apply_affine(keypoints[:, :2], out.affine) * 2 / OUT - 1
@@ -108,15 +119,19 @@ def test_3d_joints_and_pose_follow_the_image(training_shards, models, draw):
         linear = out.affine[:, :2]
         scale = np.sqrt(abs(np.linalg.det(linear)))
         principal = apply_affine(intrinsics[:2, 2][None], out.affine)[0]
-        camera = np.array([[intrinsics[0, 0] * scale, 0, principal[0]], [0, intrinsics[1, 1] * scale, principal[1]],
-                           [0, 0, 1.0]])  # fmt: skip
+        camera = np.array(
+            [[intrinsics[0, 0] * scale, 0, principal[0]], [0, intrinsics[1, 1] * scale, principal[1]], [0, 0, 1.0]]
+        )
         reprojected = camera @ out.joints_3d[:, :3].astype(np.float64).T
         reprojected = (reprojected[:2] / reprojected[2]).T * 2 / OUT - 1
         assert np.abs(reprojected - out.keypoints[25:, :2]).max() * OUT / 2 < 0.05  # pixels
 
         # The augmented pose poses the same body as the augmented 3D joints.
-        reposed = pose_bodies(models.get(annotation["gender"]), out.pose.reshape(1, 24, 3).astype(np.float64),
-                              np.asarray([annotation["betas"]])).joints[0, 25:]  # fmt: skip
+        reposed = pose_bodies(
+            models.get(annotation["gender"]),
+            out.pose.reshape(1, 24, 3).astype(np.float64),
+            np.asarray([annotation["betas"]]),
+        ).joints[0, 25:]
         pelvis = 14  # GT joint "Pelvis (MPII)"
         relative = reposed - reposed[pelvis]
         expected = out.joints_3d[:, :3] - out.joints_3d[pelvis, :3]

@@ -66,8 +66,14 @@ def test_mlflow_holds_params_metrics_pictures_datasets_and_the_model(trained_run
     assert len(run.data.tags["pare.config_hash"]) == 64
     steps = [m.step for m in history(client, run.info.run_id, "train/loss")]
     assert steps == list(range(10, 601, 10))
-    for key in ("train/keypoints_2d", "train/segm", "train/learning_rate", "train/samples_per_s",
-                "train/loader_wait_fraction", "val/pve"):  # fmt: skip
+    for key in (
+        "train/keypoints_2d",
+        "train/segm",
+        "train/learning_rate",
+        "train/samples_per_s",
+        "train/loader_wait_fraction",
+        "val/pve",
+    ):
         assert key in run.data.metrics, key
     assert 0 <= run.data.metrics["train/loader_wait_fraction"] <= 1
     assert any(key.startswith("system/cpu") for key in run.data.metrics), sorted(run.data.metrics)
@@ -110,8 +116,9 @@ def mlflow_server(tmp_path_factory):
     server.stop()
 
 
-def test_a_killed_worker_resumes_from_the_last_checkpoint(procedural_dir, training_shards, tmp_path, mlflow_server,
-                                                          ray_cluster, monkeypatch):  # fmt: skip
+def test_a_killed_worker_resumes_from_the_last_checkpoint(
+    procedural_dir, training_shards, tmp_path, mlflow_server, ray_cluster, monkeypatch
+):
     from pipelines.training.job import run_training
 
     damaged = tmp_path / "coco-damaged"
@@ -121,9 +128,17 @@ def test_a_killed_worker_resumes_from_the_last_checkpoint(procedural_dir, traini
     # controller next polls the workers (every 2 s); a worker lost sooner resumes from the one before.
     monkeypatch.setenv("PARE_FAULT_KILL_AT_STEP", "35")
     monkeypatch.setenv("PARE_FAULT_MARKER", str(marker))
-    overrides = [f"data.datasets.coco.shards=[{damaged}]", f"tracking.tracking_uri={mlflow_server.uri}",
-                 "train.max_steps=50", "train.checkpoint_every=20", "train.validate_every=20", "train.run_name=killed",
-                 "train.images_every=0", "tracking.system_metrics=false", "data.validation_max_samples=16"]  # fmt: skip
+    overrides = [
+        f"data.datasets.coco.shards=[{damaged}]",
+        f"tracking.tracking_uri={mlflow_server.uri}",
+        "train.max_steps=50",
+        "train.checkpoint_every=20",
+        "train.validate_every=20",
+        "train.run_name=killed",
+        "train.images_every=0",
+        "tracking.system_metrics=false",
+        "data.validation_max_samples=16",
+    ]
     config = small_train_config(procedural_dir, training_shards, tmp_path / "storage", *overrides)
     result = run_training(config)
     assert marker.exists(), "the fault was not injected"
@@ -139,21 +154,28 @@ def test_a_killed_worker_resumes_from_the_last_checkpoint(procedural_dir, traini
 
     # Rerunning the same command with more steps resumes the run from its last checkpoint.
     monkeypatch.delenv("PARE_FAULT_KILL_AT_STEP")
-    config = small_train_config(procedural_dir, training_shards, tmp_path / "storage", *overrides,
-                                "train.max_steps=60")  # fmt: skip
+    config = small_train_config(procedural_dir, training_shards, tmp_path / "storage", *overrides, "train.max_steps=60")
     again = run_training(config)
     assert again.resumed and again.run_id == result.run_id and again.steps == 60
     steps = [m.step for m in history(client, run.info.run_id, "train/loss")]
     assert sorted(set(steps)) == [10, 20, 30, 40, 50, 60]
 
 
-def test_a_nan_loss_stops_with_a_clear_error_or_is_skipped(procedural_dir, training_shards, tmp_path, ray_cluster,
-                                                           monkeypatch):  # fmt: skip
+def test_a_nan_loss_stops_with_a_clear_error_or_is_skipped(
+    procedural_dir, training_shards, tmp_path, ray_cluster, monkeypatch
+):
     from pipelines.training.job import run_training
 
     monkeypatch.setenv("PARE_FAULT_NAN_AT_STEP", "7")
-    base = ["train.num_workers=1", "train.max_steps=12", "train.checkpoint_every=10", "train.validate_every=10",
-            "train.images_every=0", "tracking.system_metrics=false", "data.validation_max_samples=8"]  # fmt: skip
+    base = [
+        "train.num_workers=1",
+        "train.max_steps=12",
+        "train.checkpoint_every=10",
+        "train.validate_every=10",
+        "train.images_every=0",
+        "tracking.system_metrics=false",
+        "data.validation_max_samples=8",
+    ]
     config = small_train_config(procedural_dir, training_shards, tmp_path / "stop", *base, "train.run_name=nan")
     with pytest.raises(UserFacingError, match="not finite at step 7.*nan_policy=skip"):
         run_training(config)
@@ -161,8 +183,9 @@ def test_a_nan_loss_stops_with_a_clear_error_or_is_skipped(procedural_dir, train
     (run,) = client.search_runs([client.get_experiment_by_name("pare").experiment_id])
     assert run.info.status == "FAILED" and run.data.tags["pare.stopped"] == "non_finite_loss"
 
-    config = small_train_config(procedural_dir, training_shards, tmp_path / "skip", *base, "train.run_name=nan",
-                                "train.nan_policy=skip")  # fmt: skip
+    config = small_train_config(
+        procedural_dir, training_shards, tmp_path / "skip", *base, "train.run_name=nan", "train.nan_policy=skip"
+    )
     result = run_training(config)
     assert result.steps == 12
     client = client_for(result.tracking_uri)
@@ -174,11 +197,21 @@ def test_training_survives_the_mlflow_server_going_away(procedural_dir, training
 
     server = MlflowServer(tmp_path / "server").start()
     config = small_train_config(
-        procedural_dir, training_shards, tmp_path / "storage",
-        f"tracking.tracking_uri={server.uri}", "train.num_workers=1", "train.max_steps=60", "train.log_every=5",
-        "train.checkpoint_every=30", "train.validate_every=30", "train.images_every=0", "tracking.timeout_s=2",
-        "tracking.system_metrics=false", "data.validation_max_samples=8", "train.run_name=lost",
-    )  # fmt: skip
+        procedural_dir,
+        training_shards,
+        tmp_path / "storage",
+        f"tracking.tracking_uri={server.uri}",
+        "train.num_workers=1",
+        "train.max_steps=60",
+        "train.log_every=5",
+        "train.checkpoint_every=30",
+        "train.validate_every=30",
+        "train.images_every=0",
+        "tracking.timeout_s=2",
+        "tracking.system_metrics=false",
+        "data.validation_max_samples=8",
+        "train.run_name=lost",
+    )
     client = client_for(server.uri)
 
     def stop_when_logging():

@@ -50,15 +50,16 @@ def _batch(size: int = 4, value: int = 200) -> dict:
 def _runner(train: TrainConfig, loss_fn=None, policy: str = "stop", max_in_a_row: int = 10) -> StepRunner:
     network = TinyNet()
     optimizer = torch.optim.SGD(network.parameters(), lr=train.learning_rate)
-    return StepRunner(network, optimizer, loss_fn or _loss(), train, torch.device("cpu"),
-                      nan=NanPolicy(policy, max_in_a_row))  # fmt: skip
+    return StepRunner(
+        network, optimizer, loss_fn or _loss(), train, torch.device("cpu"), nan=NanPolicy(policy, max_in_a_row)
+    )
 
 
 def test_a_step_applies_the_scheduled_rate_and_counts_its_statistics():
     train = TrainConfig(learning_rate=0.1, max_steps=10, lr_schedule="step", lr_decay_steps=[1], lr_decay_factor=0.5)
     runner = _runner(train)
     batch = _batch()
-    x = ((torch.full((3,), 200.0) / 255 - torch.tensor([0.485, 0.456, 0.406])) / torch.tensor([0.229, 0.224, 0.225]))
+    x = (torch.full((3,), 200.0) / 255 - torch.tensor([0.485, 0.456, 0.406])) / torch.tensor([0.229, 0.224, 0.225])
     mean = x.mean().item()  # the normalised image's mean pixel
     out = runner(batch, step=1, waited=0.0)
     assert out.taken and runner.optimizer.param_groups[0]["lr"] == pytest.approx(0.05)
@@ -148,8 +149,15 @@ def test_due_is_every_n_steps_and_always_at_the_end():
     for step in range(1, 8):
         trainer.state.step = step
         due.append((trainer.due(3), trainer.due(0)))
-    assert due == [(False, False), (False, False), (True, False), (False, False), (False, False), (True, False),
-                   (True, True)]  # fmt: skip
+    assert due == [
+        (False, False),
+        (False, False),
+        (True, False),
+        (False, False),
+        (False, False),
+        (True, False),
+        (True, True),
+    ]
 
 
 def test_a_non_finite_stop_tells_the_hooks_why_and_skips_after_train():

@@ -22,8 +22,10 @@ def source(folder, name: str, ratio: float) -> MixSource:
 
 
 def test_datasets_are_mixed_by_their_ratios(training_shards):
-    sources = [source(training_shards / "coco-eft" / "train", "coco", 0.75),
-               source(training_shards / "3dpw" / "test", "pw3d", 0.25)]  # fmt: skip
+    sources = [
+        source(training_shards / "coco-eft" / "train", "coco", 0.75),
+        source(training_shards / "3dpw" / "test", "pw3d", 0.25),
+    ]
     stream = iter(TrainStream(sources, FAST, 64, rank=0, world_size=1, seed=1))
     datasets = Counter(next(stream)["dataset"] for _ in range(400))
     assert set(datasets) == {"coco-eft", "3dpw"}
@@ -52,8 +54,12 @@ def test_validation_covers_every_sample_once_over_ranks(training_shards):
     for rank in range(3):
         for batch in make_loader(ValidationStream(urls, FAST, 64, rank, 3), FAST, drop_last=False):
             seen.extend(batch["key"])
-    manifest_total = sum(f.total for f in resolve_training_shards(
-        load_config(None, [f"data.datasets.x.shards=[{training_shards / '3dpw' / 'test'}]"]).data).datasets["x"])  # fmt: skip
+    manifest_total = sum(
+        f.total
+        for f in resolve_training_shards(
+            load_config(None, [f"data.datasets.x.shards=[{training_shards / '3dpw' / 'test'}]"]).data
+        ).datasets["x"]
+    )
     assert len(seen) == len(set(seen)) == manifest_total
     limited = list(ValidationStream(urls, FAST, 64, 0, 1, max_samples=10))
     assert len(limited) == 10
@@ -65,15 +71,23 @@ def test_split_is_by_rank_only_with_enough_items():
 
 
 def test_stages_switch_the_mix_at_their_start_step(training_shards):
-    config = load_config(None, [
-        f"data.datasets.coco.shards=[{training_shards / 'coco-eft' / 'train'}]",
-        f"data.datasets.pw3d.shards=[{training_shards / '3dpw' / 'test'}]",
-        "data.stages.one.start_step=0", "data.stages.one.mix.coco=1.0",
-        "data.stages.two.start_step=100", "data.stages.two.mix.coco=0.5", "data.stages.two.mix.pw3d=0.5",
-    ])  # fmt: skip
+    config = load_config(
+        None,
+        [
+            f"data.datasets.coco.shards=[{training_shards / 'coco-eft' / 'train'}]",
+            f"data.datasets.pw3d.shards=[{training_shards / '3dpw' / 'test'}]",
+            "data.stages.one.start_step=0",
+            "data.stages.one.mix.coco=1.0",
+            "data.stages.two.start_step=100",
+            "data.stages.two.mix.coco=0.5",
+            "data.stages.two.mix.pw3d=0.5",
+        ],
+    )
     shards = resolve_training_shards(config.data)
-    plain = {n: {"urls": [u for f in fs for u in f.urls], "samples": [s for f in fs for s in f.samples]}
-             for n, fs in shards.datasets.items()}  # fmt: skip
+    plain = {
+        n: {"urls": [u for f in fs for u in f.urls], "samples": [s for f in fs for s in f.samples]}
+        for n, fs in shards.datasets.items()
+    }
     stages = stages_from(config, plain)
     assert [s.name for s in stages] == ["one", "two"]
     assert stage_at(stages, 99).name == "one" and stage_at(stages, 100).name == "two"

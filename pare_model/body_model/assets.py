@@ -93,8 +93,7 @@ def model_file(folder: Path, gender: Gender) -> Path:
     present = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
     raise AssetError(
         f"no {gender} body model in {folder}: looked for SMPL_{gender.upper()}.pkl, "
-        f"SMPL_{gender.upper()}.npz and the official basicmodel names; found {present or 'nothing'}. "
-        + DOWNLOAD_HINT
+        f"SMPL_{gender.upper()}.npz and the official basicmodel names; found {present or 'nothing'}. " + DOWNLOAD_HINT
     )
 
 
@@ -164,10 +163,30 @@ def _read_mean_params(folder: Path) -> dict[str, np.ndarray]:
 
 # Meshcapade's smpl_vert_segmentation.json names, in SMPL joint order.
 SEGMENTATION_PART_NAMES = (
-    "hips", "leftUpLeg", "rightUpLeg", "spine", "leftLeg", "rightLeg", "spine1", "leftFoot",
-    "rightFoot", "spine2", "leftToeBase", "rightToeBase", "neck", "leftShoulder",
-    "rightShoulder", "head", "leftArm", "rightArm", "leftForeArm", "rightForeArm", "leftHand",
-    "rightHand", "leftHandIndex1", "rightHandIndex1",
+    "hips",
+    "leftUpLeg",
+    "rightUpLeg",
+    "spine",
+    "leftLeg",
+    "rightLeg",
+    "spine1",
+    "leftFoot",
+    "rightFoot",
+    "spine2",
+    "leftToeBase",
+    "rightToeBase",
+    "neck",
+    "leftShoulder",
+    "rightShoulder",
+    "head",
+    "leftArm",
+    "rightArm",
+    "leftForeArm",
+    "rightForeArm",
+    "leftHand",
+    "rightHand",
+    "leftHandIndex1",
+    "rightHandIndex1",
 )
 
 

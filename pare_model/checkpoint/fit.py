@@ -41,12 +41,17 @@ def expected_network_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
         backbone = build_backbone(config.backbone)
         info = backbone.feature_info
         options = (
-            {"num_branch_filters": config.num_branch_filters or None, "num_features_smpl": config.num_features_smpl,
-             "softmax_temperature": config.softmax_temperature}
-            if config.head == "pare" else {"num_iterations": config.hmr_iterations}
-        )  # fmt: skip
-        head = build_head(config.head, in_channels=info.channels, stride=info.stride, mean_params=mean_params,
-                          **options)  # fmt: skip
+            {
+                "num_branch_filters": config.num_branch_filters or None,
+                "num_features_smpl": config.num_features_smpl,
+                "softmax_temperature": config.softmax_temperature,
+            }
+            if config.head == "pare"
+            else {"num_iterations": config.hmr_iterations}
+        )
+        head = build_head(
+            config.head, in_channels=info.channels, stride=info.stride, mean_params=mean_params, **options
+        )
     shapes = {f"backbone.{k}": tuple(v.shape) for k, v in backbone.state_dict().items()}
     return shapes | {f"head.{k}": tuple(v.shape) for k, v in head.state_dict().items()}
 
@@ -56,8 +61,9 @@ def _listed(names: list[str]) -> str:
     return ", ".join(names[:MAX_LISTED]) + more
 
 
-def check_network(network: Mapping[str, object], config: ModelConfig, source: str,
-                  model: str = "its stated model") -> None:  # fmt: skip
+def check_network(
+    network: Mapping[str, object], config: ModelConfig, source: str, model: str = "its stated model"
+) -> None:
     """Raise :class:`CheckpointError` unless ``network`` has exactly the tensors ``config``'s model has, finite.
 
     ``model`` says in the message which model that is (the file's own config, or the run's).
@@ -71,9 +77,11 @@ def check_network(network: Mapping[str, object], config: ModelConfig, source: st
     unexpected = sorted(set(network) - set(expected))
     wrong = sorted(k for k in set(expected) & set(network) if tuple(network[k].shape) != expected[k])
     if missing or unexpected or wrong:
-        found = [f"{len(missing)} missing ({_listed(missing)})" if missing else "",
-                 f"{len(unexpected)} unexpected ({_listed(unexpected)})" if unexpected else "",
-                 f"{len(wrong)} of another shape ({_listed(wrong)})" if wrong else ""]  # fmt: skip
+        found = [
+            f"{len(missing)} missing ({_listed(missing)})" if missing else "",
+            f"{len(unexpected)} unexpected ({_listed(unexpected)})" if unexpected else "",
+            f"{len(wrong)} of another shape ({_listed(wrong)})" if wrong else "",
+        ]
         raise CheckpointError(
             f"{source}: its weights do not fit {model} (backbone {config.backbone}, head {config.head}): "
             + "; ".join(part for part in found if part)

@@ -57,7 +57,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     synth.add_argument("--out", required=True, help="folder to write (created if missing)")
     synth.add_argument("--seed", type=int, default=0, help="which procedural person (default 0)")
-    synth.add_argument("--format", choices=("pkl", "npz"), default="pkl", help="model file format (default pkl, as SMPL)")
+    synth.add_argument(
+        "--format", choices=("pkl", "npz"), default="pkl", help="model file format (default pkl, as SMPL)"
+    )
     synth.add_argument("--force", action="store_true", help="replace an existing procedural model in --out")
     synth.set_defaults(handler=_synth)
     info = actions.add_parser("info", help="describe an asset folder")

@@ -10,8 +10,10 @@ def _build(args: argparse.Namespace) -> int:
 
     report = build_bank(args.voc, args.out, args.min_pixels, args.ray_address, show_progress=not args.quiet)
     print(f"Occluder bank {report.bank}: {report.occluders} cut-outs from {report.images} segmented images.")
-    print(f"  objects not used: {sum(report.rejected_by_reason.values())} {report.rejected_by_reason} "
-          f"(listed in {report.rejects})")  # fmt: skip
+    print(
+        f"  objects not used: {sum(report.rejected_by_reason.values())} {report.rejected_by_reason} "
+        f"(listed in {report.rejects})"
+    )
     print(f"  use it with: loader.occlusion.bank={report.bank}")
     return 0
 

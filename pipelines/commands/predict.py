@@ -23,8 +23,10 @@ def _run(args: argparse.Namespace) -> int:
     summary = run_predict(model, args.images, boxes, config.predict)
     print(f"{summary.num_people} people in {summary.num_images} images -> {summary.output_dir.resolve()}")
     if summary.rejects:
-        print(f"{len(summary.rejects)} images or boxes gave no prediction; reasons in "
-              f"{summary.output_dir / 'rejects.jsonl'}")  # fmt: skip
+        print(
+            f"{len(summary.rejects)} images or boxes gave no prediction; reasons in "
+            f"{summary.output_dir / 'rejects.jsonl'}"
+        )
     return 0
 
 

@@ -14,15 +14,19 @@ def _run(args: argparse.Namespace) -> int:
     path, overrides = _split_config_args(args.args)
     result = run_training(load_config(path, overrides))
     resumed = " (resumed)" if result.resumed else ""
-    print("\n".join([
-        f"Training run '{result.run_name}'{resumed} finished at step {result.steps} in {result.seconds:.0f} s.",
-        f"  best validation PA-MPJPE: {result.best_pa_mpjpe:.1f} mm",
-        f"  latest model: {result.checkpoint}",
-        f"  best model:   {result.best_checkpoint} (use with pare predict, or train.init_checkpoint)",
-        f"  MLflow run {result.run_id} at {result.tracking_uri}"
-        + (f"; registered model {result.registered_model}" if result.registered_model else ""),
-        f"  open it with: mlflow ui --backend-store-uri {result.tracking_uri}",
-    ]))  # fmt: skip
+    print(
+        "\n".join(
+            [
+                f"Training run '{result.run_name}'{resumed} finished at step {result.steps} in {result.seconds:.0f} s.",
+                f"  best validation PA-MPJPE: {result.best_pa_mpjpe:.1f} mm",
+                f"  latest model: {result.checkpoint}",
+                f"  best model:   {result.best_checkpoint} (use with pare predict, or train.init_checkpoint)",
+                f"  MLflow run {result.run_id} at {result.tracking_uri}"
+                + (f"; registered model {result.registered_model}" if result.registered_model else ""),
+                f"  open it with: mlflow ui --backend-store-uri {result.tracking_uri}",
+            ]
+        )
+    )
     return 0
 
 

@@ -209,7 +209,9 @@ def read_comparison(
     tracking_uri: str | None, experiment: str, wanted_runs: Sequence[str] | None, metrics: Sequence[str] | None
 ) -> Comparison:
     """Everything a report needs, read from the store at ``tracking_uri`` (see the module docstring)."""
-    uri = prepare_tracking(resolve_tracking_uri(tracking_uri), COMPARE_TIMEOUT_S, read_only=True, setting="--tracking-uri")
+    uri = prepare_tracking(
+        resolve_tracking_uri(tracking_uri), COMPARE_TIMEOUT_S, read_only=True, setting="--tracking-uri"
+    )
     client, found = _open_store(uri, experiment)
     runs = select_runs(list_runs(client, found.experiment_id), wanted_runs, experiment)
     chosen = choose_metrics(runs, metrics)

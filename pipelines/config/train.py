@@ -195,8 +195,17 @@ class TrainConfig:
     """Ray cluster: empty starts a local one, ``auto`` joins the running one, or ``ray://host:10001``."""
 
     def __post_init__(self) -> None:
-        for name in ("max_steps", "steps_per_epoch", "num_workers", "cpus_per_worker", "validate_every",
-                     "checkpoint_every", "keep_checkpoints", "log_every", "max_nan_skips"):  # fmt: skip
+        for name in (
+            "max_steps",
+            "steps_per_epoch",
+            "num_workers",
+            "cpus_per_worker",
+            "validate_every",
+            "checkpoint_every",
+            "keep_checkpoints",
+            "log_every",
+            "max_nan_skips",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("images_every", "max_failures", "torch_threads", "lr_warmup_steps"):

@@ -107,8 +107,16 @@ class TrainStream(IterableDataset):
             so a resumed run draws new data rather than replaying the first batches.
     """
 
-    def __init__(self, sources: Sequence[MixSource], config: LoaderConfig, out_size: int,
-                 rank: int, world_size: int, seed: int, start_step: int = 0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        sources: Sequence[MixSource],
+        config: LoaderConfig,
+        out_size: int,
+        rank: int,
+        world_size: int,
+        seed: int,
+        start_step: int = 0,
+    ) -> None:
         super().__init__()
         total = sum(s.ratio for s in sources)
         self.sources = list(sources)
@@ -120,10 +128,12 @@ class TrainStream(IterableDataset):
     def _seed(self, worker: int) -> int:
         return int(np.random.SeedSequence([self.seed, self.rank, worker, self.start_step]).generate_state(1)[0])
 
-    def _shard_urls(self, source: MixSource, rng: np.random.Generator, worker: int, workers: int,
-                    produced: list[int]) -> Iterator[str]:  # fmt: skip
-        pairs = split(split(list(zip(source.urls, source.weights, strict=True)), self.rank, self.world_size),
-                      worker, workers)  # fmt: skip
+    def _shard_urls(
+        self, source: MixSource, rng: np.random.Generator, worker: int, workers: int, produced: list[int]
+    ) -> Iterator[str]:
+        pairs = split(
+            split(list(zip(source.urls, source.weights, strict=True)), self.rank, self.world_size), worker, workers
+        )
         urls = [u for u, _ in pairs]
         weights = np.array([w for _, w in pairs], dtype=np.float64)
         weights = weights / weights.sum() if weights.sum() > 0 else None
@@ -166,8 +176,9 @@ class ValidationStream(IterableDataset):
     split by index. ``max_samples`` keeps the first samples in shard order (0: all).
     """
 
-    def __init__(self, urls: Sequence[str], config: LoaderConfig, out_size: int, rank: int, world_size: int,
-                 max_samples: int = 0) -> None:  # fmt: skip
+    def __init__(
+        self, urls: Sequence[str], config: LoaderConfig, out_size: int, rank: int, world_size: int, max_samples: int = 0
+    ) -> None:
         super().__init__()
         self.urls = list(urls)
         self.config, self.out_size = config, out_size
@@ -192,8 +203,9 @@ class ValidationStream(IterableDataset):
                     yield example
 
 
-def make_loader(dataset: IterableDataset, config: LoaderConfig, batch_size: int | None = None,
-                drop_last: bool = True) -> DataLoader:  # fmt: skip
+def make_loader(
+    dataset: IterableDataset, config: LoaderConfig, batch_size: int | None = None, drop_last: bool = True
+) -> DataLoader:
     """A torch DataLoader over a stream, with ``config.num_workers`` loader processes."""
     workers = config.num_workers
     return DataLoader(

@@ -54,8 +54,13 @@ def run_attention_pictures(config: PareConfig, num: int, output_dir: str | Path)
             captions.append(key)
     if not tiles:
         raise EvaluationError(f"the shards {config.evaluate.shards} gave no readable sample")
-    sheet = contact_sheet(tiles, columns=min(4, len(tiles)), captions=captions, cell_size=(384, 192),
-                          title="crop | part attention (each pixel coloured by the part attending to it most)")  # fmt: skip
+    sheet = contact_sheet(
+        tiles,
+        columns=min(4, len(tiles)),
+        captions=captions,
+        cell_size=(384, 192),
+        title="crop | part attention (each pixel coloured by the part attending to it most)",
+    )
     files.append(folder / "attention_sheet.png")
     sheet.save(files[-1])
     return files

@@ -96,8 +96,15 @@ def run_evaluation(config: PareConfig) -> EvaluationResult:
     units = plan_units(folders, evaluate.num_actors, evaluate.max_samples)
     job = functools.partial(evaluate_unit, batch_size=evaluate.batch_size, baseline=evaluate.baseline)
     part = EvalPart()
-    for result in run_units(context_spec(config, source), job, units, evaluate.num_actors, evaluate.cpus_per_actor,
-                            1.0 if evaluate.use_gpu else 0.0, f"evaluate {source.label}"):  # fmt: skip
+    for result in run_units(
+        context_spec(config, source),
+        job,
+        units,
+        evaluate.num_actors,
+        evaluate.cpus_per_actor,
+        1.0 if evaluate.use_gpu else 0.0,
+        f"evaluate {source.label}",
+    ):
         part.extend(result)
     if not len(part):
         raise EvaluationError(
@@ -125,8 +132,19 @@ def run_evaluation(config: PareConfig) -> EvaluationResult:
     files = write_reports(output_dir, part, summary, info, evaluate.baseline)
     params = {f"evaluate.{k}": v for k, v in vars(evaluate).items() if k != "occlusion"}
     logged = log_results(config, source, mlflow_metrics(summary), files, "evaluation", params, "evaluate")
-    return EvaluationResult(summary, output_dir, files, source, logged, part.without_ground_truth, part.unreadable,
-                            time.monotonic() - start, expected, lost, tuple(damaged))  # fmt: skip
+    return EvaluationResult(
+        summary,
+        output_dir,
+        files,
+        source,
+        logged,
+        part.without_ground_truth,
+        part.unreadable,
+        time.monotonic() - start,
+        expected,
+        lost,
+        tuple(damaged),
+    )
 
 
 def summary_text(result: EvaluationResult) -> str:
@@ -143,11 +161,15 @@ def summary_text(result: EvaluationResult) -> str:
             cells.append(f"orientation error median {entry['orient_error_median']:.0f} deg{extra}")
         lines.append(f"  {name:10s} {entry['num_samples']:6d} samples  " + "  ".join(cells))
     if result.without_ground_truth or result.unreadable:
-        lines.append(f"  left out: {result.without_ground_truth} samples without 3D ground truth, "
-                     f"{result.unreadable} unreadable (see pare shards validate)")  # fmt: skip
+        lines.append(
+            f"  left out: {result.without_ground_truth} samples without 3D ground truth, "
+            f"{result.unreadable} unreadable (see pare shards validate)"
+        )
     if result.lost:
-        lines.append(f"  LOST: {result.lost} of the {result.expected} samples the manifests list were not evaluated "
-                     "(unreadable, or in damaged shards); the numbers above cover the rest")  # fmt: skip
+        lines.append(
+            f"  LOST: {result.lost} of the {result.expected} samples the manifests list were not evaluated "
+            "(unreadable, or in damaged shards); the numbers above cover the rest"
+        )
     for problem in result.damaged:
         lines.append(f"  damaged shard: {problem}")
     lines.append(f"  files: {result.output_dir.resolve()}")

@@ -69,8 +69,9 @@ def ground_truth(context: EvalContext, batch: dict) -> Target:
     return Target(keep, joints, vertices, smpl, root)
 
 
-def errors(pred_joints: torch.Tensor, pred_vertices: torch.Tensor, pred_root: torch.Tensor,
-           target: Target) -> dict[str, np.ndarray]:  # fmt: skip
+def errors(
+    pred_joints: torch.Tensor, pred_vertices: torch.Tensor, pred_root: torch.Tensor, target: Target
+) -> dict[str, np.ndarray]:
     """Per-sample float32 errors: mpjpe, pa_mpjpe, pve (mm), orient_error (degrees) (K,), NaN where the sample
     has no fit (pve, orient_error), and per joint (K, 14) in mm."""
     joints = per_joint_error(pred_joints.double(), target.joints.double())
@@ -88,8 +89,9 @@ def errors(pred_joints: torch.Tensor, pred_vertices: torch.Tensor, pred_root: to
 
 
 @torch.no_grad()
-def measure(context: EvalContext, predictor: Predictor, images: torch.Tensor, batch: dict,
-            target: Target) -> dict[str, np.ndarray]:  # fmt: skip
+def measure(
+    context: EvalContext, predictor: Predictor, images: torch.Tensor, batch: dict, target: Target
+) -> dict[str, np.ndarray]:
     """Errors of ``predictor`` on ``images`` (the usable samples only) against ``target``."""
     rotations, betas = predictor(images[target.keep], {k: v[target.keep] for k, v in _tensors(batch).items()})
     rotations = rotations.to(context.device)
@@ -154,8 +156,10 @@ class EvalPart:
         """Concatenated errors of the model (or the ``baseline``): (N,) and (N, 14) float32 arrays."""
         chunks = self.model if which == "model" else self.baseline
         shapes = {"per_joint_mpjpe": (0, 14), "per_joint_pa_mpjpe": (0, 14)}
-        return {name: np.concatenate(chunks[name]) if chunks[name] else np.zeros(shapes.get(name, (0,)), np.float32)
-                for name in ERROR_FIELDS}  # fmt: skip
+        return {
+            name: np.concatenate(chunks[name]) if chunks[name] else np.zeros(shapes.get(name, (0,)), np.float32)
+            for name in ERROR_FIELDS
+        }
 
     def __len__(self) -> int:
         return len(self.keys)

@@ -107,16 +107,25 @@ def write_reports(folder: Path, part: EvalPart, summary: dict, info: dict, with_
     metrics = folder / "metrics.json"
     metrics.write_text(json.dumps(info | {"subsets": summary}, indent=1))
     joint_rows = [
-        {"subset": name, "joint": joint, "mpjpe": entry["per_joint"]["mpjpe"][joint],
-         "pa_mpjpe": entry["per_joint"]["pa_mpjpe"][joint]}
-        for name, entry in summary.items() for joint in LSP14_JOINT_NAMES
-    ]  # fmt: skip
+        {
+            "subset": name,
+            "joint": joint,
+            "mpjpe": entry["per_joint"]["mpjpe"][joint],
+            "pa_mpjpe": entry["per_joint"]["pa_mpjpe"][joint],
+        }
+        for name, entry in summary.items()
+        for joint in LSP14_JOINT_NAMES
+    ]
     ours = part.arrays("model")
     base = part.arrays("baseline") if with_baseline else None
     sample_rows = []
     for index, key in enumerate(part.keys):
-        row = {"key": key, "dataset": part.datasets[index], "sequence": part.sequences[index],
-               "subsets": " ".join(part.subsets[index])}  # fmt: skip
+        row = {
+            "key": key,
+            "dataset": part.datasets[index],
+            "sequence": part.sequences[index],
+            "subsets": " ".join(part.subsets[index]),
+        }
         row |= {metric: float(ours[metric][index]) for metric in SUMMARY_METRICS}
         if base is not None:
             row |= {f"baseline_{metric}": float(base[metric][index]) for metric in SUMMARY_METRICS}

@@ -20,8 +20,11 @@ MAX_NAMED = 5
 
 def damaged_shards(folders: Sequence) -> list[str]:
     """What is wrong with the shards of every folder (:class:`~pipelines.data.shard_folders.ShardFolder`)."""
-    return [f"{folder.uri}/{problem}" for folder in folders
-            for problem in shard_problems(Storage(folder.uri), "", folder.manifest)]  # fmt: skip
+    return [
+        f"{folder.uri}/{problem}"
+        for folder in folders
+        for problem in shard_problems(Storage(folder.uri), "", folder.manifest)
+    ]
 
 
 def check_shards(folders: Sequence, allow_damaged: bool) -> list[str]:

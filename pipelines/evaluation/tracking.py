@@ -61,12 +61,22 @@ def check_logging(config: PareConfig, source: ModelSource) -> None:
         return
     from pipelines.tracking_store import prepare_tracking
 
-    prepare_tracking(source.tracking_uri, config.tracking.timeout_s,
-                     setting="tracking.tracking_uri (or evaluate.log_to=none to log nothing)")  # fmt: skip
+    prepare_tracking(
+        source.tracking_uri,
+        config.tracking.timeout_s,
+        setting="tracking.tracking_uri (or evaluate.log_to=none to log nothing)",
+    )
 
 
-def log_results(config: PareConfig, source: ModelSource, metrics: dict[str, float], files: Sequence[Path],
-                artifact_dir: str, params: dict[str, str], kind: str) -> Logged | None:  # fmt: skip
+def log_results(
+    config: PareConfig,
+    source: ModelSource,
+    metrics: dict[str, float],
+    files: Sequence[Path],
+    artifact_dir: str,
+    params: dict[str, str],
+    kind: str,
+) -> Logged | None:
     """Log metrics (at the checkpoint's step), params (new runs only) and files; None when log_to is 'none'."""
     if config.evaluate.log_to == "none":
         return None

@@ -28,8 +28,10 @@ def plan_units(folders: Sequence, actors: int, max_samples: int = 0) -> list[tup
             units += [(Unit((url,)), count) for url, count in zip(folder.urls, folder.samples, strict=True)]
         else:
             parts = max(1, min(actors, total))
-            units += [(Unit(folder.urls, part, parts, max_samples), total // parts + (part < total % parts))
-                      for part in range(parts)]  # fmt: skip
+            units += [
+                (Unit(folder.urls, part, parts, max_samples), total // parts + (part < total % parts))
+                for part in range(parts)
+            ]
     return units
 
 
@@ -52,8 +54,15 @@ class Worker:
         return job(self.context, unit)
 
 
-def run_units(spec: ContextSpec, job: Callable[[EvalContext, Unit], Any], units: Sequence[tuple[Unit, int]],
-              actors: int, cpus: int, gpus: float, description: str) -> Iterator[Any]:  # fmt: skip
+def run_units(
+    spec: ContextSpec,
+    job: Callable[[EvalContext, Unit], Any],
+    units: Sequence[tuple[Unit, int]],
+    actors: int,
+    cpus: int,
+    gpus: float,
+    description: str,
+) -> Iterator[Any]:
     """Results of ``job`` on every unit (in unit order), on ``actors`` Ray actors, with a progress bar."""
     import ray
     from ray.util import ActorPool

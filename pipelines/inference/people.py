@@ -59,8 +59,14 @@ def find_images(folder: str | Path, rejects: list[dict] | None = None) -> list[P
         if not path.is_file():
             _reject(rejects, {"image": path.name, "reason": "not a regular file"})
         elif path.stem in stems:
-            _reject(rejects, {"image": path.name, "reason": f"same name stem as {stems[path.stem]}, whose outputs "
-                                                           "would be overwritten; rename one of them"})  # fmt: skip
+            _reject(
+                rejects,
+                {
+                    "image": path.name,
+                    "reason": f"same name stem as {stems[path.stem]}, whose outputs "
+                    "would be overwritten; rename one of them",
+                },
+            )
         else:
             stems[path.stem] = path.name
             images.append(path)
@@ -78,10 +84,17 @@ def missing_images(boxes: dict | None, paths: list[Path], rejects: list[dict]) -
     """A reject for every box of an image the boxes file names but that is not read: absent, or rejected itself."""
     present = {path.name for path in paths}
     rejected = {r["image"] for r in rejects}
-    return [{"image": name, "person": index, "bbox": box,
-             "reason": "its image was rejected (see its entry)" if name in rejected else "no such image in --images"}
-            for name, items in sorted((boxes or {}).items()) if name not in present
-            for index, box in enumerate(items)]  # fmt: skip
+    return [
+        {
+            "image": name,
+            "person": index,
+            "bbox": box,
+            "reason": "its image was rejected (see its entry)" if name in rejected else "no such image in --images",
+        }
+        for name, items in sorted((boxes or {}).items())
+        if name not in present
+        for index, box in enumerate(items)
+    ]
 
 
 def image_pixels(path: Path) -> int | None:
@@ -126,8 +139,12 @@ def iter_people(
     for path in paths:
         pixels = image_pixels(path)
         if pixels is not None and pixels > MAX_IMAGE_PIXELS:
-            rejects.append({"image": path.name, "reason": f"{pixels / 1e6:.0f} megapixels, more than the "
-                                                          f"{MAX_IMAGE_PIXELS // 10**6} allowed"})  # fmt: skip
+            rejects.append(
+                {
+                    "image": path.name,
+                    "reason": f"{pixels / 1e6:.0f} megapixels, more than the {MAX_IMAGE_PIXELS // 10**6} allowed",
+                }
+            )
             continue
         image = read_rgb(path)
         if image is None:
@@ -136,13 +153,25 @@ def iter_people(
         people, rejected_before = [], len(rejects)
         for index, (bbox, source) in enumerate(_boxes_for(path.name, image, boxes, detector)):
             if index >= MAX_PEOPLE_PER_IMAGE:
-                rejects.append({"image": path.name, "person": index, "bbox": bbox,
-                                "reason": f"more than {MAX_PEOPLE_PER_IMAGE} boxes for one image"})  # fmt: skip
+                rejects.append(
+                    {
+                        "image": path.name,
+                        "person": index,
+                        "bbox": bbox,
+                        "reason": f"more than {MAX_PEOPLE_PER_IMAGE} boxes for one image",
+                    }
+                )
                 continue
             if visible_fraction(bbox, image) < MIN_VISIBLE_FRACTION:
-                rejects.append({"image": path.name, "person": index, "bbox": bbox,
-                                "reason": f"less than {MIN_VISIBLE_FRACTION:.0%} of the box is inside the "
-                                          f"{image.shape[1]} x {image.shape[0]} image"})  # fmt: skip
+                rejects.append(
+                    {
+                        "image": path.name,
+                        "person": index,
+                        "bbox": bbox,
+                        "reason": f"less than {MIN_VISIBLE_FRACTION:.0%} of the box is inside the "
+                        f"{image.shape[1]} x {image.shape[0]} image",
+                    }
+                )
                 continue
             center, size = square_box(bbox, box_scale)
             crop, affine = crop_image(image, center, size, crop_size)

@@ -36,8 +36,15 @@ from pipelines.visualize.attention import attention_panel
 from pipelines.visualize.mesh_overlay import draw_meshes
 from preprocessing.render.cameras import apply_affine, invert_affine
 
-FINITE_KEYS = ("pred_pose", "pred_shape", "pred_cam", "pred_cam_t", "pred_keypoints_3d", "pred_keypoints_2d",
-               "pred_vertices")  # fmt: skip
+FINITE_KEYS = (
+    "pred_pose",
+    "pred_shape",
+    "pred_cam",
+    "pred_cam_t",
+    "pred_keypoints_3d",
+    "pred_keypoints_2d",
+    "pred_vertices",
+)
 """Outputs that must be finite for a person's record and overlay to be written."""
 
 
@@ -140,8 +147,14 @@ def _keep_finite(item: ImagePeople, out: dict[str, np.ndarray], start: int, reje
     keep = [k for k, index in enumerate(indices) if _finite(out, index)]
     for k, person in enumerate(item.people):
         if k not in keep:
-            rejects.append({"image": person.image_name, "person": person.person, "bbox": person.bbox,
-                            "reason": "the model's prediction is not finite (NaN or infinite)"})  # fmt: skip
+            rejects.append(
+                {
+                    "image": person.image_name,
+                    "person": person.person,
+                    "bbox": person.bbox,
+                    "reason": "the model's prediction is not finite (NaN or infinite)",
+                }
+            )
     item.people = [item.people[k] for k in keep]
     return {key: value[[indices[k] for k in keep]] for key, value in out.items()}
 
@@ -184,8 +197,14 @@ def run_predict(model: PareModel, images_dir: str | Path, boxes: dict | None, co
     return summary
 
 
-def _predict_into(model: PareModel, paths: list[Path], boxes: dict | None, config: PredictConfig, folder: Path,
-                  summary: PredictSummary) -> None:  # fmt: skip
+def _predict_into(
+    model: PareModel,
+    paths: list[Path],
+    boxes: dict | None,
+    config: PredictConfig,
+    folder: Path,
+    summary: PredictSummary,
+) -> None:
     device = torch.device(config.device)
     model = model.to(device).eval()
     faces = model.body_model.faces.cpu().numpy()

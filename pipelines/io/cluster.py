@@ -23,8 +23,12 @@ def init_ray(address: str = "") -> None:
         return
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     loud = verbose()
-    context = ray.init(address=address or None, log_to_driver=loud, include_dashboard=False if not address else None,
-                       logging_level=logging.INFO if loud else logging.WARNING)  # fmt: skip
+    context = ray.init(
+        address=address or None,
+        log_to_driver=loud,
+        include_dashboard=False if not address else None,
+        logging_level=logging.INFO if loud else logging.WARNING,
+    )
     if not loud:
         print(f"Ray workers' logs: {ray_log_folder(context)} (pare --verbose shows them here)", flush=True)
 

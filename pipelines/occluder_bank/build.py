@@ -28,8 +28,9 @@ class BankReport:
     rejected_by_reason: dict[str, int]
 
 
-def build_bank(voc_root: str | Path, out: str | Path, min_pixels: int = 500, ray_address: str = "",
-               show_progress: bool = True) -> BankReport:  # fmt: skip
+def build_bank(
+    voc_root: str | Path, out: str | Path, min_pixels: int = 500, ray_address: str = "", show_progress: bool = True
+) -> BankReport:
     import ray
     from tqdm import tqdm
 
@@ -58,8 +59,16 @@ def build_bank(voc_root: str | Path, out: str | Path, min_pixels: int = 500, ray
             progress.update(len(chunk))
     if not cutouts:
         raise UserFacingError(f"no usable object in {len(ids)} VOC images (see the reasons: {_counts(rejects)})")
-    save_bank(out, cutouts, {"source": str(voc_root), "images": len(ids), "min_pixels": min_pixels,
-                             "rules": "not person, not truncated, not difficult, mask >= min_pixels, eroded border"})  # fmt: skip
+    save_bank(
+        out,
+        cutouts,
+        {
+            "source": str(voc_root),
+            "images": len(ids),
+            "min_pixels": min_pixels,
+            "rules": "not person, not truncated, not difficult, mask >= min_pixels, eroded border",
+        },
+    )
     rejects_path = out.with_name(out.name + ".rejects.jsonl")
     rejects_path.write_text("".join(json.dumps(r) + "\n" for r in rejects))
     return BankReport(out, rejects_path, len(ids), len(cutouts), _counts(rejects))

@@ -67,8 +67,9 @@ def extract(voc_root: Path, image_id: str, min_pixels: int = 500) -> tuple[list[
     if image is None or instances is None or instances.shape[:2] != image.shape[:2]:
         reason = "unreadable_image" if image is None else "bad_segmentation"
         detail = "" if image is not None and instances is not None else locals().get("detail", "")
-        return [], [{"image": image_id, "object": o.index, "class": o.name, "reason": reason, "detail": detail}
-                    for o in objects]  # fmt: skip
+        return [], [
+            {"image": image_id, "object": o.index, "class": o.name, "reason": reason, "detail": detail} for o in objects
+        ]
     rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
     cutouts = []
     for obj in objects:

@@ -52,8 +52,11 @@ class Grid:
 
     def boxes(self) -> np.ndarray:
         starts = np.arange(self.side) * self.stride
-        boxes = [(y, x, min(y + self.patch, self.image_size), min(x + self.patch, self.image_size))
-                 for y in starts for x in starts]  # fmt: skip
+        boxes = [
+            (y, x, min(y + self.patch, self.image_size), min(x + self.patch, self.image_size))
+            for y in starts
+            for x in starts
+        ]
         return np.array(boxes, dtype=np.int64)
 
 
@@ -111,10 +114,18 @@ class OcclusionPart:
 
     def arrays(self) -> dict[str, np.ndarray]:
         side = self.grid.side
-        shapes = {"clean_mpjpe": (0, 14), "clean_pa_mpjpe": (0, 14), "mpjpe": (0, side, side, 14),
-                  "pa_mpjpe": (0, side, side, 14), "coverage": (0, side, side, NUM_PARTS), "joints_2d": (0, 14, 3)}  # fmt: skip
-        return {name: np.stack(getattr(self, name)) if getattr(self, name) else np.zeros(shape, np.float32)
-                for name, shape in shapes.items()}  # fmt: skip
+        shapes = {
+            "clean_mpjpe": (0, 14),
+            "clean_pa_mpjpe": (0, 14),
+            "mpjpe": (0, side, side, 14),
+            "pa_mpjpe": (0, side, side, 14),
+            "coverage": (0, side, side, NUM_PARTS),
+            "joints_2d": (0, 14, 3),
+        }
+        return {
+            name: np.stack(getattr(self, name)) if getattr(self, name) else np.zeros(shape, np.float32)
+            for name, shape in shapes.items()
+        }
 
 
 def _one_image(context: EvalContext, batch: dict, index: int, grid: Grid, batch_size: int) -> dict[str, np.ndarray]:
@@ -125,8 +136,9 @@ def _one_image(context: EvalContext, batch: dict, index: int, grid: Grid, batch_
     chunks = []
     for start in range(0, len(copies), batch_size):
         images = copies[start : start + batch_size]
-        repeated = {k: v.expand(len(images), *v.shape[1:]) if isinstance(v, torch.Tensor) else v
-                    for k, v in single.items()}  # fmt: skip
+        repeated = {
+            k: v.expand(len(images), *v.shape[1:]) if isinstance(v, torch.Tensor) else v for k, v in single.items()
+        }
         repeated_target = type(target)(
             target.keep.expand(len(images)),
             target.joints.expand(len(images), -1, -1),
@@ -152,8 +164,9 @@ def _one_image(context: EvalContext, batch: dict, index: int, grid: Grid, batch_
     }
 
 
-def analyse_unit(context: EvalContext, unit: Unit, patch: int, stride: int, batch_size: int,
-                 keep_images: int) -> OcclusionPart:  # fmt: skip
+def analyse_unit(
+    context: EvalContext, unit: Unit, patch: int, stride: int, batch_size: int, keep_images: int
+) -> OcclusionPart:
     """The analysis of every image with a fit or 3D joints in a unit; the first ``keep_images`` crops are kept
     (for per-image figures) and the others only summed (for the mean crop), so memory does not grow with them."""
     grid = Grid.scaled(context.image_size, patch, stride)
@@ -208,4 +221,3 @@ def local_sensitivity(errors: np.ndarray, clean: np.ndarray, joints_2d: np.ndarr
     near = float((near_sum[seen] / near_count[seen]).mean())
     far = float((far_sum[seen] / far_count[seen]).mean())
     return {"near": near, "far": far, "ratio": near / far if far > 0 else float("inf")}
-

@@ -30,8 +30,16 @@ def _figure(width: float, height: float):
     return Figure(figsize=(width, height), layout="constrained")
 
 
-def joint_heatmaps(path: Path, image: np.ndarray, errors: np.ndarray, stride: int, joints_2d: np.ndarray | None,
-                   clean: np.ndarray, title: str, metric: str = "MPJPE") -> Path:  # fmt: skip
+def joint_heatmaps(
+    path: Path,
+    image: np.ndarray,
+    errors: np.ndarray,
+    stride: int,
+    joints_2d: np.ndarray | None,
+    clean: np.ndarray,
+    title: str,
+    metric: str = "MPJPE",
+) -> Path:
     """Figure 1: the input, then one panel per joint with its (side, side) error increase over the image.
 
     ``joints_2d``: (14, 3) pixel positions and whether each is known (marked when it is), or None.
@@ -47,14 +55,22 @@ def joint_heatmaps(path: Path, image: np.ndarray, errors: np.ndarray, stride: in
     axes[0, 0].set_title("input", fontsize=9)
     known = joints_2d[:, 2] > 0 if joints_2d is not None else np.zeros(14, bool)
     if known.any():
-        axes[0, 0].scatter(joints_2d[known, 0], joints_2d[known, 1], s=10, c="yellow", edgecolors="black",
-                           linewidths=0.5)  # fmt: skip
+        axes[0, 0].scatter(
+            joints_2d[known, 0], joints_2d[known, 1], s=10, c="yellow", edgecolors="black", linewidths=0.5
+        )
     mappable = None
     for joint, name in enumerate(LSP14_JOINT_NAMES):
         ax = axes.flat[joint + 1]
         ax.imshow(image, alpha=0.55)
-        mappable = ax.imshow(np.clip(increase[..., joint], 0.0, None), cmap="jet", alpha=0.55, vmin=0.0, vmax=vmax, extent=extent,
-                             interpolation="bilinear")  # fmt: skip
+        mappable = ax.imshow(
+            np.clip(increase[..., joint], 0.0, None),
+            cmap="jet",
+            alpha=0.55,
+            vmin=0.0,
+            vmax=vmax,
+            extent=extent,
+            interpolation="bilinear",
+        )
         if known[joint]:
             ax.scatter([joints_2d[joint, 0]], [joints_2d[joint, 1]], marker="x", s=40, c="white", linewidths=2)
         ax.set_title(f"{name}: clean {clean[joint]:.0f} mm, up to +{np.nanmax(increase[..., joint]):.0f}", fontsize=8)
@@ -84,8 +100,9 @@ def part_sensitivity(errors: np.ndarray, clean: np.ndarray, coverage: np.ndarray
         return np.where(total > 0, weighted / np.maximum(total, 1e-12), np.nan)
 
 
-def _coloured_views(vertices: np.ndarray, faces: np.ndarray, part_map: np.ndarray, values: np.ndarray,
-                    vmax: float, cmap, size: int) -> list[np.ndarray]:  # fmt: skip
+def _coloured_views(
+    vertices: np.ndarray, faces: np.ndarray, part_map: np.ndarray, values: np.ndarray, vmax: float, cmap, size: int
+) -> list[np.ndarray]:
     parts = face_parts(faces, part_map)
     per_part = np.array([cmap(v / vmax)[:3] if np.isfinite(v) else UNSEEN_GREY / 255 for v in values]) * 255
     colours = per_part[parts]
@@ -96,8 +113,15 @@ def _coloured_views(vertices: np.ndarray, faces: np.ndarray, part_map: np.ndarra
     return views
 
 
-def part_sensitivity_figure(path: Path, vertices: np.ndarray, faces: np.ndarray, part_map: np.ndarray,
-                            rows: dict[str, np.ndarray], title: str, size: int = 360) -> Path:  # fmt: skip
+def part_sensitivity_figure(
+    path: Path,
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    part_map: np.ndarray,
+    rows: dict[str, np.ndarray],
+    title: str,
+    size: int = 360,
+) -> Path:
     """Figure 3: per metric a row of front and back views, parts coloured by :func:`part_sensitivity`."""
     import matplotlib
 
@@ -108,15 +132,20 @@ def part_sensitivity_figure(path: Path, vertices: np.ndarray, faces: np.ndarray,
         finite = values[np.isfinite(values)]
         vmax = max(float(finite.max()) if len(finite) else 1.0, 1e-6)
         clipped = np.clip(values, 0.0, None)
-        for column, (image, side) in enumerate(zip(_coloured_views(vertices, faces, part_map, clipped, vmax, cmap, size),
-                                                   ("front", "back"), strict=True)):  # fmt: skip
+        for column, (image, side) in enumerate(
+            zip(_coloured_views(vertices, faces, part_map, clipped, vmax, cmap, size), ("front", "back"), strict=True)
+        ):
             ax = axes[row, column]
             ax.imshow(image)
             ax.set_title(f"{metric}, {side}", fontsize=10)
             ax.axis("off")
         scalar = matplotlib.cm.ScalarMappable(norm=matplotlib.colors.Normalize(0.0, vmax), cmap=cmap)
-        figure.colorbar(scalar, ax=axes[row].tolist(), shrink=0.8,
-                        label=f"{metric} increase when the part is hidden (mm); grey: never hidden")  # fmt: skip
+        figure.colorbar(
+            scalar,
+            ax=axes[row].tolist(),
+            shrink=0.8,
+            label=f"{metric} increase when the part is hidden (mm); grey: never hidden",
+        )
     figure.suptitle(title, fontsize=11)
     figure.savefig(path, dpi=90)
     return path

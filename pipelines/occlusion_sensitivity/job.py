@@ -73,32 +73,59 @@ def _write_csv(path: Path, sensitivity: dict[str, np.ndarray]) -> Path:
     return path
 
 
-def _figures(folder: Path, part: OcclusionPart, arrays: dict, grid: Grid, label: str, figures: int,
-             asset_dir: str, sensitivity: dict[str, np.ndarray]) -> list[Path]:  # fmt: skip
+def _figures(
+    folder: Path,
+    part: OcclusionPart,
+    arrays: dict,
+    grid: Grid,
+    label: str,
+    figures: int,
+    asset_dir: str,
+    sensitivity: dict[str, np.ndarray],
+) -> list[Path]:
     files = []
     mean_image = part.mean_image()
     count = len(part)
     for metric in ("mpjpe", "pa_mpjpe"):
         name = metric.upper().replace("PA_", "PA-")
-        files.append(joint_heatmaps(
-            folder / f"figure1_mean_{metric}.png", mean_image, arrays[metric].mean(axis=0), grid.stride, None,
-            arrays[f"clean_{metric}"].mean(axis=0),
-            f"{label}: per-joint {name} with a {grid.patch}-px patch at each position, mean of {count} images",
-            metric=name,
-        ))  # fmt: skip
+        files.append(
+            joint_heatmaps(
+                folder / f"figure1_mean_{metric}.png",
+                mean_image,
+                arrays[metric].mean(axis=0),
+                grid.stride,
+                None,
+                arrays[f"clean_{metric}"].mean(axis=0),
+                f"{label}: per-joint {name} with a {grid.patch}-px patch at each position, mean of {count} images",
+                metric=name,
+            )
+        )
     index = {key: k for k, key in enumerate(part.keys)}
     for key, image in list(part.images.items())[:figures]:
         k = index[key]
-        files.append(joint_heatmaps(
-            folder / f"figure1_{safe_file_name(key)}.png", image, arrays["mpjpe"][k], grid.stride, arrays["joints_2d"][k],
-            arrays["clean_mpjpe"][k], f"{label}: {key}, per-joint MPJPE with a {grid.patch}-px patch at each position",
-        ))  # fmt: skip
+        files.append(
+            joint_heatmaps(
+                folder / f"figure1_{safe_file_name(key)}.png",
+                image,
+                arrays["mpjpe"][k],
+                grid.stride,
+                arrays["joints_2d"][k],
+                arrays["clean_mpjpe"][k],
+                f"{label}: {key}, per-joint MPJPE with a {grid.patch}-px patch at each position",
+            )
+        )
     vertices, faces, part_map = _body(asset_dir)
     rows = {metric.upper().replace("PA_", "PA-"): values for metric, values in sensitivity.items()}
-    files.append(part_sensitivity_figure(
-        folder / "figure3_part_sensitivity.png", vertices, faces, part_map, rows,
-        f"{label}: error increase when each body part is hidden ({count} images)",
-    ))  # fmt: skip
+    files.append(
+        part_sensitivity_figure(
+            folder / "figure3_part_sensitivity.png",
+            vertices,
+            faces,
+            part_map,
+            rows,
+            f"{label}: error increase when each body part is hidden ({count} images)",
+        )
+    )
     return files
 
 
@@ -114,12 +141,24 @@ def run_occlusion_analysis(config: PareConfig) -> OcclusionResult:
     folders, _ = shard_folders(config)
     init_ray(evaluate.ray_address)
     spec = context_spec(config, source)
-    job = functools.partial(analyse_unit, patch=occlusion.patch_size, stride=occlusion.stride,
-                            batch_size=evaluate.batch_size, keep_images=occlusion.figures)  # fmt: skip
+    job = functools.partial(
+        analyse_unit,
+        patch=occlusion.patch_size,
+        stride=occlusion.stride,
+        batch_size=evaluate.batch_size,
+        keep_images=occlusion.figures,
+    )
     units = plan_units(folders, evaluate.num_actors, occlusion.num_images)
     part: OcclusionPart | None = None
-    for result in run_units(spec, job, units, evaluate.num_actors, evaluate.cpus_per_actor,
-                            1.0 if evaluate.use_gpu else 0.0, f"occlusion {source.label}"):  # fmt: skip
+    for result in run_units(
+        spec,
+        job,
+        units,
+        evaluate.num_actors,
+        evaluate.cpus_per_actor,
+        1.0 if evaluate.use_gpu else 0.0,
+        f"occlusion {source.label}",
+    ):
         part = result if part is None else part.extend(result)
     if part is None or not len(part):
         raise EvaluationError(f"no image of {[f.uri for f in folders]} has 3D ground truth to analyse")
@@ -127,8 +166,10 @@ def run_occlusion_analysis(config: PareConfig) -> OcclusionResult:
     folder = Path(occlusion.output_dir)
     folder.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(folder / "occlusion.npz", keys=np.array(part.keys), **arrays)
-    sensitivity = {metric: part_sensitivity(arrays[metric], arrays[f"clean_{metric}"], arrays["coverage"])
-                   for metric in ("mpjpe", "pa_mpjpe")}  # fmt: skip
+    sensitivity = {
+        metric: part_sensitivity(arrays[metric], arrays[f"clean_{metric}"], arrays["coverage"])
+        for metric in ("mpjpe", "pa_mpjpe")
+    }
     files = [folder / "occlusion.npz", _write_csv(folder / "part_sensitivity.csv", sensitivity)]
     files += _figures(folder, part, arrays, part.grid, source.label, occlusion.figures, spec.asset_dir, sensitivity)
     clean = {metric: float(arrays[f"clean_{metric}"].mean()) for metric in ("mpjpe", "pa_mpjpe")}
@@ -140,8 +181,9 @@ def run_occlusion_analysis(config: PareConfig) -> OcclusionResult:
     logged = log_results(config, source, metrics, files, "occlusion", params, "occlusion")
     order = np.argsort(-np.nan_to_num(sensitivity["mpjpe"], nan=-np.inf))
     worst = [(PART_NAMES[i], float(sensitivity["mpjpe"][i])) for i in order[:3] if np.isfinite(sensitivity["mpjpe"][i])]
-    return OcclusionResult(folder, files, len(part), clean, occluded, worst, local, source, logged,
-                           time.monotonic() - start)  # fmt: skip
+    return OcclusionResult(
+        folder, files, len(part), clean, occluded, worst, local, source, logged, time.monotonic() - start
+    )
 
 
 def summary_text(result: OcclusionResult) -> str:
@@ -161,6 +203,7 @@ def summary_text(result: OcclusionResult) -> str:
 
 def local_text(local: dict[str, float]) -> str:
     """One line on the local sensitivity: the increase with the patch on a joint against far from it."""
-    return (f"a joint's MPJPE rises {local['near']:+.1f} mm with the patch on it, {local['far']:+.1f} mm with the "
-            f"patch far from it (ratio {local['ratio']:.1f})")  # fmt: skip
-
+    return (
+        f"a joint's MPJPE rises {local['near']:+.1f} mm with the patch on it, {local['far']:+.1f} mm with the "
+        f"patch far from it (ratio {local['ratio']:.1f})"
+    )

@@ -34,8 +34,9 @@ class LoopState:
     restarts: int = 0
 
 
-def save_checkpoint(folder: Path, network: dict, model_config: ModelConfig, optimizer, scaler, state: LoopState,
-                    metadata: dict) -> None:  # fmt: skip
+def save_checkpoint(
+    folder: Path, network: dict, model_config: ModelConfig, optimizer, scaler, state: LoopState, metadata: dict
+) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     save_model_checkpoint(folder / MODEL_FILE, network, model_config, metadata | {"step": state.step})
     payload = {
@@ -48,7 +49,7 @@ def save_checkpoint(folder: Path, network: dict, model_config: ModelConfig, opti
             "skipped_samples": state.skipped_samples,
             "best_pa_mpjpe": state.best_pa_mpjpe,
             "restarts": state.restarts,
-        },  # fmt: skip
+        },
         "torch_rng": torch.get_rng_state(),
     }
     torch.save(payload, folder / STATE_FILE)
@@ -64,8 +65,9 @@ def load_checkpoint(folder: Path, model, optimizer, scaler) -> LoopState:
         scaler.load_state_dict(payload["scaler"])
     torch.set_rng_state(payload["torch_rng"])
     loop = payload["loop"]
-    return LoopState(**{k: loop[k] for k in ("step", "epoch", "nan_skips", "skipped_samples", "best_pa_mpjpe",
-                                                "restarts")})  # fmt: skip
+    return LoopState(
+        **{k: loop[k] for k in ("step", "epoch", "nan_skips", "skipped_samples", "best_pa_mpjpe", "restarts")}
+    )
 
 
 def load_initial_weights(path: str, model) -> None:

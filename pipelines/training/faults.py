@@ -39,8 +39,9 @@ class Faults:
             value = settings.get(PREFIX + name)
             return int(value) if value not in (None, "") else None
 
-        return cls(number("KILL_AT_STEP"), number("KILL_RANK") or 1, settings.get(PREFIX + "MARKER", ""),
-                   number("NAN_AT_STEP"))  # fmt: skip
+        return cls(
+            number("KILL_AT_STEP"), number("KILL_RANK") or 1, settings.get(PREFIX + "MARKER", ""), number("NAN_AT_STEP")
+        )
 
     def maybe_kill(self, step: int, rank: int, world_size: int) -> None:
         target = self.kill_rank if self.kill_rank < world_size else 0

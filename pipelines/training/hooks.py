@@ -141,10 +141,13 @@ class Status(Hook):
 
     def after_train(self, trainer: Trainer) -> None:
         if trainer.where.is_main:
-            write_status(self.status_uri, {"state": "finished", "step": trainer.state.step,
-                                           "best_pa_mpjpe": trainer.state.best_pa_mpjpe})
+            write_status(
+                self.status_uri,
+                {"state": "finished", "step": trainer.state.step, "best_pa_mpjpe": trainer.state.best_pa_mpjpe},
+            )
 
     def on_stop(self, trainer: Trainer, reason: str, message: str) -> None:
         if trainer.where.is_main:
-            write_status(self.status_uri, {"state": "stopped", "reason": reason, "step": trainer.state.step,
-                                           "message": message})
+            write_status(
+                self.status_uri, {"state": "stopped", "reason": reason, "step": trainer.state.step, "message": message}
+            )

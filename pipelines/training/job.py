@@ -65,8 +65,12 @@ def _check_init_checkpoint(path: str, config: PareConfig) -> None:
     if not Path(path).is_file():
         raise TrainingError(f"train.init_checkpoint {path} does not exist")
     checkpoint = read_model_checkpoint(path)
-    check_network(checkpoint.network, config.model, f"train.init_checkpoint {path}",
-                  model="the configured model (model.* in the config)")  # fmt: skip
+    check_network(
+        checkpoint.network,
+        config.model,
+        f"train.init_checkpoint {path}",
+        model="the configured model (model.* in the config)",
+    )
 
 
 def _check(config: PareConfig) -> None:
@@ -108,8 +112,9 @@ def train_loop_stopping_on_user_errors(loop_config: dict) -> None:
     try:
         train_loop(loop_config)
     except UserFacingError as error:
-        write_status(loop_config["status_uri"], {"state": "stopped", "reason": "user_error",
-                                                 "message": _user_message(error)})  # fmt: skip
+        write_status(
+            loop_config["status_uri"], {"state": "stopped", "reason": "user_error", "message": _user_message(error)}
+        )
 
 
 def _preflight(config: PareConfig, storage: str):
@@ -136,8 +141,13 @@ def _open_logged_run(config: PareConfig, storage: str, shards) -> tuple:
 
     config_yaml = to_yaml(config)
     handle = open_run(config.tracking, config.train.run_name, storage)
-    log_setup(handle, OmegaConf.to_container(OmegaConf.create(config_yaml)), config_yaml, _config_hash(config_yaml),
-              shards.all_folders())  # fmt: skip
+    log_setup(
+        handle,
+        OmegaConf.to_container(OmegaConf.create(config_yaml)),
+        config_yaml,
+        _config_hash(config_yaml),
+        shards.all_folders(),
+    )
     return handle, config_yaml
 
 
@@ -174,7 +184,7 @@ def _trainer(config: PareConfig, loop_config: dict, storage: str):
             num_workers=train.num_workers,
             use_gpu=train.use_gpu,
             resources_per_worker={"CPU": train.cpus_per_worker} | ({"GPU": 1} if train.use_gpu else {}),
-        ),  # fmt: skip
+        ),
         run_config=RunConfig(
             name=train.run_name,
             storage_path=storage,
@@ -209,8 +219,10 @@ def _fit(trainer, client, handle, status: str, max_failures: int):
         raise TrainingError(final.get("message", "training stopped"))
     if result.checkpoint is None:
         client.set_terminated(handle.run_id, "FAILED")
-        raise TrainingError("training ended without a checkpoint; see the workers' logs (their folder is printed "
-                            "above, or rerun with pare --verbose)")
+        raise TrainingError(
+            "training ended without a checkpoint; see the workers' logs (their folder is printed "
+            "above, or rerun with pare --verbose)"
+        )
     return result, final
 
 
@@ -224,9 +236,12 @@ def _record(config: PareConfig, client, handle, result, best, asset_dir: str, st
         client.set_terminated(handle.run_id, "FINISHED")
         return registered
     except Exception as error:
-        print(f"MLflow at {handle.tracking_uri} is unreachable or refused the final model ({type(error).__name__}: "
-              f"{str(error)[:200]}); the checkpoints are in {storage}/{config.train.run_name}. Rerun the same command "
-              "when the server is back to log and register the model.", flush=True)  # fmt: skip
+        print(
+            f"MLflow at {handle.tracking_uri} is unreachable or refused the final model ({type(error).__name__}: "
+            f"{str(error)[:200]}); the checkpoints are in {storage}/{config.train.run_name}. Rerun the same command "
+            "when the server is back to log and register the model.",
+            flush=True,
+        )
         return ""
 
 
@@ -253,17 +268,26 @@ def run_training(config: PareConfig) -> TrainingResult:
     client = MlflowClient(handle.tracking_uri)
     with ProgressWatcher(status, train.max_steps, enabled=not verbose()):
         result, final = _fit(trainer, client, handle, status, train.max_failures)
-    best = min(result.best_checkpoints, key=lambda pair: pair[1].get(SCORE, float("inf")))[0] \
-        if result.best_checkpoints else result.checkpoint  # fmt: skip
+    best = (
+        min(result.best_checkpoints, key=lambda pair: pair[1].get(SCORE, float("inf")))[0]
+        if result.best_checkpoints
+        else result.checkpoint
+    )
     _publish(status, {"latest": result.checkpoint, "best": best})
     registered = _record(config, client, handle, result, best, asset_dir, storage)
     return TrainingResult(
-        run_id=handle.run_id, experiment_id=handle.experiment_id, tracking_uri=handle.tracking_uri,
-        run_name=train.run_name, steps=int(final.get("step", 0)),
+        run_id=handle.run_id,
+        experiment_id=handle.experiment_id,
+        tracking_uri=handle.tracking_uri,
+        run_name=train.run_name,
+        steps=int(final.get("step", 0)),
         best_pa_mpjpe=float(final.get("best_pa_mpjpe", float("nan"))),
-        checkpoint=f"{status}/latest/model.pt", best_checkpoint=f"{status}/best/model.pt", registered_model=registered,
-        resumed=handle.resumed, seconds=time.monotonic() - started,
-    )  # fmt: skip
+        checkpoint=f"{status}/latest/model.pt",
+        best_checkpoint=f"{status}/best/model.pt",
+        registered_model=registered,
+        resumed=handle.resumed,
+        seconds=time.monotonic() - started,
+    )
 
 
 def _publish(status: str, checkpoints: dict) -> None:

@@ -47,6 +47,7 @@ from pipelines.training.validation import merge_over_ranks, validate
 
 __all__ = ["SCORE", "clip_gradients", "stage_at", "stages_from", "train_loop", "worker_environment"]
 
+
 @dataclass
 class Stage:
     name: str
@@ -58,8 +59,10 @@ def stages_from(config: PareConfig, shards: dict) -> list[Stage]:
     """The data schedule: configured stages sorted by start, or all datasets in equal parts."""
 
     def sources(mix: dict[str, float]) -> list[MixSource]:
-        return [MixSource(name, tuple(shards[name]["urls"]), tuple(shards[name]["samples"]), ratio)
-                for name, ratio in mix.items()]  # fmt: skip
+        return [
+            MixSource(name, tuple(shards[name]["urls"]), tuple(shards[name]["samples"]), ratio)
+            for name, ratio in mix.items()
+        ]
 
     if not config.data.stages:
         return [Stage("all", 0, sources(dict.fromkeys(shards, 1.0)))]
@@ -145,8 +148,12 @@ def start_worker(loop_config: dict) -> Worker:
     if where.is_main:
         from pipelines.training.tracking import RunLogger
 
-        logger = RunLogger(loop_config["tracking_uri"], loop_config["run_id"], config.tracking.timeout_s,
-                           config.tracking.system_metrics)  # fmt: skip
+        logger = RunLogger(
+            loop_config["tracking_uri"],
+            loop_config["run_id"],
+            config.tracking.timeout_s,
+            config.tracking.system_metrics,
+        )
     return Worker(loop_config, config, where, model, network, optimizer, scaler, state, logger)
 
 
@@ -185,8 +192,15 @@ class DataSchedule:
         if current is not self.stage:
             config, where = self.w.config, self.w.where
             self.stage = current
-            stream = TrainStream(current.sources, config.loader, config.model.image_size, where.rank,
-                                 where.world_size, config.train.seed, start_step=step)  # fmt: skip
+            stream = TrainStream(
+                current.sources,
+                config.loader,
+                config.model.image_size,
+                where.rank,
+                where.world_size,
+                config.train.seed,
+                start_step=step,
+            )
             self.batches = iter(make_loader(stream, config.loader))
             self.on_stage(current.name)
         return next(self.batches)
@@ -199,10 +213,12 @@ def _validation(w: Worker):
         config, urls, where = w.config, w.loop_config["validation_urls"], w.where
         if not urls:
             return {}
-        per_rank = config.data.validation_max_samples // where.world_size if config.data.validation_max_samples \
-            else 0  # fmt: skip
-        val_loader = make_loader(ValidationStream(urls, config.loader, config.model.image_size, where.rank,
-                                                  where.world_size, per_rank), config.loader, drop_last=False)
+        per_rank = config.data.validation_max_samples // where.world_size if config.data.validation_max_samples else 0
+        val_loader = make_loader(
+            ValidationStream(urls, config.loader, config.model.image_size, where.rank, where.world_size, per_rank),
+            config.loader,
+            drop_last=False,
+        )
         share_rank0_buffers(w.core, where.world_size)
         ours, baseline = validate(w.core, val_loader, where.device)
         ours, baseline = merge_over_ranks(ours), merge_over_ranks(baseline)
@@ -217,8 +233,15 @@ def _validation(w: Worker):
 
 def _checkpoint_saver(w: Worker):
     def save(trainer: Trainer, folder: Path) -> None:
-        save_checkpoint(folder, w.core.network_state_dict(), w.config.model, w.optimizer, w.scaler, trainer.state,
-                        {"run_id": w.loop_config["run_id"], "run_name": w.config.train.run_name})  # fmt: skip
+        save_checkpoint(
+            folder,
+            w.core.network_state_dict(),
+            w.config.model,
+            w.optimizer,
+            w.scaler,
+            trainer.state,
+            {"run_id": w.loop_config["run_id"], "run_name": w.config.train.run_name},
+        )
 
     return save
 
@@ -234,21 +257,45 @@ def default_hooks(w: Worker, status_uri: str) -> list[Hook]:
     """The hooks of every run, in order: each reads what the ones before it put in ``trainer.metrics``."""
     faces = w.core.body_model.faces.cpu().numpy()
     writer = ProgressWriter(status_uri, w.config.train.max_steps) if w.where.is_main else None
-    return [WindowMetrics(), Pictures(w.logger, faces), Validation(_validation(w)), MlflowMetrics(w.logger),
-            Progress(writer), CheckpointReport(_checkpoint_saver(w), _report), Status(status_uri)]  # fmt: skip
+    return [
+        WindowMetrics(),
+        Pictures(w.logger, faces),
+        Validation(_validation(w)),
+        MlflowMetrics(w.logger),
+        Progress(writer),
+        CheckpointReport(_checkpoint_saver(w), _report),
+        Status(status_uri),
+    ]
 
 
 def train_loop(loop_config: dict) -> None:
     """Ray Train's ``train_loop_per_worker``: build this rank's trainer, register the hooks, run."""
     w = start_worker(loop_config)
     config = w.config
-    runner = StepRunner(w.network, w.optimizer, PareLoss(config.loss), config.train, w.where.device,
-                        w.where.world_size, w.scaler, NanPolicy(config.train.nan_policy, config.train.max_nan_skips))
+    runner = StepRunner(
+        w.network,
+        w.optimizer,
+        PareLoss(config.loss),
+        config.train,
+        w.where.device,
+        w.where.world_size,
+        w.scaler,
+        NanPolicy(config.train.nan_policy, config.train.max_nan_skips),
+    )
     schedule = DataSchedule(w, lambda name: w.logger and w.logger.tag("pare.stage", name))
-    trainer = Trainer(config, w.where, w.core, runner, schedule, w.state,
-                      last_score=w.state.best_pa_mpjpe if math.isfinite(w.state.best_pa_mpjpe) else NO_SCORE)
+    trainer = Trainer(
+        config,
+        w.where,
+        w.core,
+        runner,
+        schedule,
+        w.state,
+        last_score=w.state.best_pa_mpjpe if math.isfinite(w.state.best_pa_mpjpe) else NO_SCORE,
+    )
     faults = Faults.parse(loop_config.get("faults", {}))
-    trainer.register([*default_hooks(w, loop_config["status_uri"]), *([FaultInjection(faults)] if faults.any() else [])])
+    trainer.register(
+        [*default_hooks(w, loop_config["status_uri"]), *([FaultInjection(faults)] if faults.any() else [])]
+    )
     if w.state.step:
         trainer.say(f"resuming at step {w.state.step} (restart {w.state.restarts})")
     trainer.run()

@@ -79,6 +79,7 @@ def log_model(handle, checkpoint_file: Path, body_model_dir: str, registered_nam
         if not registered_name:
             return ""
         version = mlflow.register_model(info.model_uri, registered_name)
-    MlflowClient(handle.tracking_uri).set_tag(handle.run_id, "pare.registered_model",
-                                              f"{registered_name}/{version.version}")  # fmt: skip
+    MlflowClient(handle.tracking_uri).set_tag(
+        handle.run_id, "pare.registered_model", f"{registered_name}/{version.version}"
+    )
     return f"{registered_name}/{version.version}"

@@ -42,8 +42,13 @@ class ProgressWriter:
         if not (force or new_messages or now - self.last_write >= self.min_interval_s):
             return
         first = max(len(messages) - SHOWN_MESSAGES, 0)
-        payload = {"step": step, "max_steps": self.max_steps, **self.shown, "first_message": self.offset + first,
-                   "messages": messages[first:]}  # fmt: skip
+        payload = {
+            "step": step,
+            "max_steps": self.max_steps,
+            **self.shown,
+            "first_message": self.offset + first,
+            "messages": messages[first:],
+        }
         try:
             self.storage.write_text(PROGRESS_FILE, json.dumps(payload))
         except OSError:

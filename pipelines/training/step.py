@@ -147,9 +147,16 @@ class StepRunner:
             return self._skip("gradients", step, batch)
         self.nan.finite()
         self.stats.steps += 1
-        self.stats.add(loss=loss.item(), **{n: terms[n].item() for n in LOSS_TERMS}, grad_norm=grad_norm,
-                       samples=len(images), wait_s=waited, step_s=time.perf_counter() - started,
-                       skipped=batch["skipped"].sum().item(), occluders=batch["occluders"].sum().item())
+        self.stats.add(
+            loss=loss.item(),
+            **{n: terms[n].item() for n in LOSS_TERMS},
+            grad_norm=grad_norm,
+            samples=len(images),
+            wait_s=waited,
+            step_s=time.perf_counter() - started,
+            skipped=batch["skipped"].sum().item(),
+            occluders=batch["occluders"].sum().item(),
+        )
         return StepOutput(True, batch, pred, terms)
 
     def _skip(self, what: str, step: int, batch: dict) -> StepOutput:

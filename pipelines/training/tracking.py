@@ -112,8 +112,10 @@ def log_setup(handle: RunHandle, config_tree: dict, config_yaml: str, config_has
     params = flatten(config_tree)
     changed = {k for k, v in params.items() if k in known and known[k] != v[:6000]}
     if changed:
-        log.warning("the config changed since this run started (%s); the run keeps its first values",
-                    ", ".join(sorted(changed)[:8]))  # fmt: skip
+        log.warning(
+            "the config changed since this run started (%s); the run keeps its first values",
+            ", ".join(sorted(changed)[:8]),
+        )
     new = [Param(k, v[:6000]) for k, v in sorted(params.items()) if k not in known]
     for start in range(0, len(new), 100):
         client.log_batch(handle.run_id, params=new[start : start + 100])
@@ -169,13 +171,18 @@ class RunLogger:
             action(*args)
         except Exception as error:  # the server, the network or the store: training must go on
             if self.unreachable_since is None:
-                print(f"MLflow at {self.tracking_uri} is unreachable ({type(error).__name__}: {str(error)[:200]}); "
-                      "training continues and will retry logging", flush=True)  # fmt: skip
+                print(
+                    f"MLflow at {self.tracking_uri} is unreachable ({type(error).__name__}: {str(error)[:200]}); "
+                    "training continues and will retry logging",
+                    flush=True,
+                )
             self.unreachable_since = time.monotonic()
             return False
         if self.unreachable_since is not None:
-            print(f"MLflow at {self.tracking_uri} is reachable again; {self.dropped} values could not be logged",
-                  flush=True)  # fmt: skip
+            print(
+                f"MLflow at {self.tracking_uri} is reachable again; {self.dropped} values could not be logged",
+                flush=True,
+            )
             self.unreachable_since = None
         return True
 

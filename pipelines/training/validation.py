@@ -43,13 +43,25 @@ def validate(model, loader, device: torch.device) -> tuple[MetricAccumulator, Me
             pred = model(images)
             pred_vertices, pred_joints = _mesh(body_model, pred["pred_pose"], pred["pred_shape"])
             gt_root = gt_rotations[:, 0].cpu()
-            ours.update(pred_joints.float().cpu(), gt_joints.cpu(), pred_vertices.float().cpu(), gt_vertices.cpu(),
-                        pred_root=pred["pred_pose"][:, 0].float().cpu(), gt_root=gt_root)  # fmt: skip
+            ours.update(
+                pred_joints.float().cpu(),
+                gt_joints.cpu(),
+                pred_vertices.float().cpu(),
+                gt_vertices.cpu(),
+                pred_root=pred["pred_pose"][:, 0].float().cpu(),
+                gt_root=gt_root,
+            )
             count = len(pose)
             base_rotations = mean_pose.expand(count, -1, -1, -1)
             base_vertices, base_joints = _mesh(body_model, base_rotations, mean_shape.expand(count, -1))
-            baseline.update(base_joints.cpu(), gt_joints.cpu(), base_vertices.cpu(), gt_vertices.cpu(),
-                            pred_root=base_rotations[:, 0].cpu(), gt_root=gt_root)  # fmt: skip
+            baseline.update(
+                base_joints.cpu(),
+                gt_joints.cpu(),
+                base_vertices.cpu(),
+                gt_vertices.cpu(),
+                pred_root=base_rotations[:, 0].cpu(),
+                gt_root=gt_root,
+            )
     finally:
         model.train(was_training)
     return ours, baseline

@@ -64,8 +64,11 @@ def attention_panel(crop: np.ndarray, segm_logits: np.ndarray, attention: np.nda
     rows = -(-len(attention) // GRID_COLUMNS)
     panel = Image.new("RGB", (3 * size, CAPTION + size + rows * (tile + CAPTION)), "white")
     draw = ImageDraw.Draw(panel)
-    top = [(crop, "input crop"), (segmentation_overlay(crop, segm_logits), "2D part branch"),
-           (attention_overlay(crop, attention), "part attention (strongest part)")]  # fmt: skip
+    top = [
+        (crop, "input crop"),
+        (segmentation_overlay(crop, segm_logits), "2D part branch"),
+        (attention_overlay(crop, attention), "part attention (strongest part)"),
+    ]
     for index, (image, caption) in enumerate(top):
         panel.paste(Image.fromarray(image), (index * size, CAPTION))
         draw.text((index * size + 4, 2), caption, fill="black")

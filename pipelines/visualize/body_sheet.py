@@ -37,7 +37,9 @@ def _font(size: int) -> ImageFont.ImageFont:
     return ImageFont.load_default(size=size)
 
 
-def _render_panel(panel: Panel, faces: np.ndarray, part_map: np.ndarray, parents: tuple[int, ...], size: int) -> Image.Image:
+def _render_panel(
+    panel: Panel, faces: np.ndarray, part_map: np.ndarray, parents: tuple[int, ...], size: int
+) -> Image.Image:
     view = View.fit(panel.body.vertices, view_rotation(panel.yaw, panel.pitch), size, size, margin=0.06)
     colors = PART_COLORS[face_parts(faces, part_map)]
     image = render_mesh(panel.body.vertices, faces, colors, view)

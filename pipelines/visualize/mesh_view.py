@@ -49,8 +49,10 @@ class View:
         """(N, 2) pixel coordinates (x right, y down) and (N,) depth (larger is nearer)."""
         rotated = (points - self.center) @ self.rotation.T
         pixels = np.stack(
-            [self.width / 2 + rotated[:, 0] * self.pixels_per_metre,
-             self.height / 2 - rotated[:, 1] * self.pixels_per_metre],
+            [
+                self.width / 2 + rotated[:, 0] * self.pixels_per_metre,
+                self.height / 2 - rotated[:, 1] * self.pixels_per_metre,
+            ],
             axis=1,
         )
         return pixels, rotated[:, 2]

@@ -11,8 +11,9 @@ CAPTION_HEIGHT = 24
 TITLE_HEIGHT = 40
 
 
-def people_sheet(vertices: np.ndarray, faces: np.ndarray, vertex_colors: list[np.ndarray], title: str,
-                 panel_size: int = 260) -> Image.Image:  # fmt: skip
+def people_sheet(
+    vertices: np.ndarray, faces: np.ndarray, vertex_colors: list[np.ndarray], title: str, panel_size: int = 260
+) -> Image.Image:
     """One column per person, front view above the back view.
 
     Args:
@@ -31,6 +32,10 @@ def people_sheet(vertices: np.ndarray, faces: np.ndarray, vertex_colors: list[np
             image = render_mesh(vertices, faces, face_colors, view, background=(205, 210, 215))
             top = TITLE_HEIGHT + row * (panel_size + CAPTION_HEIGHT)
             sheet.paste(image, (column * panel_size, top))
-            draw.text((column * panel_size + 8, top + panel_size + 3), f"person {column + 1}, {caption}",
-                      fill=(20, 20, 20), font=font)  # fmt: skip
+            draw.text(
+                (column * panel_size + 8, top + panel_size + 3),
+                f"person {column + 1}, {caption}",
+                fill=(20, 20, 20),
+                font=font,
+            )
     return sheet

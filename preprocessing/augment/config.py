@@ -58,8 +58,15 @@ class AugmentConfig:
     """Probability of turning the image grey (not in PARE; off by default)."""
 
     def __post_init__(self) -> None:
-        for name in ("rotation_prob", "flip_prob", "motion_blur_prob", "brightness_contrast_prob",
-                     "gaussian_noise_prob", "jpeg_prob", "grayscale_prob"):  # fmt: skip
+        for name in (
+            "rotation_prob",
+            "flip_prob",
+            "motion_blur_prob",
+            "brightness_contrast_prob",
+            "gaussian_noise_prob",
+            "jpeg_prob",
+            "grayscale_prob",
+        ):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be a probability in 0..1, got {getattr(self, name)}")
         if not 0.0 <= self.scale_factor < 1.0:

@@ -119,11 +119,23 @@ def augment_geometry(
     """Apply one draw to a stored sample (crop, its labels, 49 x 3 keypoints in crop pixels, 24 x 4 joints, 72 pose)."""
     crop_size = crop.shape[0]
     affine = window_affine(draw, crop_size, box_size, out_size)
-    image = cv2.warpAffine(crop, affine_for_cv2(affine), (out_size, out_size), flags=cv2.INTER_LINEAR,
-                           borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))  # fmt: skip
+    image = cv2.warpAffine(
+        crop,
+        affine_for_cv2(affine),
+        (out_size, out_size),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=(0, 0, 0),
+    )
     label_affine = compose_affine(np.array([[label_size / out_size, 0, 0], [0, label_size / out_size, 0]]), affine)
-    warped_labels = cv2.warpAffine(labels, affine_for_cv2(label_affine), (label_size, label_size),
-                                   flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0)  # fmt: skip
+    warped_labels = cv2.warpAffine(
+        labels,
+        affine_for_cv2(label_affine),
+        (label_size, label_size),
+        flags=cv2.INTER_NEAREST,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0,
+    )
 
     points = np.asarray(keypoints, dtype=np.float64)
     xy = apply_affine(points[:, :2], affine) * (2.0 / out_size) - 1.0

@@ -49,11 +49,24 @@ from preprocessing.record import ImageRef, PerspectiveCamera, RecordRejected, Sa
 OPENPOSE_TO_SPIN = spin_indices(OPENPOSE18_TO_SPIN)
 GENDERS = {"m": "male", "male": "male", "f": "female", "female": "female"}
 OCCLUSION_SEQUENCES = (
-    "courtyard_backpack", "courtyard_basketball", "courtyard_bodyScannerMotions", "courtyard_box",
-    "courtyard_golf", "courtyard_jacket", "courtyard_laceShoe", "downtown_stairs", "flat_guitar",
-    "flat_packBags", "outdoors_climbing", "outdoors_crosscountry", "outdoors_fencing",
-    "outdoors_freestyle", "outdoors_golf", "outdoors_parcours", "outdoors_slalom",
-)  # fmt: skip
+    "courtyard_backpack",
+    "courtyard_basketball",
+    "courtyard_bodyScannerMotions",
+    "courtyard_box",
+    "courtyard_golf",
+    "courtyard_jacket",
+    "courtyard_laceShoe",
+    "downtown_stairs",
+    "flat_guitar",
+    "flat_packBags",
+    "outdoors_climbing",
+    "outdoors_crosscountry",
+    "outdoors_fencing",
+    "outdoors_freestyle",
+    "outdoors_golf",
+    "outdoors_parcours",
+    "outdoors_slalom",
+)
 """3DPW-OCC: sequences whose names start with one of these (PARE's occlusion subset, pare-reference.md)."""
 PLAIN_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
 """What a sequence name may be (3DPW's are like ``downtown_walking_00``)."""

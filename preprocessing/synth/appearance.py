@@ -86,8 +86,10 @@ def garment_marks(rng: np.random.Generator, template: np.ndarray, part_map: np.n
     chest_y = y[chest]
     top, bottom = chest_y.max(), chest_y.min()
     front_z = np.median(z[chest])
-    marks = {name: np.zeros(len(template), bool) for name in ("print", "placket", "neckline", "pockets", "belt", "buckle",
-                                                                 "toe_caps")}  # fmt: skip
+    marks = {
+        name: np.zeros(len(template), bool)
+        for name in ("print", "placket", "neckline", "pockets", "belt", "buckle", "toe_caps")
+    }
     if rng.random() < 0.65:  # a print on the chest: a disc or a band
         cy = bottom + rng.uniform(0.35, 0.6) * (top - bottom)
         size = rng.uniform(0.045, 0.075)

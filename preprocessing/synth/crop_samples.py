@@ -95,7 +95,9 @@ def crop_samples(models: BodyModels, seed: int, layout: str, num: int, options: 
             screen = weak_perspective_to_screen(vertices, cam, affine=affine)
             joints_screen = weak_perspective_to_screen(joints, cam, affine=affine)
             person = PersonView(
-                screen, vertices + weak_perspective_translation(cam), random_vertex_colors(rng, part_map, models.template())
+                screen,
+                vertices + weak_perspective_translation(cam),
+                random_vertex_colors(rng, part_map, models.template()),
             )
             scene = render_random_scene(rng, [person], faces, face_parts, height, width, options.occluder_probability)
             visibility = keypoint_visibility(joints_screen, depth_tolerance(joints, vertices), scene)

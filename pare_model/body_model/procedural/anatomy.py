@@ -36,6 +36,7 @@ NUM_SHOULDER_SEAM = 9
 NUM_CROTCH_SEAM = 7
 SMOOTHING_ITERATIONS = 12
 
+
 class Region(IntEnum):
     """Which construction step made a vertex; rigging uses it to assign body parts."""
 
@@ -90,7 +91,10 @@ def _torso_with_junctions(builder: MeshBuilder) -> dict[str, np.ndarray]:
     right_leg = np.concatenate([bottom[mirror_ring[: half + 1]], crotch[::-1]])
 
     seams = {}
-    for side, region, front_index in ((1.0, Region.LEFT_SHOULDER_SEAM, a), (-1.0, Region.RIGHT_SHOULDER_SEAM, TORSO_RING - a)):
+    for side, region, front_index in (
+        (1.0, Region.LEFT_SHOULDER_SEAM, a),
+        (-1.0, Region.RIGHT_SHOULDER_SEAM, TORSO_RING - a),
+    ):
         builder.region = region
         back_index = mirror_ring[(front_index + half) % TORSO_RING]
         start, end = builder.positions(top[[front_index, back_index]])

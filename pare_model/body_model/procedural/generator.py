@@ -45,11 +45,16 @@ GENDER_BETAS: dict[Gender, np.ndarray] = {
 }
 MEAN_BODY_POSE = {
     # Axis-angle of a relaxed stance: arms lowered, elbows and knees slightly bent.
-    "left_hip": (-0.10, 0.0, 0.03), "right_hip": (-0.10, 0.0, -0.03),
-    "left_knee": (0.15, 0.0, 0.0), "right_knee": (0.15, 0.0, 0.0),
-    "left_collar": (0.0, 0.0, -0.15), "right_collar": (0.0, 0.0, 0.15),
-    "left_shoulder": (0.0, 0.0, -1.0), "right_shoulder": (0.0, 0.0, 1.0),
-    "left_elbow": (0.0, -0.35, 0.0), "right_elbow": (0.0, 0.35, 0.0),
+    "left_hip": (-0.10, 0.0, 0.03),
+    "right_hip": (-0.10, 0.0, -0.03),
+    "left_knee": (0.15, 0.0, 0.0),
+    "right_knee": (0.15, 0.0, 0.0),
+    "left_collar": (0.0, 0.0, -0.15),
+    "right_collar": (0.0, 0.0, 0.15),
+    "left_shoulder": (0.0, 0.0, -1.0),
+    "right_shoulder": (0.0, 0.0, 1.0),
+    "left_elbow": (0.0, -0.35, 0.0),
+    "right_elbow": (0.0, 0.35, 0.0),
 }
 MEAN_CAM = (0.9, 0.0, 0.0)
 

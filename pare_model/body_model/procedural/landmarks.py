@@ -60,7 +60,7 @@ def _mirrored_targets(table: dict, names: tuple[str, ...]) -> np.ndarray:
     for name in names:
         for left, right in (("left_", "right_"), ("Left ", "Right ")):
             if name.startswith(right):
-                points.append(np.multiply(table[left + name[len(right):]], MIRROR_X))
+                points.append(np.multiply(table[left + name[len(right) :]], MIRROR_X))
                 break
         else:
             points.append(table[name])
@@ -86,7 +86,7 @@ def landmark_vertices(vertices: np.ndarray, regions: np.ndarray, mirror: np.ndar
         candidates = np.flatnonzero(regions == region)
         _, nearest = cKDTree(vertices[candidates]).query(target)
         found[name] = int(candidates[nearest])
-        found["right_" + name[len("left_"):]] = int(mirror[found[name]])
+        found["right_" + name[len("left_") :]] = int(mirror[found[name]])
     by_key = dict(zip(SMPLX_VERTEX_JOINT_NAMES, SMPLX_VERTEX_ID_KEYS, strict=True))
     landmarks = {by_key[name]: index for name, index in found.items()}
     assert len(set(landmarks.values())) == len(landmarks), "two landmarks share a vertex"

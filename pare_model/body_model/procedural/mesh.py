@@ -66,9 +66,7 @@ def _arc_fractions(points: np.ndarray) -> np.ndarray:
     return cumulative / segment.sum()
 
 
-def zipper_faces(
-    loop_a: np.ndarray, loop_b: np.ndarray, points_a: np.ndarray, points_b: np.ndarray
-) -> np.ndarray:
+def zipper_faces(loop_a: np.ndarray, loop_b: np.ndarray, points_a: np.ndarray, points_b: np.ndarray) -> np.ndarray:
     """(len(a) + len(b), 3) triangles between two closed loops, merged by arc length."""
     t_a = np.append(_arc_fractions(points_a), 1.0)
     t_b = np.append(_arc_fractions(points_b), 1.0)

@@ -81,7 +81,11 @@ def assign_parts(vertices: np.ndarray, regions: np.ndarray) -> np.ndarray:
     knee_y, ankle_y = joints[J["left_knee"], 1], joints[J["left_ankle"], 1]
     foot_z = joints[J["left_foot"], 2]
     leg_name = np.where(
-        y > LEG_TOP_Y, "", np.where(y > knee_y, "hip", np.where(y > ankle_y - 0.015, "knee", np.where(z < foot_z - 0.01, "ankle", "foot")))
+        y > LEG_TOP_Y,
+        "",
+        np.where(
+            y > knee_y, "hip", np.where(y > ankle_y - 0.015, "knee", np.where(z < foot_z - 0.01, "ankle", "foot"))
+        ),
     )
     upper = legs & (leg_name == "")
     parts[upper] = J["pelvis"]
@@ -96,7 +100,9 @@ def assign_parts(vertices: np.ndarray, regions: np.ndarray) -> np.ndarray:
 
     head = regions == Region.NECK_AND_HEAD
     head_name = np.where(
-        y > joints[J["head"], 1], "head", np.where(y > NECK_BASE_Y, "neck", np.where(np.abs(x) > YOKE_COLLAR_X, "collar", "spine3"))
+        y > joints[J["head"], 1],
+        "head",
+        np.where(y > NECK_BASE_Y, "neck", np.where(np.abs(x) > YOKE_COLLAR_X, "collar", "spine3")),
     )
     head_name = np.where(head_name == "collar", np.char.add(side, "collar"), head_name)
     parts[head] = part_of(head_name[head])
@@ -133,11 +139,13 @@ def regressor(vertices: np.ndarray, targets: np.ndarray) -> np.ndarray:
         radius = max(REGRESSOR_SPREAD * nearest + REGRESSOR_MARGIN, REGRESSOR_MIN_RADIUS)
         index = np.sort(tree.query_ball_point(target, radius))
         count = len(index)
-        system = np.vstack([
-            vertices[index].T,
-            np.full((1, count), REGRESSOR_SUM_WEIGHT),
-            np.sqrt(REGRESSOR_RIDGE) * np.eye(count),
-        ])
+        system = np.vstack(
+            [
+                vertices[index].T,
+                np.full((1, count), REGRESSOR_SUM_WEIGHT),
+                np.sqrt(REGRESSOR_RIDGE) * np.eye(count),
+            ]
+        )
         rhs = np.concatenate([target, [REGRESSOR_SUM_WEIGHT], np.zeros(count)])
         weights, _ = nnls(system, rhs, maxiter=50 * count)
         rows[k, index] = weights / weights.sum()

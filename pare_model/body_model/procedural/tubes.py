@@ -58,7 +58,7 @@ def _rotate_onto(vector: np.ndarray, source: np.ndarray, target: np.ndarray) -> 
     if sin < 1e-12:
         return vector
     axis = axis / sin
-    return (vector * cos + np.cross(axis, vector) * sin + axis * np.dot(axis, vector) * (1 - cos))
+    return vector * cos + np.cross(axis, vector) * sin + axis * np.dot(axis, vector) * (1 - cos)
 
 
 def ring_frames(spec: TubeSpec) -> RingFrames:
@@ -130,9 +130,7 @@ def sweep(
     return rings
 
 
-def grow_from_loop(
-    builder: MeshBuilder, loop: np.ndarray, spec: TubeSpec, num_transition: int
-) -> list[np.ndarray]:
+def grow_from_loop(builder: MeshBuilder, loop: np.ndarray, spec: TubeSpec, num_transition: int) -> list[np.ndarray]:
     """Sweep a tube out of a junction loop, easing from the loop's shape into the first ring.
 
     ``num_transition`` rings blend linearly between the loop (resampled by arc length) and

@@ -101,7 +101,9 @@ def plan_sequences(num: int, length: int) -> list[SequencePlan]:
     return plans
 
 
-def _actor_motion(rng: np.random.Generator, num_frames: int, offset: float, variation: float = 1.0) -> tuple[np.ndarray, ...]:
+def _actor_motion(
+    rng: np.random.Generator, num_frames: int, offset: float, variation: float = 1.0
+) -> tuple[np.ndarray, ...]:
     """(N, 24, 3) axis-angle poses and (N, 3) translations at 30 Hz, then the same at 60 Hz (2N - 1)."""
     num_keys = max(2, math.ceil(num_frames / 6))
     posture = POSTURES[rng.integers(len(POSTURES))]
