@@ -43,4 +43,5 @@ def quiet_libraries() -> None:
         return
     for name, level in QUIET_LOGGERS.items():
         logging.getLogger(name).setLevel(level)
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # MLflow sets its loggers' level from it at import
     os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")

@@ -23,11 +23,13 @@ def init_ray(address: str = "") -> None:
         return
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     loud = verbose()
+    # Quiet: Ray's Python-side notices below errors (e.g. that the local cluster uses token authentication) stay
+    # in its logs; its errors and our own messages still show.
     context = ray.init(
         address=address or None,
         log_to_driver=loud,
         include_dashboard=False if not address else None,
-        logging_level=logging.INFO if loud else logging.WARNING,
+        logging_level=logging.INFO if loud else logging.ERROR,
     )
     if not loud:
         print(f"Ray workers' logs: {ray_log_folder(context)} (pare --verbose shows them here)", flush=True)

@@ -1,8 +1,9 @@
 """The trained network as an MLflow model (pyfunc): log it, register it, load it back for inference.
 
-The logged model holds the network checkpoint (``model.pt``) only. The body model is not
+The logged model holds the network checkpoint (``model.pt``) only, and is logged as code
+(:mod:`pipelines.training.mlflow_model_code`), not as a pickled object. The body model is not
 logged (real SMPL files are licensed): the model loads it from the folder recorded at training
-time, or from ``PARE_BODY_MODEL_DIR`` where that differs, e.g. on a serving machine.
+time (its model config), or from ``PARE_BODY_MODEL_DIR`` where that differs, e.g. on a serving machine.
 
 ``predict`` takes (B, S, S, 3) uint8 RGB person crops at the model's input size and returns
 the pose (B, 24, 3, 3), shape (B, 10), camera (B, 3), 3D joints (B, 49, 3) and vertices.
@@ -17,14 +18,30 @@ from pathlib import Path
 import mlflow.pyfunc
 import numpy as np
 
-OUTPUTS = ("pred_pose", "pred_shape", "pred_cam", "pred_keypoints_3d", "pred_vertices")
+OUTPUTS = {
+    "pred_pose": (24, 3, 3),
+    "pred_shape": (10,),
+    "pred_cam": (3,),
+    "pred_keypoints_3d": (49, 3),
+    "pred_vertices": (6890, 3),
+}
+"""The outputs of ``predict`` and each one's shape after the batch dimension."""
+
+
+def signature(image_size: int):
+    """The model's MLflow signature: (B, S, S, 3) uint8 crops in, the named float32 outputs out."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import Schema, TensorSpec
+
+    crops = Schema([TensorSpec(np.dtype(np.uint8), (-1, image_size, image_size, 3))])
+    outputs = Schema([TensorSpec(np.dtype(np.float32), (-1, *shape), name) for name, shape in OUTPUTS.items()])
+    return ModelSignature(inputs=crops, outputs=outputs)
 
 
 class PareMlflowModel(mlflow.pyfunc.PythonModel):
     """pyfunc wrapper around a pare-pipeline model checkpoint."""
 
-    def __init__(self, body_model_dir: str = "") -> None:
-        self.body_model_dir = body_model_dir
+    def __init__(self) -> None:
         self.model = None
 
     def load_context(self, context) -> None:
@@ -32,12 +49,13 @@ class PareMlflowModel(mlflow.pyfunc.PythonModel):
         from pare_model.model import build_model_from_assets
 
         checkpoint = read_model_checkpoint(context.artifacts["checkpoint"])
-        body_model_dir = os.environ.get("PARE_BODY_MODEL_DIR") or self.body_model_dir
+        recorded = (context.model_config or {}).get("body_model_dir", "")
+        body_model_dir = os.environ.get("PARE_BODY_MODEL_DIR") or recorded
         self.model = build_model_from_assets(checkpoint.config, body_model_dir)
         self.model.load_network_state_dict(checkpoint.network)
         self.model.eval()
 
-    def predict(self, context, model_input, params=None) -> dict[str, np.ndarray]:
+    def predict(self, context, model_input: np.ndarray, params=None) -> dict[str, np.ndarray]:
         import torch
 
         from pare_model.image_input import to_model_input
@@ -69,10 +87,17 @@ def log_model(handle, checkpoint_file: Path, body_model_dir: str, registered_nam
     """Log ``checkpoint_file`` into the run as ``model`` and register it; returns 'name/version' or ''."""
     from mlflow.tracking import MlflowClient
 
+    from pare_model.checkpoint.native import read_model_checkpoint
+
+    image_size = read_model_checkpoint(checkpoint_file).config.image_size
+
     with _tracking_uri(handle.tracking_uri), mlflow.start_run(run_id=handle.run_id):
         info = mlflow.pyfunc.log_model(
             name="model",
-            python_model=PareMlflowModel(body_model_dir),
+            python_model=str(Path(__file__).with_name("mlflow_model_code.py")),
+            model_config={"body_model_dir": body_model_dir},
+            signature=signature(image_size),
+            input_example=np.zeros((1, image_size, image_size, 3), np.uint8),  # one blank crop
             artifacts={"checkpoint": str(checkpoint_file)},
             pip_requirements=["pare-pipeline"],
         )
