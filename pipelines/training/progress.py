@@ -28,10 +28,10 @@ class ProgressWriter:
         self.storage, self.max_steps = Storage(uri), max_steps
         self.min_interval_s = min_interval_s if min_interval_s is not None else (1.0 if "://" not in uri else 10.0)
         self.last_write = 0.0
-        self.shown: dict = {}
         self.messages_written = 0
-        earlier = read_progress(uri)  # a restarted worker numbers its lines after those already shown
-        self.offset = earlier["first_message"] + len(earlier["messages"]) if earlier else 0
+        earlier = read_progress(uri) or {}  # a restarted worker numbers its lines after those already shown
+        self.offset = earlier.get("first_message", 0) + len(earlier.get("messages", []))
+        self.shown = {k: earlier[k] for k in ("loss", "samples_per_s") if k in earlier}  # until its first window
 
     def update(self, step: int, metrics: dict, messages: list[str], force: bool = False) -> None:
         for key, name in (("train/loss", "loss"), ("train/samples_per_s", "samples_per_s")):
