@@ -15,27 +15,10 @@ from collections.abc import Sequence
 
 from pare_model.errors import UserFacingError
 from preprocessing.readers.h36m_cameras import FRONTAL_CAMERA
+from preprocessing.readers.pw3d import OCCLUSION_SEQUENCES
 
-PW3D_OCC_PREFIXES: tuple[str, ...] = (
-    "courtyard_backpack",
-    "courtyard_basketball",
-    "courtyard_bodyScannerMotions",
-    "courtyard_box",
-    "courtyard_golf",
-    "courtyard_jacket",
-    "courtyard_laceShoe",
-    "downtown_stairs",
-    "flat_guitar",
-    "flat_packBags",
-    "outdoors_climbing",
-    "outdoors_crosscountry",
-    "outdoors_fencing",
-    "outdoors_freestyle",
-    "outdoors_golf",
-    "outdoors_parcours",
-    "outdoors_slalom",
-)
-"""3DPW-OCC: the test sequences that start with these names."""
+PW3D_OCC_PREFIXES: tuple[str, ...] = OCCLUSION_SEQUENCES
+"""3DPW-OCC: the test sequences that start with these names (one list, kept by the 3DPW reader)."""
 
 NAMED_SUBSETS = ("3dpw", "3dpw-occ", "h36m-p2")
 
