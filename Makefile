@@ -35,6 +35,7 @@ test: $(DEV_STAMP)
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check pare_model preprocessing pipelines tests bench
 	$(BIN)/ruff format --check pare_model preprocessing pipelines tests bench
+	$(BIN)/mypy pare_model
 
 venv: $(STAMP)
 

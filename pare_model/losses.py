@@ -38,6 +38,8 @@ Training batch (the loader produces exactly this):
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -173,7 +175,7 @@ class PareLoss(nn.Module):
             raw["segm"] = cam.new_zeros((), dtype=torch.float32)
         weights = config.weights() | {"segm": segm_weight}
         weighted = {name: weights[name] * raw[name] for name in LOSS_TERMS}
-        total = config.loss_scale * sum(weighted.values())
+        total = cast(torch.Tensor, config.loss_scale * sum(weighted.values()))
         terms = {name: value.detach() for name, value in weighted.items()}
         terms["segm_weight"] = cam.new_tensor(segm_weight, dtype=torch.float32)
         return total, terms

@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from pare_model.backbones import build_backbone
-from pare_model.body_model.assets import load_body_model_assets
+from pare_model.backbones import Backbone, build_backbone
+from pare_model.body_model.assets import Gender, load_body_model_assets
 from pare_model.body_model.layer import BodyModel
 from pare_model.geometry import project_to_crop, weak_perspective_to_translation
 from pare_model.heads import build_head
@@ -38,9 +38,13 @@ class PareModel(nn.Module):
         image_size: S, the crop side in pixels; focal_length: crop camera focal length.
     """
 
+    backbone: Backbone
+    head: nn.Module
+    body_model: BodyModel
+
     def __init__(
         self,
-        backbone: nn.Module,
+        backbone: Backbone,
         head: nn.Module,
         body_model: BodyModel,
         image_size: int = 224,
@@ -105,7 +109,7 @@ def build_model(config: ModelConfig, body_model: BodyModel, mean_params: Mapping
     return PareModel(backbone, head, body_model, config.image_size, config.focal_length)
 
 
-def build_model_from_assets(config: ModelConfig, body_model_dir: str | Path, gender: str = "neutral") -> PareModel:
+def build_model_from_assets(config: ModelConfig, body_model_dir: str | Path, gender: Gender = "neutral") -> PareModel:
     """A freshly initialised model around the body model in ``body_model_dir``."""
     assets = load_body_model_assets(body_model_dir, gender)
     return build_model(config, BodyModel.from_assets(assets), assets.mean_params)

@@ -35,6 +35,11 @@ class HmrHead(nn.Module):
         num_iterations: refinement steps (3 in HMR and SPIN).
     """
 
+    # Buffers of register_mean_params (declared for the type checker; they stay buffers).
+    init_pose: torch.Tensor  # (1, 144)
+    init_shape: torch.Tensor  # (1, 10)
+    init_cam: torch.Tensor  # (1, 3)
+
     def __init__(
         self, in_channels: int, stride: int, mean_params: Mapping[str, np.ndarray], num_iterations: int = 3
     ) -> None:

@@ -48,6 +48,12 @@ class PareHead(nn.Module):
         softmax_temperature: temperature T of the per-part spatial softmax.
     """
 
+    # Buffers of register_mean_params (declared for the type checker; they stay buffers).
+    init_pose: torch.Tensor  # (1, 144)
+    init_shape: torch.Tensor  # (1, 10)
+    init_cam: torch.Tensor  # (1, 3)
+    temperature: torch.Tensor  # () softmax temperature T
+
     def __init__(
         self,
         in_channels: int,
