@@ -1,7 +1,8 @@
 """The full regressor: backbone, head, and the body model that turns parameters into a mesh.
 
 ``PareModel.forward(images)`` returns one flat dict with SPIN/PARE names, so losses, metrics,
-evaluation and visualisation read the same keys whichever head is used:
+evaluation and visualisation read the same keys whichever head is used (typed as
+:class:`pare_model.contracts.PareOutput`):
 
 - ``pred_pose`` (B, 24, 3, 3), ``pred_shape`` (B, 10), ``pred_cam`` (B, 3) ``[s, tx, ty]``;
 - ``pred_cam_t`` (B, 3) camera translation (f = 5000 in the crop);
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -23,6 +25,7 @@ from torch import nn
 from pare_model.backbones import Backbone, build_backbone
 from pare_model.body_model.assets import Gender, load_body_model_assets
 from pare_model.body_model.layer import BodyModel
+from pare_model.contracts import HeadOutput, PareOutput
 from pare_model.geometry import project_to_crop, weak_perspective_to_translation
 from pare_model.heads import build_head
 from pare_model.model_config import ModelConfig
@@ -57,9 +60,10 @@ class PareModel(nn.Module):
         self.image_size = image_size
         self.focal_length = focal_length
 
-    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, images: torch.Tensor) -> PareOutput:
         """(B, 3, S, S) normalised images -> the prediction dict described in the module docstring."""
-        output = self.head(self.backbone(images))
+        head_output: HeadOutput = self.head(self.backbone(images))
+        output = cast(PareOutput, head_output)  # the same dict: the body model's keys are added below
         pose = output["pred_pose"]
         body = self.body_model(pose[:, :1], pose[:, 1:], output["pred_shape"])
         cam = output["pred_cam"]

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from pare_model.body_model.parts import NUM_PARTS
+from pare_model.contracts import HeadOutput
 from pare_model.geometry import rot6d_to_matrix
 from pare_model.heads.mean_params import register_mean_params
 
@@ -59,7 +60,7 @@ class HmrHead(nn.Module):
             nn.init.xavier_uniform_(layer.weight, gain=0.01)  # start next to the mean, as SPIN
         register_mean_params(self, mean_params)
 
-    def forward(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, features: torch.Tensor) -> HeadOutput:
         """(B, C, h, w) features -> ``pred_pose`` (B, 24, 3, 3), ``pred_shape``, ``pred_cam``."""
         batch = features.shape[0]
         pooled = features.mean(dim=(2, 3))  # (B, C)

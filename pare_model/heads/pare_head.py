@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from pare_model.body_model.parts import NUM_PART_LABELS, NUM_PARTS
+from pare_model.contracts import HeadOutput
 from pare_model.geometry import rot6d_to_matrix
 from pare_model.heads.attention import attend, part_attention
 from pare_model.heads.branches import make_branch
@@ -77,7 +78,7 @@ class PareHead(nn.Module):
             self.shape_mlp.bias.copy_(self.init_shape[0])
             self.cam_mlp.bias.copy_(self.init_cam[0])
 
-    def forward(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, features: torch.Tensor) -> HeadOutput:
         """(B, C_in, h, w) features -> predictions and the part maps.
 
         Returns ``pred_pose`` (B, 24, 3, 3), ``pred_shape`` (B, 10), ``pred_cam`` (B, 3),

@@ -26,6 +26,7 @@ from pipelines.config.loader import load_config_text
 from pipelines.config.schema import PareConfig
 from pipelines.config.train import TrainConfig
 from pipelines.console import VERBOSE_ENV
+from pipelines.data.batch import TrainingBatch
 from pipelines.data.stream import MixSource, TrainStream, ValidationStream, make_loader
 from pipelines.training.checkpoints import LoopState, load_checkpoint, load_initial_weights, save_checkpoint
 from pipelines.training.faults import FaultInjection, Faults
@@ -187,7 +188,7 @@ class DataSchedule:
         self.stage: Stage | None = None
         self.batches = None
 
-    def __call__(self, step: int) -> dict:
+    def __call__(self, step: int) -> TrainingBatch:
         current = stage_at(self.stages, step)
         if current is not self.stage:
             config, where = self.w.config, self.w.where
