@@ -32,9 +32,11 @@ quickstart: $(STAMP)
 test: $(DEV_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# mypy checks the files listed in pyproject.toml's [tool.mypy]: pare_model and pipelines' typed-contract modules.
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check pare_model preprocessing pipelines tests bench
 	$(BIN)/ruff format --check pare_model preprocessing pipelines tests bench
+	$(BIN)/mypy
 
 venv: $(STAMP)
 
@@ -55,4 +57,4 @@ $(DEV_STAMP): $(STAMP)
 	touch $@
 
 clean:
-	rm -rf $(VENV) outputs .pytest_cache
+	rm -rf $(VENV) outputs .pytest_cache .mypy_cache

@@ -21,13 +21,13 @@ without the supervision is ignored even when it is NaN; the part term is masked 
 (the original used ``has_smpl``, as it rendered labels from the SMPL fit); no per-joint pose
 confidence (the original's ``pose_conf`` is 1 except in an unused option).
 
-Prediction dict (the model's forward, PARE/SPIN names):
+Prediction dict (the model's forward, PARE/SPIN names; :class:`pare_model.contracts.PareOutput`):
 
 - ``pred_pose`` (B, 24, 3, 3) rotation matrices; ``pred_shape`` (B, 10); ``pred_cam`` (B, 3) ``[s, tx, ty]``;
 - ``pred_keypoints_3d`` (B, 49, 3) SPIN order; ``pred_keypoints_2d`` (B, 49, 2) in [-1, 1];
 - ``pred_segm_mask`` (B, 25, h, w) logits, channel 0 background.
 
-Training batch (the loader produces exactly this):
+Training batch (the loader produces exactly these tensors; :class:`pare_model.contracts.LossTargets`):
 
 - ``keypoints`` (B, 49, 3): x, y normalised to [-1, 1] like ``pred_keypoints_2d``, then confidence;
 - ``joints_3d`` (B, 24, 4): the 24 SPIN "GT" joints in metres (camera frame), then validity;
@@ -38,10 +38,14 @@ Training batch (the loader produces exactly this):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any, cast
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pare_model.contracts import LossTargets, PareOutput
 from pare_model.geometry import axis_angle_to_matrix
 from pare_model.joint_sets import SPIN_JOINT_NAMES
 from pare_model.loss_config import LOSS_TERMS, LossConfig, segm_weight_at
@@ -54,12 +58,12 @@ HIP_INDICES = (GT_JOINT_NAMES.index("Right Hip"), GT_JOINT_NAMES.index("Left Hip
 """Hips in the 24 GT joints (2 and 3); their midpoint is the root of the 3D joint loss."""
 
 
-def _flag(batch: dict, key: str, reference: torch.Tensor) -> torch.Tensor:
+def _flag(batch: Mapping[str, Any], key: str, reference: torch.Tensor) -> torch.Tensor:
     """(B,) bool flag on the reference's device."""
     return torch.as_tensor(_get(batch, key), device=reference.device).reshape(-1) != 0
 
 
-def _get(mapping: dict, key: str) -> torch.Tensor:
+def _get(mapping: Mapping[str, Any], key: str) -> torch.Tensor:
     try:
         return mapping[key]
     except KeyError:
@@ -141,7 +145,7 @@ class PareLoss(nn.Module):
         self.config = config
 
     def forward(
-        self, pred: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], step: int = 0, epoch: int = 0
+        self, pred: PareOutput, batch: LossTargets, step: int = 0, epoch: int = 0
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Total loss (scalar) and, for logging, each detached weighted term and ``segm_weight``.
 
@@ -173,7 +177,7 @@ class PareLoss(nn.Module):
             raw["segm"] = cam.new_zeros((), dtype=torch.float32)
         weights = config.weights() | {"segm": segm_weight}
         weighted = {name: weights[name] * raw[name] for name in LOSS_TERMS}
-        total = config.loss_scale * sum(weighted.values())
+        total = cast(torch.Tensor, config.loss_scale * sum(weighted.values()))
         terms = {name: value.detach() for name, value in weighted.items()}
         terms["segm_weight"] = cam.new_tensor(segm_weight, dtype=torch.float32)
         return total, terms

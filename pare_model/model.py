@@ -1,7 +1,8 @@
 """The full regressor: backbone, head, and the body model that turns parameters into a mesh.
 
 ``PareModel.forward(images)`` returns one flat dict with SPIN/PARE names, so losses, metrics,
-evaluation and visualisation read the same keys whichever head is used:
+evaluation and visualisation read the same keys whichever head is used (typed as
+:class:`pare_model.contracts.PareOutput`):
 
 - ``pred_pose`` (B, 24, 3, 3), ``pred_shape`` (B, 10), ``pred_cam`` (B, 3) ``[s, tx, ty]``;
 - ``pred_cam_t`` (B, 3) camera translation (f = 5000 in the crop);
@@ -15,14 +16,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
 from torch import nn
 
-from pare_model.backbones import build_backbone
-from pare_model.body_model.assets import load_body_model_assets
+from pare_model.backbones import Backbone, build_backbone
+from pare_model.body_model.assets import Gender, load_body_model_assets
 from pare_model.body_model.layer import BodyModel
+from pare_model.contracts import HeadOutput, PareOutput
 from pare_model.geometry import project_to_crop, weak_perspective_to_translation
 from pare_model.heads import build_head
 from pare_model.model_config import ModelConfig
@@ -38,9 +41,13 @@ class PareModel(nn.Module):
         image_size: S, the crop side in pixels; focal_length: crop camera focal length.
     """
 
+    backbone: Backbone
+    head: nn.Module
+    body_model: BodyModel
+
     def __init__(
         self,
-        backbone: nn.Module,
+        backbone: Backbone,
         head: nn.Module,
         body_model: BodyModel,
         image_size: int = 224,
@@ -53,9 +60,10 @@ class PareModel(nn.Module):
         self.image_size = image_size
         self.focal_length = focal_length
 
-    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, images: torch.Tensor) -> PareOutput:
         """(B, 3, S, S) normalised images -> the prediction dict described in the module docstring."""
-        output = self.head(self.backbone(images))
+        head_output: HeadOutput = self.head(self.backbone(images))
+        output = cast(PareOutput, head_output)  # the same dict: the body model's keys are added below
         pose = output["pred_pose"]
         body = self.body_model(pose[:, :1], pose[:, 1:], output["pred_shape"])
         cam = output["pred_cam"]
@@ -105,7 +113,7 @@ def build_model(config: ModelConfig, body_model: BodyModel, mean_params: Mapping
     return PareModel(backbone, head, body_model, config.image_size, config.focal_length)
 
 
-def build_model_from_assets(config: ModelConfig, body_model_dir: str | Path, gender: str = "neutral") -> PareModel:
+def build_model_from_assets(config: ModelConfig, body_model_dir: str | Path, gender: Gender = "neutral") -> PareModel:
     """A freshly initialised model around the body model in ``body_model_dir``."""
     assets = load_body_model_assets(body_model_dir, gender)
     return build_model(config, BodyModel.from_assets(assets), assets.mean_params)

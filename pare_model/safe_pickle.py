@@ -71,7 +71,8 @@ def _latin1_encode(text: str, encoding: str = "utf-8") -> bytes:
 
 
 def _numpy_global(name: str) -> Any:
-    core = np._core  # numpy >= 2 moved numpy.core to numpy._core
+    # numpy >= 2 moved numpy.core to numpy._core; numpy's stubs declare neither np._core nor _frombuffer.
+    core = np._core  # type: ignore[attr-defined]
     table = {
         "_reconstruct": core.multiarray._reconstruct,
         "scalar": core.multiarray.scalar,
@@ -144,7 +145,7 @@ def _rebuild_sparse(fmt: str, state: Any, source: str) -> scipy.sparse.spmatrix:
         if fmt == "coo":
             # scipy >= 1.13 stores a ``coords`` tuple; older versions ``row`` and ``col``.
             coords = state["coords"] if "coords" in state else (state["row"], state["col"])
-            arrays = (np.asarray(state["data"]), tuple(np.asarray(c) for c in coords))
+            arrays: tuple[Any, ...] = (np.asarray(state["data"]), tuple(np.asarray(c) for c in coords))
             return scipy.sparse.coo_matrix(arrays, shape=shape)
         arrays = (np.asarray(state["data"]), np.asarray(state["indices"]), np.asarray(state["indptr"]))
         matrix_class = scipy.sparse.csc_matrix if fmt == "csc" else scipy.sparse.csr_matrix

@@ -8,6 +8,7 @@ Unreachable servers are 127.0.0.1 on a closed port only.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
@@ -434,19 +435,22 @@ def test_a_user_error_in_a_train_worker_stops_the_run_instead_of_being_retried(r
 
     from pipelines.config.loader import load_config, to_yaml
     from pipelines.training.job import train_loop_stopping_on_user_errors
+    from pipelines.training.loop_config import LoopConfig
     from pipelines.training.status import read_status
 
     config = load_config(str(ROOT / "configs" / "train_synthetic.yaml"), ["model.backbone=debug"])
     status = tmp_path / "run"
-    loop_config = {
-        "config_yaml": to_yaml(config),
-        "asset_dir": str(bad / "broken_body_model"),
-        "status_uri": str(status),
-        "faults": {},
-    }
+    loop_config = LoopConfig(
+        config_yaml=to_yaml(config),
+        asset_dir=str(bad / "broken_body_model"),
+        run_id="",
+        tracking_uri="",
+        status_uri=str(status),
+        shards={},
+    )
     trainer = TorchTrainer(
         train_loop_stopping_on_user_errors,
-        train_loop_config=loop_config,
+        train_loop_config=dataclasses.asdict(loop_config),
         torch_config=TorchConfig(backend="gloo"),
         scaling_config=ScalingConfig(num_workers=1, resources_per_worker={"CPU": 1}),
         run_config=RunConfig(

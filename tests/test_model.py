@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from pare_model.body_model.assets import load_body_model_assets
+from pare_model.contracts import HeadOutput, PareOutput
 from pare_model.heads import build_head
 from pare_model.heads.attention import attend, part_attention
 from pare_model.heads.per_joint_linear import PerJointLinear
@@ -62,6 +63,20 @@ def test_outputs_shapes_and_gradients(assets, body_model, backbone, head):
     head_grads = [p.grad for p in model.head.parameters() if p.requires_grad]
     assert all(g is not None and torch.isfinite(g).all() for g in head_grads)
     assert all(p.grad is None for p in model.body_model.parameters()), "the body model has no trainable weights"
+
+
+def test_typed_output_contracts_name_exactly_what_the_heads_and_model_return(assets, body_model):
+    """pare_model.contracts: HeadOutput and PareOutput list every key of a real forward pass; the part maps,
+    which only the PARE head returns, are the optional keys."""
+    assert PareOutput.__required_keys__ == COMMON and PareOutput.__optional_keys__ == PARE_ONLY
+    assert HeadOutput.__required_keys__ == {"pred_pose", "pred_shape", "pred_cam"}
+    assert HeadOutput.__optional_keys__ == PARE_ONLY
+    images = torch.randn(2, 3, 224, 224)
+    for head, optional in (("pare", PARE_ONLY), ("hmr", set())):
+        model = _model(assets, body_model, backbone="debug", head=head).eval()
+        with torch.no_grad():
+            assert set(model.head(model.backbone(images))) == HeadOutput.__required_keys__ | optional
+            assert set(model(images)) == PareOutput.__required_keys__ | optional
 
 
 def test_keypoints_2d_are_the_projection_of_the_3d_joints(assets, body_model):

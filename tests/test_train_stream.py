@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 
 import numpy as np
 import pytest
+import torch
 
 from pipelines.config.loader import load_config
 from pipelines.config.train import LoaderConfig
@@ -63,6 +65,76 @@ def test_validation_covers_every_sample_once_over_ranks(training_shards):
     assert len(seen) == len(set(seen)) == manifest_total
     limited = list(ValidationStream(urls, FAST, 64, 0, 1, max_samples=10))
     assert len(limited) == 10
+
+
+def _handmade_shard(folder, count: int) -> str:
+    """A shard of ``count`` samples written with the preprocessor's own encoders (no Ray needed)."""
+    from preprocessing.samples.encode import encode_jpeg, encode_json, encode_png, sample_members, tar_bytes
+
+    rng = np.random.default_rng(0)
+    members = []
+    for index in range(count):
+        annotation = {
+            "key": f"handmade_{index}",
+            "dataset": "handmade",
+            "crop": {"box_size": 64.0},
+            "keypoints_2d": np.concatenate([rng.uniform(16, 80, (49, 2)), np.ones((49, 1))], axis=1),
+            "joints_3d": np.concatenate([rng.normal(0, 0.3, (24, 3)), np.ones((24, 1))], axis=1),
+            "pose": rng.normal(0, 0.1, 72),
+            "betas": np.zeros(10),
+            "has_smpl": 1,
+            "has_joints_3d": 1,
+            "has_segm": 1,
+            "extra": {"index": index},
+        }
+        crop = rng.integers(0, 256, (96, 96, 3), dtype=np.uint8)
+        labels = rng.integers(0, 25, (96, 96), dtype=np.uint8)
+        members += sample_members(
+            f"handmade_{index}", encode_jpeg(crop, 90), encode_png(labels), encode_json(annotation)
+        )
+    path = folder / "shard-000000.tar"
+    path.write_bytes(tar_bytes(members))
+    return str(path)
+
+
+def test_batches_have_exactly_the_typed_training_batch_keys(tmp_path):
+    """pipelines.data.batch.TrainingBatch names every key of a training and a validation batch, with its type and
+    shape; the step moves exactly the loss's targets (pare_model.contracts.LossTargets) to the device."""
+    from pare_model.contracts import LossTargets
+    from pipelines.data.batch import TrainingBatch
+    from pipelines.training.step import BATCH_TENSORS
+
+    url = _handmade_shard(tmp_path, 4)
+    config = dataclasses.replace(FAST, batch_size=4)
+    stream = TrainStream([source(tmp_path, "handmade", 1.0)], config, 64, rank=0, world_size=1, seed=0)
+    train = next(iter(make_loader(stream, config)))
+    validation = next(iter(make_loader(ValidationStream([url], config, 64, 0, 1), config, drop_last=False)))
+    assert not TrainingBatch.__optional_keys__
+    assert set(BATCH_TENSORS) == LossTargets.__required_keys__ < TrainingBatch.__required_keys__
+    for batch in (train, validation):
+        assert set(batch) == TrainingBatch.__required_keys__
+        for key, annotation in TrainingBatch.__annotations__.items():
+            value = batch[key]
+            annotation = getattr(annotation, "__forward_arg__", annotation)  # a string or a ForwardRef to one
+            if annotation == "list[str]":
+                assert isinstance(value, list) and len(value) == 4 and all(isinstance(v, str) for v in value), key
+            else:
+                assert annotation == "Tensor" and isinstance(value, torch.Tensor) and len(value) == 4, key
+        shapes = {k: (tuple(v.shape), v.dtype) for k, v in batch.items() if isinstance(v, torch.Tensor)}
+        assert shapes == {
+            "image": ((4, 64, 64, 3), torch.uint8),
+            "segm_mask": ((4, 16, 16), torch.uint8),
+            "keypoints": ((4, 49, 3), torch.float32),
+            "joints_3d": ((4, 24, 4), torch.float32),
+            "pose": ((4, 72), torch.float32),
+            "betas": ((4, 10), torch.float32),
+            "has_smpl": ((4,), torch.float32),
+            "has_joints_3d": ((4,), torch.float32),
+            "has_segm": ((4,), torch.float32),
+            "occluders": ((4,), torch.int64),
+            "skipped": ((4,), torch.int64),
+        }
+    assert sorted(validation["key"]) == [f"handmade_{i}" for i in range(4)]
 
 
 def test_split_is_by_rank_only_with_enough_items():

@@ -11,6 +11,8 @@ Key layout (matches the original HRNet and PARE checkpoints): ``branches.{i}.{bl
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -78,7 +80,7 @@ class HighResolutionModule(nn.Module):
         for i, row in enumerate(self.fuse_layers):
             size = xs[i].shape[-2:]
             total = None
-            for j, (layer, x) in enumerate(zip(row, xs, strict=True)):
+            for j, (layer, x) in enumerate(zip(cast(nn.ModuleList, row), xs, strict=True)):
                 y = layer(x)
                 if j > i:
                     # Resizing to the target's size rather than by 2^(j-i) gives the same result when

@@ -30,6 +30,12 @@ class ResNet50(Backbone):
         "or 'resnet50-0676ba61.pth', or a state dict saved from this backbone"
     )
 
+    # Registered with add_module in __init__ (declared for the type checker).
+    layer1: nn.Sequential
+    layer2: nn.Sequential
+    layer3: nn.Sequential
+    layer4: nn.Sequential
+
     def __init__(self, num_blocks: tuple[int, int, int, int] = RESNET50_BLOCKS) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(3, STEM_CHANNELS, kernel_size=7, stride=2, padding=3, bias=False)

@@ -20,7 +20,7 @@ import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import scipy.sparse
@@ -100,7 +100,7 @@ def model_file(folder: Path, gender: Gender) -> Path:
 def _as_dense(value: object) -> np.ndarray:
     """A C-ordered dense array, so that pickle and npz files give bit-identical models."""
     if scipy.sparse.issparse(value):
-        value = value.toarray()
+        value = cast(Any, value).toarray()
     return np.ascontiguousarray(value)
 
 

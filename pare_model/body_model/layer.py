@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import smplx
@@ -37,6 +38,13 @@ class BodyModel(nn.Module):
             skinning weights.
     """
 
+    # Buffers registered in __init__ (declared for the type checker; they stay buffers).
+    j_regressor_extra: torch.Tensor
+    j_regressor_h36m: torch.Tensor
+    spin_joint_map: torch.Tensor
+    h36m_to_lsp14: torch.Tensor
+    part_map: torch.Tensor
+
     def __init__(
         self,
         model: Mapping[str, np.ndarray],
@@ -48,7 +56,7 @@ class BodyModel(nn.Module):
         # smplx prints a warning about 10-component shape spaces on every construction.
         with contextlib.redirect_stdout(io.StringIO()):
             self.smpl = smplx.SMPLLayer(model_path="", data_struct=Struct(**model), num_betas=NUM_BETAS)
-        float_kwargs = {"dtype": torch.float32}
+        float_kwargs: dict[str, Any] = {"dtype": torch.float32}
         self.register_buffer("j_regressor_extra", torch.as_tensor(j_regressor_extra, **float_kwargs))
         self.register_buffer("j_regressor_h36m", torch.as_tensor(j_regressor_h36m, **float_kwargs))
         self.register_buffer("spin_joint_map", torch.as_tensor(spin_joint_map(), dtype=torch.long))

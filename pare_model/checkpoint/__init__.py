@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from pare_model.backbones import PARE_FINAL_LAYER_SHAPES, HRNet
+from pare_model.body_model.assets import Gender
 from pare_model.checkpoint.container import CheckpointError, read_checkpoint_file
 from pare_model.checkpoint.fit import check_network
 from pare_model.checkpoint.native import (
@@ -45,7 +46,7 @@ def _compare_body_model(state: dict, model: PareModel, report: ImportReport) -> 
 
 
 def import_official_state(
-    state: dict, body_model_dir: str | Path, gender: str = "neutral"
+    state: dict, body_model_dir: str | Path, gender: Gender = "neutral"
 ) -> tuple[PareModel, ImportReport]:
     """Build the matching model and load an official state dict into it."""
     model = build_model_from_assets(infer_config(state), body_model_dir, gender)

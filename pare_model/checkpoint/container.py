@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import pickle
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,9 @@ def read_checkpoint_file(path: str | Path) -> Any:
     refused = sorted(unsafe - set(DICT_LIKE_GLOBALS))
     if refused:
         raise CheckpointError(f"{path} contains objects that are not plain data: {', '.join(refused)}. {STRIP_HINT}")
-    as_dicts = [(collections.OrderedDict, name) for name in sorted(unsafe)]
+    as_dicts: list[Callable[..., Any] | tuple[Callable[..., Any], str]] = [
+        (collections.OrderedDict, name) for name in sorted(unsafe)
+    ]
     try:
         with torch.serialization.safe_globals(as_dicts):
             return torch.load(path, map_location="cpu", weights_only=True)

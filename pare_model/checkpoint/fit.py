@@ -9,6 +9,7 @@ an unknown backbone or head, missing or unexpected tensors, wrong shapes, non-fi
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import cast
 
 import numpy as np
 import torch
@@ -73,9 +74,10 @@ def check_network(
     not_tensors = sorted(k for k, v in network.items() if not isinstance(v, torch.Tensor))
     if not_tensors:
         raise CheckpointError(f"{source}: network entries that are not tensors: {_listed(not_tensors)}")
+    tensors = cast(Mapping[str, torch.Tensor], network)
     missing = sorted(set(expected) - set(network))
     unexpected = sorted(set(network) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(network) if tuple(network[k].shape) != expected[k])
+    wrong = sorted(k for k in set(expected) & set(network) if tuple(tensors[k].shape) != expected[k])
     if missing or unexpected or wrong:
         found = [
             f"{len(missing)} missing ({_listed(missing)})" if missing else "",
@@ -86,7 +88,7 @@ def check_network(
             f"{source}: its weights do not fit {model} (backbone {config.backbone}, head {config.head}): "
             + "; ".join(part for part in found if part)
         )
-    non_finite = sorted(k for k, v in network.items() if v.is_floating_point() and not torch.isfinite(v).all())
+    non_finite = sorted(k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all())
     if non_finite:
         raise CheckpointError(
             f"{source}: {len(non_finite)} weight tensors hold NaN or infinite values ({_listed(non_finite)}); "

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import torch
 
 from pare_model.checkpoint.container import CheckpointError
-from pare_model.model_config import ModelConfig
+from pare_model.model_config import BackboneName, ModelConfig
 
 MODEL_PREFIX = "model."
 BODY_MODEL_PREFIX = "model.smpl.smpl."
@@ -87,6 +87,7 @@ def strip_lightning(checkpoint: object) -> dict[str, torch.Tensor]:
 
 def infer_config(state: Mapping[str, torch.Tensor]) -> ModelConfig:
     """Backbone, head and sizes of an official state dict, read from its keys and shapes."""
+    backbone: BackboneName
     if "model.backbone.stage4.0.fuse_layers.0.1.0.weight" in state:
         backbone = "hrnet_w32"
     elif "model.backbone.layer4.0.conv1.weight" in state:

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from pare_model.body_model.parts import NUM_PARTS
+from pare_model.contracts import HeadOutput
 from pare_model.geometry import rot6d_to_matrix
 from pare_model.heads.mean_params import register_mean_params
 
@@ -34,6 +35,11 @@ class HmrHead(nn.Module):
         mean_params: ``pose`` (144,), ``shape`` (10,), ``cam`` (3,) starting point.
         num_iterations: refinement steps (3 in HMR and SPIN).
     """
+
+    # Buffers of register_mean_params (declared for the type checker; they stay buffers).
+    init_pose: torch.Tensor  # (1, 144)
+    init_shape: torch.Tensor  # (1, 10)
+    init_cam: torch.Tensor  # (1, 3)
 
     def __init__(
         self, in_channels: int, stride: int, mean_params: Mapping[str, np.ndarray], num_iterations: int = 3
@@ -54,7 +60,7 @@ class HmrHead(nn.Module):
             nn.init.xavier_uniform_(layer.weight, gain=0.01)  # start next to the mean, as SPIN
         register_mean_params(self, mean_params)
 
-    def forward(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, features: torch.Tensor) -> HeadOutput:
         """(B, C, h, w) features -> ``pred_pose`` (B, 24, 3, 3), ``pred_shape``, ``pred_cam``."""
         batch = features.shape[0]
         pooled = features.mean(dim=(2, 3))  # (B, C)

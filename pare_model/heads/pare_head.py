@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from pare_model.body_model.parts import NUM_PART_LABELS, NUM_PARTS
+from pare_model.contracts import HeadOutput
 from pare_model.geometry import rot6d_to_matrix
 from pare_model.heads.attention import attend, part_attention
 from pare_model.heads.branches import make_branch
@@ -47,6 +48,12 @@ class PareHead(nn.Module):
         num_features_smpl: channels of the shape/camera feature copy (64 in the paper).
         softmax_temperature: temperature T of the per-part spatial softmax.
     """
+
+    # Buffers of register_mean_params (declared for the type checker; they stay buffers).
+    init_pose: torch.Tensor  # (1, 144)
+    init_shape: torch.Tensor  # (1, 10)
+    init_cam: torch.Tensor  # (1, 3)
+    temperature: torch.Tensor  # () softmax temperature T
 
     def __init__(
         self,
@@ -71,7 +78,7 @@ class PareHead(nn.Module):
             self.shape_mlp.bias.copy_(self.init_shape[0])
             self.cam_mlp.bias.copy_(self.init_cam[0])
 
-    def forward(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, features: torch.Tensor) -> HeadOutput:
         """(B, C_in, h, w) features -> predictions and the part maps.
 
         Returns ``pred_pose`` (B, 24, 3, 3), ``pred_shape`` (B, 10), ``pred_cam`` (B, 3),

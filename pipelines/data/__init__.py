@@ -8,5 +8,6 @@ writes the manifest), training, evaluation and ``pare shards``.
 - :mod:`.stream`: the streaming loader (training streams that never end, validation streams that
   read every sample once) and the torch ``DataLoader`` around it;
 - :mod:`.samples`: one raw shard sample -> one example (decode, then the augmentation of
-  :mod:`preprocessing.augment` when training).
+  :mod:`preprocessing.augment` when training);
+- :mod:`.batch`: :class:`~.batch.TrainingBatch`, the typed keys of a collated batch of those examples.
 """

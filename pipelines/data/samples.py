@@ -55,6 +55,8 @@ def _array(annotation: dict, name: str, shape: tuple[int, ...]) -> np.ndarray:
 class SampleTransform:
     """Decode + augment + occlude one raw sample; one instance per loader process (it holds the RNG).
 
+    Its examples collate into a :class:`~pipelines.data.batch.TrainingBatch`; a key added here goes there too.
+
     Args:
         config: the loader section; ``train=False`` never augments or occludes (validation).
         out_size: network input side (model.image_size).

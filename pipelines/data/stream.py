@@ -206,7 +206,8 @@ class ValidationStream(IterableDataset):
 def make_loader(
     dataset: IterableDataset, config: LoaderConfig, batch_size: int | None = None, drop_last: bool = True
 ) -> DataLoader:
-    """A torch DataLoader over a stream, with ``config.num_workers`` loader processes."""
+    """A torch DataLoader over a stream, with ``config.num_workers`` loader processes; its batches are
+    :class:`~pipelines.data.batch.TrainingBatch` dicts."""
     workers = config.num_workers
     return DataLoader(
         dataset,

@@ -49,7 +49,7 @@ class Pictures(Hook):
 
     def after_step(self, trainer: Trainer, out: StepOutput) -> None:
         every = trainer.config.train.images_every
-        if not every or trainer.state.step % every or not self.logger:
+        if not every or trainer.state.step % every or not self.logger or out.pred is None:
             return
         pred = {k: v.detach() for k, v in out.pred.items()}
         sheet = training_sheet(out.batch, pred, self.faces, trainer.config.model.focal_length)

@@ -10,11 +10,13 @@ workers; a worker that dies is replaced and every worker restarts from the lates
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pare_model.errors import UserFacingError
 from pipelines.body_model_source import prepare_assets
@@ -26,6 +28,7 @@ from pipelines.io.cluster import init_ray
 from pipelines.preflight import check_body_model, check_shard_folders
 from pipelines.tracking_store import prepare_tracking
 from pipelines.training import faults
+from pipelines.training.loop_config import LoopConfig
 from pipelines.training.progress import ProgressWatcher, clear_progress
 from pipelines.training.status import clear_status, read_status, status_uri
 
@@ -99,22 +102,23 @@ def _user_message(error: UserFacingError) -> str:
     return text
 
 
-def train_loop_stopping_on_user_errors(loop_config: dict) -> None:
+def train_loop_stopping_on_user_errors(loop_config: dict[str, Any]) -> None:
     """:func:`~pipelines.training.loop.train_loop`, but a user error stops the run instead of being retried.
 
-    Ray Train restarts failed workers ``train.max_failures`` times; an error in the user's data or
-    files would fail the same way each time, for minutes, before the message. The worker records
-    it as a deliberate stop in the status file, which the driver raises as one line.
+    Ray Train's worker entry point: ``loop_config`` is the plain dict of a :class:`LoopConfig` (Ray Train
+    passes ``train_loop_config`` on as a dict). Ray Train restarts failed workers ``train.max_failures``
+    times; an error in the user's data or files would fail the same way each time, for minutes, before
+    the message. The worker records it as a deliberate stop in the status file, which the driver raises
+    as one line.
     """
     from pipelines.training.loop import train_loop
     from pipelines.training.status import write_status
 
+    config = LoopConfig(**loop_config)
     try:
-        train_loop(loop_config)
+        train_loop(config)
     except UserFacingError as error:
-        write_status(
-            loop_config["status_uri"], {"state": "stopped", "reason": "user_error", "message": _user_message(error)}
-        )
+        write_status(config.status_uri, {"state": "stopped", "reason": "user_error", "message": _user_message(error)})
 
 
 def _preflight(config: PareConfig, storage: str):
@@ -151,24 +155,24 @@ def _open_logged_run(config: PareConfig, storage: str, shards) -> tuple:
     return handle, config_yaml
 
 
-def _loop_config(config_yaml: str, asset_dir: str, handle, status: str, shards) -> dict:
+def _loop_config(config_yaml: str, asset_dir: str, handle, status: str, shards) -> LoopConfig:
     """What every worker's loop gets: the resolved config, the run, the status folder and the shard URLs."""
-    return {
-        "config_yaml": config_yaml,
-        "asset_dir": asset_dir,
-        "run_id": handle.run_id,
-        "tracking_uri": handle.tracking_uri,
-        "status_uri": status,
-        "faults": faults.from_environment(),
-        "shards": {
+    return LoopConfig(
+        config_yaml=config_yaml,
+        asset_dir=asset_dir,
+        run_id=handle.run_id,
+        tracking_uri=handle.tracking_uri,
+        status_uri=status,
+        shards={
             name: {"urls": [u for f in folders for u in f.urls], "samples": [n for f in folders for n in f.samples]}
             for name, folders in shards.datasets.items()
         },
-        "validation_urls": [u for f in shards.validation for u in f.urls],
-    }
+        validation_urls=[u for f in shards.validation for u in f.urls],
+        faults=faults.from_environment(),
+    )
 
 
-def _trainer(config: PareConfig, loop_config: dict, storage: str):
+def _trainer(config: PareConfig, loop_config: LoopConfig, storage: str):
     """Ray Train's TorchTrainer for the loop: workers, failure policy and checkpoint retention."""
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
@@ -178,7 +182,7 @@ def _trainer(config: PareConfig, loop_config: dict, storage: str):
     train = config.train
     return TorchTrainer(
         train_loop_stopping_on_user_errors,
-        train_loop_config=loop_config,
+        train_loop_config=dataclasses.asdict(loop_config),  # a dict at the Ray boundary; rebuilt on the workers
         torch_config=TorchConfig(backend="nccl" if train.use_gpu else "gloo"),
         scaling_config=ScalingConfig(
             num_workers=train.num_workers,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import os
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from pipelines.config.loader import load_config_text
 from pipelines.config.schema import PareConfig
 from pipelines.config.train import TrainConfig
 from pipelines.console import VERBOSE_ENV
+from pipelines.data.batch import TrainingBatch
 from pipelines.data.stream import MixSource, TrainStream, ValidationStream, make_loader
 from pipelines.training.checkpoints import LoopState, load_checkpoint, load_initial_weights, save_checkpoint
 from pipelines.training.faults import FaultInjection, Faults
@@ -39,6 +41,7 @@ from pipelines.training.hooks import (
     Validation,
     WindowMetrics,
 )
+from pipelines.training.loop_config import DatasetShards, LoopConfig
 from pipelines.training.lr_schedule import learning_rate_at
 from pipelines.training.progress import ProgressWriter
 from pipelines.training.step import NanPolicy, StepRunner, clip_gradients
@@ -55,7 +58,7 @@ class Stage:
     sources: list[MixSource]
 
 
-def stages_from(config: PareConfig, shards: dict) -> list[Stage]:
+def stages_from(config: PareConfig, shards: Mapping[str, DatasetShards]) -> list[Stage]:
     """The data schedule: configured stages sorted by start, or all datasets in equal parts."""
 
     def sources(mix: dict[str, float]) -> list[MixSource]:
@@ -97,7 +100,7 @@ def _move_optimizer_state(optimizer: torch.optim.Optimizer, device: torch.device
                 group[key] = value.to(device)
 
 
-def _restore(loop_config: dict, config: PareConfig, model, optimizer, scaler) -> LoopState:
+def _restore(config: PareConfig, model, optimizer, scaler) -> LoopState:
     """The state of Ray Train's latest checkpoint (a restart or a rerun), else ``init_checkpoint``'s weights."""
     import ray.train
 
@@ -116,7 +119,7 @@ def _restore(loop_config: dict, config: PareConfig, model, optimizer, scaler) ->
 class Worker:
     """What one rank builds before the loop: its place, the model (plain and DDP-wrapped), optimizer and state."""
 
-    loop_config: dict
+    loop_config: LoopConfig
     config: PareConfig
     where: Rank
     core: torch.nn.Module
@@ -127,20 +130,20 @@ class Worker:
     logger: object  # RunLogger on rank 0, else None
 
 
-def start_worker(loop_config: dict) -> Worker:
+def start_worker(loop_config: LoopConfig) -> Worker:
     """Config, model, optimizer and state (resumed, or from the init checkpoint), DDP and, on rank 0, the logger."""
     import ray.train
 
     context = ray.train.get_context()
-    config = load_config_text(loop_config["config_yaml"], "from the driver")
+    config = load_config_text(loop_config.config_yaml, "from the driver")
     train = config.train
     torch.set_num_threads(train.torch_threads or train.cpus_per_worker)
     torch.manual_seed(train.seed)
     where = Rank(context.get_world_rank(), context.get_world_size(), _device(config))
-    model = build_model_from_assets(config.model, loop_config["asset_dir"])
+    model = build_model_from_assets(config.model, loop_config.asset_dir)
     optimizer = build_optimizer(model, train)
     scaler = torch.amp.GradScaler("cuda") if train.precision == "fp16" and where.device.type == "cuda" else None
-    state = _restore(loop_config, config, model, optimizer, scaler)
+    state = _restore(config, model, optimizer, scaler)
     model.to(where.device)
     _move_optimizer_state(optimizer, where.device)
     network = model if where.world_size == 1 else _data_parallel(model)
@@ -149,8 +152,8 @@ def start_worker(loop_config: dict) -> Worker:
         from pipelines.training.tracking import RunLogger
 
         logger = RunLogger(
-            loop_config["tracking_uri"],
-            loop_config["run_id"],
+            loop_config.tracking_uri,
+            loop_config.run_id,
             config.tracking.timeout_s,
             config.tracking.system_metrics,
         )
@@ -183,11 +186,11 @@ class DataSchedule:
 
     def __init__(self, w: Worker, on_stage) -> None:
         self.w, self.on_stage = w, on_stage
-        self.stages = stages_from(w.config, w.loop_config["shards"])
+        self.stages = stages_from(w.config, w.loop_config.shards)
         self.stage: Stage | None = None
         self.batches = None
 
-    def __call__(self, step: int) -> dict:
+    def __call__(self, step: int) -> TrainingBatch:
         current = stage_at(self.stages, step)
         if current is not self.stage:
             config, where = self.w.config, self.w.where
@@ -210,7 +213,7 @@ def _validation(w: Worker):
     """The Validation hook's measurement: ``val/*`` merged over ranks; {} without validation data."""
 
     def run(trainer: Trainer) -> dict:
-        config, urls, where = w.config, w.loop_config["validation_urls"], w.where
+        config, urls, where = w.config, w.loop_config.validation_urls, w.where
         if not urls:
             return {}
         per_rank = config.data.validation_max_samples // where.world_size if config.data.validation_max_samples else 0
@@ -240,7 +243,7 @@ def _checkpoint_saver(w: Worker):
             w.optimizer,
             w.scaler,
             trainer.state,
-            {"run_id": w.loop_config["run_id"], "run_name": w.config.train.run_name},
+            {"run_id": w.loop_config.run_id, "run_name": w.config.train.run_name},
         )
 
     return save
@@ -268,8 +271,9 @@ def default_hooks(w: Worker, status_uri: str) -> list[Hook]:
     ]
 
 
-def train_loop(loop_config: dict) -> None:
-    """Ray Train's ``train_loop_per_worker``: build this rank's trainer, register the hooks, run."""
+def train_loop(loop_config: LoopConfig) -> None:
+    """Build this rank's trainer, register the hooks, run (Ray Train's ``train_loop_per_worker`` is
+    :func:`pipelines.training.job.train_loop_stopping_on_user_errors`, which rebuilds ``loop_config``)."""
     w = start_worker(loop_config)
     config = w.config
     runner = StepRunner(
@@ -292,10 +296,8 @@ def train_loop(loop_config: dict) -> None:
         w.state,
         last_score=w.state.best_pa_mpjpe if math.isfinite(w.state.best_pa_mpjpe) else NO_SCORE,
     )
-    faults = Faults.parse(loop_config.get("faults", {}))
-    trainer.register(
-        [*default_hooks(w, loop_config["status_uri"]), *([FaultInjection(faults)] if faults.any() else [])]
-    )
+    faults = Faults.parse(loop_config.faults)
+    trainer.register([*default_hooks(w, loop_config.status_uri), *([FaultInjection(faults)] if faults.any() else [])])
     if w.state.step:
         trainer.say(f"resuming at step {w.state.step} (restart {w.state.restarts})")
     trainer.run()

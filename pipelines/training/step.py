@@ -10,20 +10,24 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from typing import cast
 
 import torch
 import torch.distributed as dist
 
+from pare_model.contracts import LossTargets, PareOutput
 from pare_model.image_input import to_model_input
 from pare_model.loss_config import LOSS_TERMS
 from pipelines.config.train import TrainConfig
+from pipelines.data.batch import TrainingBatch
 from pipelines.training.lr_schedule import learning_rate_at, set_learning_rate
 
 BATCH_TENSORS = ("segm_mask", "keypoints", "joints_3d", "pose", "betas", "has_smpl", "has_joints_3d", "has_segm")
-"""The batch's supervision tensors that go to the device with the images."""
+"""The batch's supervision tensors that go to the device with the images: the keys of
+:class:`~pare_model.contracts.LossTargets`, the loss's targets."""
 
 
 class NonFiniteStop(Exception):
@@ -80,7 +84,13 @@ class StepStats:
 
     NAMES = ("loss", *LOSS_TERMS, "grad_norm", "samples", "wait_s", "step_s", "skipped", "occluders")
 
+    values: dict[str, float]
+    steps: int
+
     def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
         self.values = dict.fromkeys(self.NAMES, 0.0)
         self.steps = 0
 
@@ -102,18 +112,19 @@ class StepStats:
         out["train/loader_wait_fraction"] = totals["wait_s"] / totals["step_s"] if totals["step_s"] > 0 else 0.0
         out["train/occluders_per_sample"] = totals["occluders"] / max(totals["samples"], 1)
         out["_skipped"] = totals["skipped"]
-        self.__init__()
+        self._reset()
         return out
 
 
 @dataclass
 class StepOutput:
-    """What one step produced, for the hooks; ``taken`` is False for a skipped non-finite batch."""
+    """What one step produced, for the hooks; ``taken`` is False for a skipped non-finite batch (then
+    ``pred`` is None and ``terms`` empty; the trainer calls no hook for it)."""
 
     taken: bool
-    batch: dict
-    pred: dict = field(default_factory=dict)
-    terms: dict = field(default_factory=dict)
+    batch: TrainingBatch
+    pred: PareOutput | None = None
+    terms: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 @dataclass
@@ -122,22 +133,23 @@ class StepRunner:
 
     network: torch.nn.Module
     optimizer: torch.optim.Optimizer
-    loss_fn: Callable
+    loss_fn: Callable[..., tuple[torch.Tensor, dict[str, torch.Tensor]]]
     train: TrainConfig
     device: torch.device
     world_size: int = 1
-    scaler: object = None  # a GradScaler: the fp16 step variant
+    scaler: torch.amp.GradScaler | None = None  # the fp16 step variant
     nan: NanPolicy = field(default_factory=NanPolicy)
     stats: StepStats = field(default_factory=StepStats)
 
-    def __call__(self, batch: dict, step: int, waited: float) -> StepOutput:
+    def __call__(self, batch: TrainingBatch, step: int, waited: float) -> StepOutput:
         """Forward, loss, finite check, backward, clipping and the optimizer step for the batch of ``step``."""
         started = time.perf_counter() - waited
         epoch = step // self.train.steps_per_epoch
         images = to_model_input(batch["image"]).to(self.device, non_blocking=True)
-        targets = {k: batch[k].to(self.device, non_blocking=True) for k in BATCH_TENSORS}
+        tensors = cast(Mapping[str, torch.Tensor], batch)  # the keys of BATCH_TENSORS hold tensors
+        targets = cast(LossTargets, {k: tensors[k].to(self.device, non_blocking=True) for k in BATCH_TENSORS})
         with autocast(self.train.precision, self.device):
-            pred = self.network(images)
+            pred: PareOutput = self.network(images)
             loss, terms = self.loss_fn(pred, targets, step=step, epoch=epoch)
         if not agree_finite(loss.detach(), self.world_size):
             return self._skip("loss", step, batch)
@@ -159,7 +171,7 @@ class StepRunner:
         )
         return StepOutput(True, batch, pred, terms)
 
-    def _skip(self, what: str, step: int, batch: dict) -> StepOutput:
+    def _skip(self, what: str, step: int, batch: TrainingBatch) -> StepOutput:
         self.optimizer.zero_grad(set_to_none=False)
         self.nan.non_finite(what, step)
         return StepOutput(False, batch)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import torch
 
 from pipelines.config.schema import PareConfig
+from pipelines.data.batch import TrainingBatch
 from pipelines.training.checkpoints import LoopState
 from pipelines.training.step import NonFiniteStop, StepOutput, StepRunner
 
@@ -63,7 +64,7 @@ class Trainer:
     where: Rank
     core: torch.nn.Module  # the plain module: checkpoints, validation, pictures
     runner: StepRunner
-    next_batch: Callable[[int], dict]
+    next_batch: Callable[[int], TrainingBatch]
     state: LoopState = field(default_factory=LoopState)
     hooks: list[Hook] = field(default_factory=list)
     last_score: float = NO_SCORE

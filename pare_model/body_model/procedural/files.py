@@ -52,10 +52,10 @@ def _stand_in_keys(seed: int) -> dict[str, object]:
 
 def _write_model(path: Path, model: Mapping[str, np.ndarray], seed: int, fmt: ModelFormat) -> None:
     if fmt == "pkl":
-        contents = dict(model)
-        contents["J_regressor"] = scipy.sparse.csc_matrix(model["J_regressor"])
-        contents.update(_stand_in_keys(seed))
-        path.write_bytes(pickle.dumps(contents, protocol=2))
+        pickled: dict[str, object] = dict(model)  # arrays, a sparse J_regressor and the stand-in's metadata
+        pickled["J_regressor"] = scipy.sparse.csc_matrix(model["J_regressor"])
+        pickled.update(_stand_in_keys(seed))
+        path.write_bytes(pickle.dumps(pickled, protocol=2))
     else:
         contents = {key: np.asarray(value) for key, value in model.items()}
         contents.update({key: np.asarray(value) for key, value in _stand_in_keys(seed).items()})

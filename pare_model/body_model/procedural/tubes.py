@@ -126,6 +126,7 @@ def sweep(
         rings.append(ring)
         previous = ring
     if spec.tip is not None:
+        assert previous is not None, "a tube with a tip needs a ring to close"
         builder.fan(previous, int(builder.add(np.asarray(spec.tip))[0]))
     return rings
 
