@@ -71,11 +71,17 @@ class NanPolicy:
     def non_finite(self, what: str, step: int) -> None:
         """Count a non-finite batch; raise :class:`NonFiniteStop` when the run must stop."""
         self.in_a_row += 1
-        if self.policy == "stop" or self.in_a_row > self.max_in_a_row:
-            verb = "is" if what == "loss" else "are"
+        verb = "is" if what == "loss" else "are"
+        if self.policy == "stop":
             raise NonFiniteStop(
                 f"the {what} {verb} not finite at step {step}; lower train.learning_rate, check the data with "
                 "`pare shards validate`, or set train.nan_policy=skip to drop such batches"
+            )
+        if self.in_a_row > self.max_in_a_row:
+            raise NonFiniteStop(
+                f"the {what} {verb} not finite at step {step} for {self.in_a_row} batches in a row (more than "
+                f"train.max_nan_skips={self.max_in_a_row}): the run has diverged; lower train.learning_rate or "
+                "raise train.lr_warmup_steps, and check the data with `pare shards validate`"
             )
 
 
