@@ -81,6 +81,38 @@ def _check_gpu(config: PareConfig) -> None:
             raise EvaluationError("evaluate.use_gpu=true but this machine has no CUDA GPU; set evaluate.use_gpu=false")
 
 
+def _evaluate_on_actors(config: PareConfig, source, folders) -> EvalPart:
+    """Every sample of ``folders`` measured on ``evaluate.num_actors`` Ray actors, merged."""
+    evaluate = config.evaluate
+    units = plan_units(folders, evaluate.num_actors, evaluate.max_samples)
+    job = functools.partial(evaluate_unit, batch_size=evaluate.batch_size, baseline=evaluate.baseline)
+    part = EvalPart()
+    gpus = 1.0 if evaluate.use_gpu else 0.0
+    spec = context_spec(config, source)
+    for result in run_units(
+        spec, job, units, evaluate.num_actors, evaluate.cpus_per_actor, gpus, f"evaluate {source.label}"
+    ):
+        part.extend(result)
+    return part
+
+
+def _run_info(config: PareConfig, source, folders, part: EvalPart, expected: int, lost: int, damaged) -> dict:
+    """What was evaluated and how many samples were expected, unreadable or lost (metrics.json's header)."""
+    return {
+        "evaluated": source.checkpoint or source.label,
+        "predictor": config.evaluate.predictor,
+        "step": source.step,
+        "training_run_id": source.training_run_id or None,
+        "shards": [{"uri": f.uri, "samples": f.total, "manifest_sha256": f.digest} for f in folders],
+        "without_ground_truth": part.without_ground_truth,
+        "unreadable": part.unreadable,
+        "samples_expected": expected,
+        "samples_lost": lost,
+        "damaged_shards": damaged,
+        "protocol": "H36M-regressor joints, 14 LSP joints centred on the H36M pelvis; mm",
+    }
+
+
 def run_evaluation(config: PareConfig) -> EvaluationResult:
     """Evaluate as configured; returns the summary and where the files and the MLflow run are."""
     from pipelines.io.cluster import init_ray
@@ -93,19 +125,7 @@ def run_evaluation(config: PareConfig) -> EvaluationResult:
     check_logging(config, source)
     folders, damaged = shard_folders(config)
     init_ray(evaluate.ray_address)
-    units = plan_units(folders, evaluate.num_actors, evaluate.max_samples)
-    job = functools.partial(evaluate_unit, batch_size=evaluate.batch_size, baseline=evaluate.baseline)
-    part = EvalPart()
-    for result in run_units(
-        context_spec(config, source),
-        job,
-        units,
-        evaluate.num_actors,
-        evaluate.cpus_per_actor,
-        1.0 if evaluate.use_gpu else 0.0,
-        f"evaluate {source.label}",
-    ):
-        part.extend(result)
+    part = _evaluate_on_actors(config, source, folders)
     if not len(part):
         raise EvaluationError(
             f"no sample of {[f.uri for f in folders]} has 3D ground truth (a fit or 3D joints); "
@@ -115,19 +135,7 @@ def run_evaluation(config: PareConfig) -> EvaluationResult:
     summary = summarise(part, subsets, evaluate.baseline)
     expected = expected_samples(folders, evaluate.max_samples)
     lost = expected - len(part) - part.without_ground_truth
-    info = {
-        "evaluated": source.checkpoint or source.label,
-        "predictor": evaluate.predictor,
-        "step": source.step,
-        "training_run_id": source.training_run_id or None,
-        "shards": [{"uri": f.uri, "samples": f.total, "manifest_sha256": f.digest} for f in folders],
-        "without_ground_truth": part.without_ground_truth,
-        "unreadable": part.unreadable,
-        "samples_expected": expected,
-        "samples_lost": lost,
-        "damaged_shards": damaged,
-        "protocol": "H36M-regressor joints, 14 LSP joints centred on the H36M pelvis; mm",
-    }
+    info = _run_info(config, source, folders, part, expected, lost, damaged)
     output_dir = Path(evaluate.output_dir)
     files = write_reports(output_dir, part, summary, info, evaluate.baseline)
     params = {f"evaluate.{k}": v for k, v in vars(evaluate).items() if k != "occlusion"}

@@ -38,7 +38,7 @@ def init_ray(address: str = "") -> None:
 def ray_log_folder(context) -> str:
     """Where this session's Ray processes write their logs (on this machine; on a cluster, on each node)."""
     session = context.get("session_dir") if context is not None else None
-    return os.path.join(session, "logs") if session else "/tmp/ray/session_latest/logs"
+    return os.path.join(session, "logs") if session else "the logs folder of Ray's session (its temp dir)"
 
 
 def cluster_cpus() -> int:
