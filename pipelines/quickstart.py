@@ -58,6 +58,7 @@ class PipelineResult:
     train_evaluation: object  # the same on the training images
     occlusion: object  # pipelines.occlusion_sensitivity.job.OcclusionResult
     seconds: float
+    stage_seconds: dict[str, float]  # wall time per stage: synthetic data and shards, training, ...
 
 
 @dataclass(frozen=True)
@@ -198,12 +199,12 @@ def draw_people(body: BodyModel, posed: BodyState, kind: str):
 
 def run_pipeline(config: PareConfig) -> PipelineResult:
     """Steps 2 to 6 of the module docstring."""
-    from pipelines.study import train_and_measure
-    from pipelines.synthetic_shards import make_synthetic_shards
+    from pipelines.study import stage_timer, train_and_measure
     from pipelines.tracking_store import prepare_tracking
     from pipelines.training.tracking import resolve_tracking_uri
 
     start = time.monotonic()
+    seconds: dict[str, float] = {}
     quick = config.quickstart
     # before minutes of data making: the store training will log to answers
     prepare_tracking(
@@ -213,18 +214,8 @@ def run_pipeline(config: PareConfig) -> PipelineResult:
         f"Synthetic data: {quick.train_samples} COCO-EFT-like training images and {quick.test_frames} 3DPW-like "
         "test frames (procedural body model), preprocessed into shards on Ray ..."
     )
-    shards = make_synthetic_shards(
-        Path(quick.output_dir) / "data",
-        quick.train_samples,
-        quick.test_frames,
-        image_size=quick.image_size,
-        pose_variation=config.synth.pose_variation,
-        samples_per_shard=40,
-        show_progress=True,
-        asset_dir=config.body_model.asset_dir,
-        train_occluders=0.0,
-        reuse=True,
-    )
+    with stage_timer(seconds, "synthetic data and shards"):
+        shards = _make_shards(config)
     measured = train_and_measure(config, shards.train, shards.validation)
     return PipelineResult(
         shards.train.parent.parent,
@@ -235,6 +226,25 @@ def run_pipeline(config: PareConfig) -> PipelineResult:
         measured.train_evaluation,
         measured.occlusion,
         time.monotonic() - start,
+        {**seconds, **measured.stage_seconds},
+    )
+
+
+def _make_shards(config: PareConfig):
+    from pipelines.synthetic_shards import make_synthetic_shards
+
+    quick = config.quickstart
+    return make_synthetic_shards(
+        Path(quick.output_dir) / "data",
+        quick.train_samples,
+        quick.test_frames,
+        image_size=quick.image_size,
+        pose_variation=config.synth.pose_variation,
+        samples_per_shard=40,
+        show_progress=True,
+        asset_dir=config.body_model.asset_dir,
+        train_occluders=0.0,
+        reuse=True,
     )
 
 
@@ -248,6 +258,13 @@ def _metric_line(name: str, entry: dict) -> str:
         f"PVE {entry['pve']:.1f} vs {base['pve']:.1f}; median orientation error "
         f"{entry['orient_error_median']:.0f} vs {base['orient_error_median']:.0f} deg"
     )
+
+
+def _stage_text(run: PipelineResult) -> str:
+    """Where the pipeline's time went: each stage's minutes, and the rest (tracking store, Ray start-up)."""
+    stages = [f"{stage} {seconds / 60:.1f}" for stage, seconds in run.stage_seconds.items()]
+    rest = run.seconds - sum(run.stage_seconds.values())
+    return ", ".join([*stages, f"other {rest / 60:.1f}"])
 
 
 def summary(result: QuickstartResult) -> str:
@@ -281,7 +298,7 @@ def summary(result: QuickstartResult) -> str:
         f"  targets that show PARE working on the embedded default ({sum(t.met for t in targets(run))} of "
         f"{len(TARGETS)} met):",
         *(target.line() for target in targets(run)),
-        f"  pipeline time: {run.seconds / 60:.1f} min",
+        f"  pipeline time: {run.seconds / 60:.1f} min ({_stage_text(run)})",
         f"  open every run, metric and picture: mlflow ui --backend-store-uri {training.tracking_uri}",
     ]
     return "\n".join(lines)

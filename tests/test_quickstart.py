@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -94,6 +95,17 @@ def test_the_quickstart_runs_every_stage_and_prints_where_everything_is(procedur
     targets = [line for line in summary.splitlines() if line.strip().startswith(("[met]", "[MISSED]"))]
     assert len(targets) == 5, summary  # 12 steps meet none of them, but all five are measured and printed
     assert "ratio" in summary and "with the patch on it" in summary
+    (timing,) = [line for line in summary.splitlines() if "pipeline time:" in line]
+    stages = re.findall(r"(?:\(|, )([a-z ]+) (\d+\.\d) ?", timing)  # where the time went, stage by stage
+    assert [name for name, _ in stages] == [
+        "synthetic data and shards",
+        "training",
+        "evaluation",
+        "evaluation on the training images",
+        "occlusion analysis",
+        "other",
+    ], timing
+    assert float(stages[1][1]) > 0.0, timing  # training takes more than the 3 s that round to 0.0 min
     uri = f"sqlite:///{(out / 'train' / 'mlflow.db').resolve()}"
     assert f"mlflow ui --backend-store-uri {uri}" in summary
     metrics = json.loads((out / "evaluate" / "metrics.json").read_text())
