@@ -29,3 +29,9 @@ def safe_file_name(value: str) -> str:
     if name == value and name:
         return name
     return f"{name}-{hashlib.sha256(value.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}"
+
+
+def printable_text(value: str) -> str:
+    """``value`` for a picture's title or a console line: control characters (NUL, newlines, escapes) shown as
+    their backslash escapes, so that a hostile key neither breaks the line nor asks a font for a glyph it lacks."""
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in value)

@@ -281,7 +281,7 @@ def summary(result: QuickstartResult) -> str:
     from pipelines.occlusion_sensitivity.job import local_text
 
     training, evaluation, occlusion = run.training, run.evaluation, run.occlusion
-    worst = ", ".join(f"{name} (+{value:.1f} mm)" for name, value in occlusion.worst_parts) or "none"
+    worst = ", ".join(f"{name} ({value:+.1f} mm)" for name, value in occlusion.worst_parts) or "none"
     lines += [
         f"  synthetic data ({run.train_samples} training images, {run.test_frames} test frames) and shards: "
         f"{run.shards.resolve()}",

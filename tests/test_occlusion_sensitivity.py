@@ -66,3 +66,24 @@ def test_far_means_at_least_two_patch_sides_away():
     far = np.hypot(centres[:, 0] - 10, centres[:, 1] - 10) >= 2 * GRID.patch
     assert local["near"] == pytest.approx(10.0)
     assert local["far"] == pytest.approx(7.0 / far.sum())
+
+
+def test_a_patch_that_lowers_the_error_everywhere_is_no_local_sensitivity():
+    """Measured on a quickstart model: -34.9 mm on the joint, -4.3 far. That once gave a ratio of inf: 'met'."""
+    clean = np.full((1, 14), 50.0)
+    points = [(30.0, 30.0), (100.0, 20.0)]
+    errors = np.full((1, GRID.side, GRID.side, 14), 45.0)  # a patch far away lowers the error by 5 mm
+    for joint, (x, y) in enumerate(points):
+        errors[0, int(y) // GRID.stride, int(x) // GRID.stride, joint] = 10.0  # on the joint by 40 mm
+    local = local_sensitivity(errors, clean, _joints(points), GRID)
+    assert local["near"] < local["far"] < 0
+    assert local["ratio"] == 0.0
+
+
+def test_a_patch_that_only_hurts_on_the_joint_has_an_infinite_ratio():
+    clean = np.zeros((1, 14))
+    points = [(30.0, 30.0)]
+    errors = np.zeros((1, GRID.side, GRID.side, 14))
+    errors[0, 30 // GRID.stride, 30 // GRID.stride, 0] = 12.0
+    local = local_sensitivity(errors, clean, _joints(points), GRID)
+    assert local["far"] == 0.0 and local["near"] > 0 and local["ratio"] == float("inf")

@@ -48,8 +48,14 @@ NOISE = (
 """What the console must not show by default: Ray's internals, library logging, Python warnings."""
 
 
+LOG_LINE = re.compile(
+    r"\[\d{4}-\d\d-\d\d [\d:,.]+ [DIWEF] \d+ \d+\] "  # Ray's C++ core: [2026-12-02 18:43:17,455 I 32740 32740]
+    r"|\d{4}-\d\d-\d\d [\d:,.]+\s+(DEBUG|INFO|WARNING|ERROR)\s"  # Python logging: 2026-12-02 18:43:27,720\tINFO
+)
+
+
 def noise(text: str) -> list[str]:
-    return [line for line in text.splitlines() if any(marker in line for marker in NOISE)]
+    return [line for line in text.splitlines() if any(marker in line for marker in NOISE) or LOG_LINE.search(line)]
 
 
 def run_pare(args: list[str], cwd: Path, ray_cluster) -> subprocess.CompletedProcess:

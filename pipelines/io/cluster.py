@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import re
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 
 def init_ray(address: str = "") -> None:
@@ -25,14 +32,68 @@ def init_ray(address: str = "") -> None:
     loud = verbose()
     # Quiet: Ray's Python-side notices below errors (e.g. that the local cluster uses token authentication) stay
     # in its logs; its errors and our own messages still show.
-    context = ray.init(
-        address=address or None,
-        log_to_driver=loud,
-        include_dashboard=False if not address else None,
-        logging_level=logging.INFO if loud else logging.ERROR,
-    )
+    with contextlib.nullcontext(None) if loud else stderr_captured() as captured:
+        context = ray.init(
+            address=address or None,
+            log_to_driver=loud,
+            include_dashboard=False if not address else None,
+            logging_level=logging.INFO if loud else logging.ERROR,
+        )
     if not loud:
-        print(f"Ray workers' logs: {ray_log_folder(context)} (pare --verbose shows them here)", flush=True)
+        folder = ray_log_folder(context)
+        if captured is not None and captured.text:
+            _keep_startup_output(captured.text, folder)
+        print(f"Ray workers' logs: {folder} (pare --verbose shows them here)", flush=True)
+
+
+STARTUP_LOG = "pare-driver-startup.log"
+"""What Ray's C++ core wrote to the driver's stderr while it connected, kept in Ray's log folder."""
+_CORE_INFO = re.compile(r"^\[\d{4}-\d\d-\d\d [\d:,.]+ I \d+ \d+\] ")
+"""A line of Ray's C++ core at INFO severity: ``[2026-12-02 18:43:17,455 I 32740 32740] logging.cc:303: ...``."""
+
+
+def _keep_startup_output(text: str, folder: str) -> None:
+    """Ray's start-up output goes to its log folder; any line but the core's informational ones also to stderr."""
+    if os.path.isdir(folder):
+        Path(folder, STARTUP_LOG).write_text(text)
+    shown = [line for line in text.splitlines() if line.strip() and not _CORE_INFO.match(line)]
+    if shown:
+        print("\n".join(shown), file=sys.stderr, flush=True)
+
+
+@dataclass
+class Captured:
+    text: str = ""
+
+
+@contextlib.contextmanager
+def stderr_captured() -> Iterator[Captured]:
+    """Holds what this process (its C++ libraries too) writes to file descriptor 2 while the block runs.
+
+    Ray's core logs an informational line to the driver's stderr as it starts, before its log files exist
+    ("Set ray log level from environment variable ..."). The block's output is returned in the yielded
+    :class:`Captured`; if the block raises, it is written back to stderr first, so that nothing is lost.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    captured = Captured()
+    with tempfile.TemporaryFile(mode="w+b") as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield captured
+        except BaseException:
+            _restore(saved, sink, captured)
+            sys.stderr.write(captured.text)
+            raise
+        _restore(saved, sink, captured)
+
+
+def _restore(saved: int, sink, captured: Captured) -> None:
+    sys.stderr.flush()
+    os.dup2(saved, 2)
+    os.close(saved)
+    sink.seek(0)
+    captured.text = sink.read().decode(errors="replace")
 
 
 def ray_log_folder(context) -> str:
@@ -49,10 +110,20 @@ def cluster_cpus() -> int:
 
 
 def quiet_ray_data() -> None:
-    """Turn Ray Data's own progress bars off: the job shows one bar per stage instead."""
+    """Turn Ray Data's own progress bars off: the job shows one bar per stage instead.
+
+    Unless ``--verbose``, its informational lines ("Dataset ... execution finished in 8.85 seconds") leave the
+    console and go only to ``ray-data.log`` in Ray's log folder, whose path the job prints; warnings stay.
+    """
     from ray.data import DataContext
+
+    from pipelines.console import verbose
 
     context = DataContext.get_current()
     context.enable_progress_bars = False
     context.print_on_execution_start = False
     logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)  # its notice that they are off
+    if not verbose():
+        for handler in logging.getLogger("ray.data").handlers:  # Ray Data's own config: a file and a console
+            if handler.name == "console":
+                handler.setLevel(logging.WARNING)

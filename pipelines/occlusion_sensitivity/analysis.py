@@ -196,7 +196,9 @@ def local_sensitivity(errors: np.ndarray, clean: np.ndarray, joints_2d: np.ndarr
 
     Returns ``near`` (mean increase over the joints, with the patch over the joint: the box holding it),
     ``far`` (mean increase with the patch centre at least :data:`FAR_PATCHES` patch sides away), both in the
-    errors' unit and averaged per joint over images first, and ``ratio`` = near / far (inf when far <= 0).
+    errors' unit and averaged per joint over images first, and ``ratio`` = near / far. When far is not an
+    increase (<= 0) the ratio is inf if near is one, and 0 if neither is: a patch on the joint that lowers its error
+    is no local sensitivity, however much more it lowers it than a patch far away.
     A model that uses local evidence has a ratio well above 1; one that does not, about 1.
     """
     boxes = grid.boxes().astype(np.float64)  # (P, 4): y0, x0, y1, x1
@@ -220,4 +222,11 @@ def local_sensitivity(errors: np.ndarray, clean: np.ndarray, joints_2d: np.ndarr
         return {"near": float("nan"), "far": float("nan"), "ratio": float("nan")}
     near = float((near_sum[seen] / near_count[seen]).mean())
     far = float((far_sum[seen] / far_count[seen]).mean())
-    return {"near": near, "far": far, "ratio": near / far if far > 0 else float("inf")}
+    return {"near": near, "far": far, "ratio": _ratio(near, far)}
+
+
+def _ratio(near: float, far: float) -> float:
+    """near / far where far is an increase; else inf if the patch on the joint still raises its error, else 0."""
+    if far > 0:
+        return near / far
+    return float("inf") if near > 0 else 0.0

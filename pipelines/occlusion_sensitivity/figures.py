@@ -16,6 +16,7 @@ import numpy as np
 
 from pare_model.body_model.parts import face_parts
 from pare_model.joint_sets import LSP14_JOINT_NAMES
+from pipelines.file_names import printable_text
 from pipelines.visualize.mesh_view import View, render_mesh, view_rotation
 
 UNSEEN_GREY = np.array([170, 170, 170], np.float64)
@@ -80,7 +81,7 @@ def joint_heatmaps(
         ax.set_xticks([])
         ax.set_yticks([])
     figure.colorbar(mappable, ax=axes, shrink=0.6, label=f"{metric} increase of the joint with the patch there (mm)")
-    figure.suptitle(title, fontsize=11)
+    figure.suptitle(printable_text(title), fontsize=11)
     figure.savefig(path, dpi=90)
     return path
 
@@ -146,6 +147,6 @@ def part_sensitivity_figure(
             shrink=0.8,
             label=f"{metric} increase when the part is hidden (mm); grey: never hidden",
         )
-    figure.suptitle(title, fontsize=11)
+    figure.suptitle(printable_text(title), fontsize=11)
     figure.savefig(path, dpi=90)
     return path

@@ -187,7 +187,7 @@ def run_occlusion_analysis(config: PareConfig) -> OcclusionResult:
 
 
 def summary_text(result: OcclusionResult) -> str:
-    parts = ", ".join(f"{name} +{value:.1f} mm" for name, value in result.worst_parts) or "none hidden"
+    parts = ", ".join(f"{name} {value:+.1f} mm" for name, value in result.worst_parts) or "none hidden"
     lines = [
         f"Occlusion sensitivity of {result.source.label} on {result.num_images} images in {result.seconds:.0f} s:",
         f"  MPJPE {result.clean['mpjpe']:.1f} mm clean, {result.occluded['mpjpe']:.1f} mm on average with the patch;"
@@ -205,5 +205,5 @@ def local_text(local: dict[str, float]) -> str:
     """One line on the local sensitivity: the increase with the patch on a joint against far from it."""
     return (
         f"a joint's MPJPE rises {local['near']:+.1f} mm with the patch on it, {local['far']:+.1f} mm with the "
-        f"patch far from it (ratio {local['ratio']:.1f})"
+        f"patch far from it (ratio {local['ratio']:.1f}{'' if local['near'] > 0 else ': no local sensitivity'})"
     )
