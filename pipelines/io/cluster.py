@@ -49,10 +49,17 @@ def cluster_cpus() -> int:
 
 
 def quiet_ray_data() -> None:
-    """Turn Ray Data's own progress bars off: the job shows one bar per stage instead."""
+    """Turn Ray Data's own progress bars off: the job shows one bar per stage instead. Unless ``pare --verbose``,
+    its informational lines ("Dataset ... execution finished in 11 s") go to its log file only, not the console."""
     from ray.data import DataContext
+
+    from pipelines.console import verbose
 
     context = DataContext.get_current()
     context.enable_progress_bars = False
     context.print_on_execution_start = False
     logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)  # its notice that they are off
+    if not verbose():
+        for handler in logging.getLogger("ray.data").handlers:
+            if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
+                handler.setLevel(logging.WARNING)  # the console handler; the session log file keeps everything
