@@ -5,7 +5,8 @@ batch (the same tensors every step; data loading is measured elsewhere). Setting
 
 - ``fp32``: float32, NCHW;
 - ``bf16``: bfloat16 autocast (CPU or CUDA);
-- ``channels_last``: float32 with channels-last memory format for the model and input.
+- ``channels_last``: float32 with channels-last memory format for the model and input;
+- ``channels_last_bf16``: both, channels-last with bfloat16 autocast.
 
 Prints a table; never pass/fail. Run, e.g.:
   .venv/bin/python bench/model_step.py --backbones hrnet_w32,resnet50 --batch-sizes 1,8,32
@@ -29,10 +30,11 @@ from pare_model.checkpoint import build_model_from_assets
 from pare_model.losses import LossConfig, PareLoss
 from pare_model.model_config import ModelConfig
 
-SETTINGS = ("fp32", "bf16", "channels_last")
+SETTINGS = ("fp32", "bf16", "channels_last", "channels_last_bf16")
 
 
-def synthetic_batch(batch_size: int, device: torch.device) -> dict[str, torch.Tensor]:
+def synthetic_batch(batch_size: int, device: torch.device, label_size: int = 224) -> dict[str, torch.Tensor]:
+    """Loss targets for ``batch_size`` samples, part labels ``label_size`` pixels square."""
     generator = torch.Generator().manual_seed(0)
     keypoints = torch.rand(batch_size, 49, 3, generator=generator) * 2 - 1
     keypoints[..., 2] = 1.0
@@ -43,7 +45,7 @@ def synthetic_batch(batch_size: int, device: torch.device) -> dict[str, torch.Te
         ),
         "pose": torch.randn(batch_size, 72, generator=generator) * 0.2,
         "betas": torch.randn(batch_size, 10, generator=generator),
-        "segm_mask": torch.randint(0, 25, (batch_size, 224, 224), generator=generator),
+        "segm_mask": torch.randint(0, 25, (batch_size, label_size, label_size), generator=generator),
         "has_smpl": torch.ones(batch_size),
         "has_joints_3d": torch.ones(batch_size),
         "has_segm": torch.ones(batch_size),
@@ -57,19 +59,26 @@ def _sync(device: torch.device) -> None:
 
 
 def _autocast(setting: str, device: torch.device):
-    if setting == "bf16":
+    if setting.endswith("bf16"):
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 
 def measure(
-    model, loss_fn, batch_size: int, setting: str, device: torch.device, steps: int, warmup: int
+    model,
+    loss_fn,
+    batch_size: int,
+    setting: str,
+    device: torch.device,
+    steps: int,
+    warmup: int,
+    image_size: int = 224,
 ) -> tuple[float, float]:
-    """(forward images/s, training-step images/s)."""
-    memory_format = torch.channels_last if setting == "channels_last" else torch.contiguous_format
+    """(forward images/s, training-step images/s) on ``image_size`` square inputs and part labels."""
+    memory_format = torch.channels_last if setting.startswith("channels_last") else torch.contiguous_format
     model = model.to(device, memory_format=memory_format)
-    images = torch.randn(batch_size, 3, 224, 224, device=device).contiguous(memory_format=memory_format)
-    batch = synthetic_batch(batch_size, device)
+    images = torch.randn(batch_size, 3, image_size, image_size, device=device).contiguous(memory_format=memory_format)
+    batch = synthetic_batch(batch_size, device, image_size)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
 
     def forward() -> None:
@@ -112,7 +121,7 @@ def main() -> None:
     print("body model: procedural stand-in (not SMPL); loss: PareLoss defaults incl. part segmentation")
     with tempfile.TemporaryDirectory() as folder:
         write_asset_folder(generate(0), Path(folder), "npz")
-        print(f"{'backbone':<10} {'batch':>5} {'setting':<14} {'forward img/s':>14} {'train img/s':>12}")
+        print(f"{'backbone':<10} {'batch':>5} {'setting':<18} {'forward img/s':>14} {'train img/s':>12}")
         for backbone in args.backbones.split(","):
             for batch_size in (int(b) for b in args.batch_sizes.split(",")):
                 for setting in args.settings.split(","):
@@ -121,7 +130,7 @@ def main() -> None:
                     forward, train = measure(
                         model, PareLoss(LossConfig()), batch_size, setting, device, args.steps, args.warmup
                     )
-                    print(f"{backbone:<10} {batch_size:>5} {setting:<14} {forward:>14.2f} {train:>12.2f}", flush=True)
+                    print(f"{backbone:<10} {batch_size:>5} {setting:<18} {forward:>14.2f} {train:>12.2f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -21,12 +21,9 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
-def measure(root: Path, shards: Path, assets: Path, workers: int, args) -> dict[str, float]:
-    from mlflow.tracking import MlflowClient
-
-    from pipelines.config.loader import load_config
-    from pipelines.training.job import run_training
-
+def training_overrides(root: Path, shards: Path, assets: Path, workers: int, args) -> list[str]:
+    """The `pare train` overrides for ``workers`` Ray Train workers with ``args``' settings (this script's options:
+    steps, backbone, image_size, batch, loader_workers, cpus_per_worker, log_every, gpu, precision)."""
     storage = root / f"train-{workers}"
     overrides = [
         f"body_model.asset_dir={assets}",
@@ -49,7 +46,14 @@ def measure(root: Path, shards: Path, assets: Path, workers: int, args) -> dict[
     ]
     if args.backbone in ("debug", "resnet_small"):
         overrides += ["model.num_branch_filters=16", "model.num_features_smpl=16"]
-    result = run_training(load_config(None, overrides))
+    return overrides
+
+
+def read_figures(result, batch: int, workers: int) -> dict[str, float]:
+    """steps/s, samples/s and the loader-wait share of step time of a finished run (a ``TrainingResult``), from the
+    per-window figures the loop logged to MLflow: their mean after the first window, which holds start-up."""
+    from mlflow.tracking import MlflowClient
+
     client = MlflowClient(result.tracking_uri)
 
     def mean(key: str) -> float:
@@ -59,9 +63,17 @@ def measure(root: Path, shards: Path, assets: Path, workers: int, args) -> dict[
     rate = mean("train/samples_per_s")
     return {
         "samples_per_s": rate,
-        "steps_per_s": rate / (args.batch * workers),
+        "steps_per_s": rate / (batch * workers),
         "wait": mean("train/loader_wait_fraction"),
     }
+
+
+def measure(root: Path, shards: Path, assets: Path, workers: int, args) -> dict[str, float]:
+    from pipelines.config.loader import load_config
+    from pipelines.training.job import run_training
+
+    result = run_training(load_config(None, training_overrides(root, shards, assets, workers, args)))
+    return read_figures(result, args.batch, workers)
 
 
 def main() -> None:
