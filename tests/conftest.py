@@ -79,6 +79,16 @@ def ray_cluster():
     ray.shutdown()
 
 
+@pytest.fixture(scope="module")
+def s3_env():
+    """A real S3 API server (moto) on 127.0.0.1 for the module: the ``AWS_*`` variables that point clients at it."""
+    from tests.s3_server import MotoS3
+
+    server = MotoS3().start()
+    yield server.env
+    server.stop()
+
+
 @pytest.fixture(scope="session")
 def training_shards(procedural_dir, tmp_path_factory, ray_cluster) -> Path:
     """Synthetic training (coco-eft/train) and validation (3dpw/test) shards, made once per session."""

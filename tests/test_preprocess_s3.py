@@ -2,59 +2,26 @@
 
 The source is uploaded to a bucket, the job runs as the ``pare`` command (its own local Ray, whose
 workers reach the bucket through ``AWS_ENDPOINT_URL``), and the shards it writes to the bucket
-must equal, byte for byte, those of the same job on local folders.
+must equal, byte for byte, those of the same job on local folders. The server and the helpers are in
+tests/s3_server.py.
 """
 
 from __future__ import annotations
 
 import io
 import json
-import os
-import socket
-import subprocess
 import tarfile
 from pathlib import Path
 
 import pytest
 
 from pipelines.data.manifest import MANIFEST_FILE
+from tests.s3_server import run_pare, s3fs_for
 from tests.synth_helpers import generate
-from tests.test_cli import PARE, ROOT
 
 pytestmark = pytest.mark.slow
 
 COCO_OPTIONS = {"images": "images/train2014", "eft": "eft_fits/COCO2014-All-ver01.json"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def s3_env():
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    env = {
-        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }
-    yield env
-    server.stop()
-
-
-def s3fs_for(env: dict):
-    import s3fs
-
-    return s3fs.S3FileSystem(
-        key=env["AWS_ACCESS_KEY_ID"], secret=env["AWS_SECRET_ACCESS_KEY"], endpoint_url=env["AWS_ENDPOINT_URL"]
-    )
 
 
 def job_args(procedural_dir, source: str, output: str) -> list[str]:
@@ -73,11 +40,6 @@ def job_args(procedural_dir, source: str, output: str) -> list[str]:
 def members(tar: bytes) -> dict[str, bytes]:
     with tarfile.open(fileobj=io.BytesIO(tar)) as archive:
         return {m.name: archive.extractfile(m).read() for m in archive.getmembers()}
-
-
-def run_pare(*args: str, env: dict) -> subprocess.CompletedProcess:
-    full_env = dict(os.environ, RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0", **env)
-    return subprocess.run([PARE, *args], cwd=ROOT, capture_output=True, text=True, env=full_env, timeout=500)
 
 
 def test_job_reads_and_writes_s3_like_local_folders(procedural_dir, tmp_path, s3_env, ray_cluster):

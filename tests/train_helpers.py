@@ -36,8 +36,9 @@ def make_training_shards(procedural_dir: Path, root: Path) -> Path:
     return output
 
 
-def small_train_overrides(procedural_dir: Path, shards: Path, storage: Path, *extra: str) -> list[str]:
-    """A small, fast training config on the synthetic shards (debug backbone, 128 px input)."""
+def small_train_overrides(procedural_dir: Path, shards: Path, storage: Path | str, *extra: str) -> list[str]:
+    """A small, fast training config on the synthetic shards (debug backbone, 128 px input); ``storage`` is a
+    folder or a URI (``s3://bucket/prefix``)."""
     return [
         f"body_model.asset_dir={procedural_dir}",
         f"data.datasets.coco.shards=[{shards / 'coco-eft' / 'train'}]",

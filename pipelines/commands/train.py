@@ -37,7 +37,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Train on the shard folders in data.datasets, mixed by data.stages, with train.num_workers Ray Train "
             "workers (CPU/gloo or GPU/NCCL). Checkpoints go to train.storage_path/train.run_name; rerunning the "
-            "same command resumes. Runs are logged to tracking.tracking_uri (default: sqlite under storage_path)."
+            "same command resumes. Runs are logged to tracking.tracking_uri (default: sqlite under a local storage_path; an s3:// "
+            "storage_path needs a tracking server)."
         ),
     )
     parser.add_argument(

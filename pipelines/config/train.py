@@ -114,7 +114,8 @@ class TrainConfig:
     """Name of the run: its folder under storage_path and its MLflow run name. Rerunning with the same name resumes."""
 
     storage_path: str = "outputs/train"
-    """Where checkpoints go: a local folder (default), a shared filesystem or s3://bucket/prefix on clusters."""
+    """Where checkpoints go: a local folder (default), a shared filesystem or s3://bucket/prefix on clusters (S3
+    credentials and AWS_ENDPOINT_URL from the environment of every node; a remote one needs tracking.tracking_uri)."""
 
     max_steps: int = 100_000
     """Optimizer steps in total (across stages)."""
@@ -231,8 +232,8 @@ class TrackingConfig:
 
     tracking_uri: str = ""
     """MLflow tracking URI (http://host:5000, sqlite:///path.db, ...); empty: the MLFLOW_TRACKING_URI environment
-    variable if set, else sqlite under train.storage_path (``<storage_path>/mlflow.db``, artifacts in
-    ``<storage_path>/mlartifacts``)."""
+    variable if set, else sqlite under a local train.storage_path (``<storage_path>/mlflow.db``, artifacts in
+    ``<storage_path>/mlartifacts``). A sqlite store keeps its artifacts in ``mlartifacts`` beside the database file."""
 
     experiment: str = "pare"
     """MLflow experiment name."""

@@ -67,7 +67,7 @@ def context_spec(config: PareConfig, source: ModelSource) -> ContextSpec:
     return ContextSpec(
         asset_dir=str(asset_dir),
         predictor=evaluate.predictor,
-        checkpoint=str(Path(source.checkpoint).resolve()) if source.checkpoint else "",
+        checkpoint=source.location,  # a remote one is copied by each actor: they need not share the driver's disk
         device="cuda" if evaluate.use_gpu else "cpu",
         threads=evaluate.cpus_per_actor,
     )
@@ -99,7 +99,7 @@ def _evaluate_on_actors(config: PareConfig, source, folders) -> EvalPart:
 def _run_info(config: PareConfig, source, folders, part: EvalPart, expected: int, lost: int, damaged) -> dict:
     """What was evaluated and how many samples were expected, unreadable or lost (metrics.json's header)."""
     return {
-        "evaluated": source.checkpoint or source.label,
+        "evaluated": source.location or source.label,
         "predictor": config.evaluate.predictor,
         "step": source.step,
         "training_run_id": source.training_run_id or None,

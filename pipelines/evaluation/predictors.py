@@ -32,6 +32,17 @@ class ContextSpec:
     threads: int = 1
 
 
+def _load_model(spec: ContextSpec) -> torch.nn.Module:
+    """The model of ``spec.checkpoint``: a local file, or a remote one (``s3://...``) copied to a temporary folder."""
+    from pare_model.checkpoint import load_model
+    from pipelines.io.storage import local_file
+
+    if not spec.checkpoint:
+        raise ValueError("the model predictor needs a checkpoint")
+    with local_file(spec.checkpoint) as path:
+        return load_model(path, spec.asset_dir)
+
+
 class EvalContext:
     """The body model, the predictor and the input size of one evaluation worker."""
 
@@ -40,11 +51,7 @@ class EvalContext:
         self.device = torch.device(spec.device)
         self.model = None
         if spec.predictor == "model":
-            from pare_model.checkpoint import load_model
-
-            if not spec.checkpoint:
-                raise ValueError("the model predictor needs a checkpoint")
-            self.model = load_model(spec.checkpoint, spec.asset_dir).to(self.device).eval()
+            self.model = _load_model(spec).to(self.device).eval()
             self.body_model = self.model.body_model
             self.image_size = self.model.image_size
             mean_pose = self.model.head.init_pose.reshape(1, 24, 6)

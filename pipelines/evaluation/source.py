@@ -1,20 +1,24 @@
 """Which model is evaluated, which training run it came from, and where results are logged.
 
-``evaluate.checkpoint`` names a file; its metadata (written by ``pare train``) holds the MLflow
-run id and step. ``evaluate.run_id`` names a training run instead: its published best model
-(``<storage_path>/<run_name>/best/model.pt``) is evaluated. The tracking URI is
-``tracking.tracking_uri``, else ``MLFLOW_TRACKING_URI``, else the ``mlflow.db`` that ``pare
-train`` left beside the checkpoint's run folder, else sqlite in the output folder.
+``evaluate.checkpoint`` names a file, local or remote (``s3://bucket/pare/train/run/best/model.pt``);
+its metadata (written by ``pare train``) holds the MLflow run id and step. ``evaluate.run_id`` names
+a training run instead: its published best model (``<storage_path>/<run_name>/best/model.pt``) is
+evaluated. A remote checkpoint is copied into the output folder for the driver to read, and each
+Ray actor copies it for itself, so the actors need no shared filesystem with the driver. The
+tracking URI is ``tracking.tracking_uri``, else ``MLFLOW_TRACKING_URI``, else the ``mlflow.db``
+that ``pare train`` left beside a local checkpoint's run folder, else sqlite in the output folder.
 """
 
 from __future__ import annotations
 
 import os
+import posixpath
 from dataclasses import dataclass
 from pathlib import Path
 
 from pare_model.errors import UserFacingError
 from pipelines.config.schema import PareConfig
+from pipelines.io.storage import fetch_file, is_remote
 
 
 class EvaluationError(UserFacingError):
@@ -30,10 +34,14 @@ class ModelSource:
     step: int
     training_run_id: str
     tracking_uri: str
+    location: str = ""
+    """Where the checkpoint is (a local path or a URI such as ``s3://...``); the actors load it from there."""
 
 
 def _nearby_store(checkpoint: str) -> str:
     """sqlite store of ``pare train``'s default layout: <storage>/mlflow.db beside <storage>/<run>/best/model.pt."""
+    if is_remote(checkpoint):
+        return ""
     for parent in list(Path(checkpoint).resolve().parents)[:4]:
         if (parent / "mlflow.db").is_file():
             return f"sqlite:///{parent / 'mlflow.db'}"
@@ -46,8 +54,8 @@ def tracking_uri_for(config: PareConfig, checkpoint: str = "") -> str:
     return uri or f"sqlite:///{Path(config.evaluate.output_dir).resolve() / 'mlflow.db'}"
 
 
-def _checkpoint_of_run(config: PareConfig, run_id: str) -> tuple[str, str]:
-    """(local checkpoint file, tracking URI) of a ``pare train`` run's best model."""
+def _checkpoint_of_run(config: PareConfig, run_id: str) -> tuple[str, str, str]:
+    """(local checkpoint file, its location, tracking URI) of a ``pare train`` run's best model."""
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
@@ -72,7 +80,7 @@ def _checkpoint_of_run(config: PareConfig, run_id: str) -> tuple[str, str]:
     for candidate in candidates:
         local = _local_copy(candidate, Path(config.evaluate.output_dir))
         if local:
-            return local, uri
+            return local, candidate, uri
     raise EvaluationError(
         f"MLflow run {run_id} is not a finished `pare train` run with a best model ({candidates or 'no pare.storage tag'}"
         " not found); pass evaluate.checkpoint=FILE instead"
@@ -80,19 +88,20 @@ def _checkpoint_of_run(config: PareConfig, run_id: str) -> tuple[str, str]:
 
 
 def _local_copy(location: str, folder: Path) -> str:
-    """The checkpoint as a local file (copied from a remote URI), or '' when it does not exist."""
-    if "://" not in location or location.startswith("file://"):
+    """The checkpoint as a local file (a remote one copied into ``folder/checkpoint``), or '' when it does not exist."""
+    if not is_remote(location):
         path = Path(location.removeprefix("file://"))
         return str(path) if path.is_file() else ""
-    import fsspec
+    target = folder / "checkpoint" / posixpath.basename(location.rstrip("/"))
+    return str(target) if fetch_file(location, target) else ""
 
-    filesystem, path = fsspec.core.url_to_fs(location)
-    if not filesystem.exists(path):
-        return ""
-    target = folder / "checkpoint" / "model.pt"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    filesystem.get(path, str(target))
-    return str(target)
+
+def _label(location: str) -> str:
+    """Short name of a checkpoint: ``<run>-<folder>`` for ``pare train``'s ``.../<run>/best/model.pt``, else its stem."""
+    parts = location.rstrip("/").split("/")
+    if parts[-1] == "model.pt" and len(parts) >= 3:
+        return f"{parts[-3]}-{parts[-2]}"
+    return posixpath.splitext(parts[-1])[0]
 
 
 def resolve_source(config: PareConfig) -> ModelSource:
@@ -103,12 +112,13 @@ def resolve_source(config: PareConfig) -> ModelSource:
     if evaluate.checkpoint and evaluate.run_id:
         raise EvaluationError("give evaluate.checkpoint or evaluate.run_id, not both")
     if evaluate.run_id:
-        checkpoint, uri = _checkpoint_of_run(config, evaluate.run_id)
+        checkpoint, location, uri = _checkpoint_of_run(config, evaluate.run_id)
     elif evaluate.checkpoint:
-        checkpoint = _local_copy(evaluate.checkpoint, Path(evaluate.output_dir))
+        location = evaluate.checkpoint
+        checkpoint = _local_copy(location, Path(evaluate.output_dir))
         if not checkpoint:
-            raise EvaluationError(f"evaluate.checkpoint {evaluate.checkpoint} does not exist")
-        uri = tracking_uri_for(config, checkpoint)
+            raise EvaluationError(f"evaluate.checkpoint {location} does not exist")
+        uri = tracking_uri_for(config, location)
     else:
         raise EvaluationError(
             "nothing to evaluate: pass --checkpoint FILE (a `pare train` model.pt or a released PARE .ckpt) or "
@@ -122,6 +132,5 @@ def resolve_source(config: PareConfig) -> ModelSource:
     if is_native(payload):  # checked here so that no actor fails on it (its weights against its config)
         metadata = parse_model_checkpoint(payload, checkpoint).metadata
         step, run_id = int(metadata.get("step", 0) or 0), run_id or str(metadata.get("run_id", "") or "")
-    path = Path(checkpoint)
-    label = f"{path.parent.parent.name}-{path.parent.name}" if path.name == "model.pt" else path.stem
-    return ModelSource(checkpoint, label, step, run_id, uri)
+    location = location if is_remote(location) else str(Path(checkpoint).resolve())
+    return ModelSource(checkpoint, _label(location), step, run_id, uri, location)

@@ -48,7 +48,7 @@ def _new_run(client, config: PareConfig, source: ModelSource, training, kind: st
     else:
         experiment = client.get_experiment_by_name(config.tracking.experiment)
         experiment_id = experiment.experiment_id if experiment else _create_experiment(client, config, source)
-    tags = {"pare.kind": kind, "pare.checkpoint": source.checkpoint or source.label}
+    tags = {"pare.kind": kind, "pare.checkpoint": source.location or source.label}
     if training is not None:
         tags |= {"pare.evaluated_run": training.info.run_id, "mlflow.parentRunId": training.info.run_id}
     run = client.create_run(experiment_id, run_name=f"{kind}-{source.label}", tags=tags)

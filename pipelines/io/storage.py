@@ -1,14 +1,21 @@
-"""Output storage for shards: a local folder or any pyarrow/fsspec filesystem URI (s3://, gs://, hdfs://).
+"""Output storage for shards, checkpoints and run files: a local folder or any pyarrow filesystem URI
+(s3://, gs://, hdfs://).
 
 Writes are atomic (a temporary name, then a move), so a job killed midway never leaves a
-half-written file under a final name.
+half-written file under a final name. S3 is reached with the credentials of the environment
+(``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, a profile or an instance role) and, for an
+S3-compatible store (MinIO, Ceph), ``AWS_ENDPOINT_URL``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
+import tempfile
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -65,6 +72,18 @@ class Storage:
     def write_text(self, relative: str, text: str) -> None:
         self.write_bytes(relative, text.encode())
 
+    def download(self, relative: str, target: Path) -> None:
+        """Copy the file ``relative`` to the local file ``target``, streamed, under a temporary name first."""
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.with_name(f"{target.name}.tmp-{uuid.uuid4().hex[:12]}")
+        try:
+            with self.fs.open_input_stream(self.path(relative)) as source, open(temporary, "wb") as sink:
+                while chunk := source.read(1 << 24):
+                    sink.write(chunk)
+            os.replace(temporary, target)
+        finally:
+            temporary.unlink(missing_ok=True)
+
     def list(self, relative: str) -> list[str]:
         """Sorted names of the files directly in ``relative`` (empty if it does not exist)."""
         selector = pafs.FileSelector(self.path(relative), allow_not_found=True)
@@ -86,5 +105,44 @@ class Storage:
             self.delete_file(probe)
         except OSError as error:
             raise StorageError(
-                f"cannot write to output {self.uri!r}: {error}. Check the path and permissions."
+                f"cannot write to output {self.uri!r}: {str(error).rstrip('.')}. Check the path and permissions."
             ) from None
+
+
+def is_remote(location: str) -> bool:
+    """Whether ``location`` is a filesystem URI such as ``s3://bucket/key`` (not a local path or ``file://``)."""
+    return "://" in location and not location.startswith("file://")
+
+
+def fetch_file(location: str, target: Path) -> bool:
+    """Copy the remote file ``location`` (e.g. ``s3://bucket/run/best/model.pt``) to the local ``target``.
+
+    Returns False when there is no file at ``location``; a store that cannot be read (no such bucket,
+    no credentials, unreachable) raises :class:`StorageError` naming it.
+    """
+    parent, name = posixpath.split(location.rstrip("/"))
+    if "://" not in parent:  # a bucket alone (s3://bucket) names no file
+        return False
+    storage = Storage(parent)
+    try:
+        if storage.fs.get_file_info(storage.path(name)).type != pafs.FileType.File:
+            return False
+        storage.download(name, target)
+    except OSError as error:
+        raise StorageError(f"cannot read {location}: {error}") from None
+    return True
+
+
+@contextlib.contextmanager
+def local_file(location: str) -> Iterator[Path]:
+    """``location`` as a local file while the block runs: a local path as it is (existing or not), a remote file
+    copied into a temporary folder that is deleted afterwards. A remote file that does not exist raises
+    :class:`StorageError`."""
+    if not is_remote(location):
+        yield Path(location.removeprefix("file://"))
+        return
+    with tempfile.TemporaryDirectory(prefix="pare-fetch-") as folder:
+        target = Path(folder) / posixpath.basename(location.rstrip("/"))
+        if not fetch_file(location, target):
+            raise StorageError(f"{location} does not exist")
+        yield target

@@ -17,6 +17,7 @@ import torch
 
 from pare_model.checkpoint.native import read_model_checkpoint, save_model_checkpoint
 from pare_model.model_config import ModelConfig
+from pipelines.io.storage import local_file
 
 MODEL_FILE = "model.pt"
 STATE_FILE = "state.pt"
@@ -71,6 +72,8 @@ def load_checkpoint(folder: Path, model, optimizer, scaler) -> LoopState:
 
 
 def load_initial_weights(path: str, model) -> None:
-    """Start from a model checkpoint (e.g. stage 1's for stage 2); the architecture must match."""
-    checkpoint = read_model_checkpoint(path)
+    """Start from a model checkpoint (e.g. stage 1's for stage 2), local or remote (``s3://...``); the architecture
+    must match."""
+    with local_file(path) as local:
+        checkpoint = read_model_checkpoint(local)
     model.load_network_state_dict(checkpoint.network)

@@ -64,10 +64,15 @@ def _check_init_checkpoint(path: str, config: PareConfig) -> None:
     """The workers would fail on it the same way on every restart: check it once, here."""
     from pare_model.checkpoint import read_model_checkpoint
     from pare_model.checkpoint.fit import check_network
+    from pipelines.io.storage import StorageError, local_file
 
-    if not Path(path).is_file():
-        raise TrainingError(f"train.init_checkpoint {path} does not exist")
-    checkpoint = read_model_checkpoint(path)
+    try:
+        with local_file(path) as local:  # a remote one (s3://...) is copied for the check
+            if not local.is_file():
+                raise TrainingError(f"train.init_checkpoint {path} does not exist")
+            checkpoint = read_model_checkpoint(local)
+    except StorageError as error:
+        raise TrainingError(f"train.init_checkpoint: {error}") from None
     check_network(
         checkpoint.network,
         config.model,
@@ -86,7 +91,7 @@ def _check(config: PareConfig) -> None:
             raise TrainingError("train.use_gpu=true but this machine has no CUDA GPU; set train.use_gpu=false")
     elif train.precision == "fp16":
         raise TrainingError("train.precision=fp16 needs GPUs; use fp32 (or bf16) on CPU workers")
-    if train.init_checkpoint and "://" not in train.init_checkpoint:
+    if train.init_checkpoint:
         _check_init_checkpoint(train.init_checkpoint, config)
     if config.loader.occlusion.enabled and config.loader.occlusion.bank:
         from preprocessing.augment.synthetic_occlusion import load_bank
@@ -121,13 +126,37 @@ def train_loop_stopping_on_user_errors(loop_config: dict[str, Any]) -> None:
         write_status(config.status_uri, {"state": "stopped", "reason": "user_error", "message": _user_message(error)})
 
 
+def _check_storage(storage: str) -> None:
+    """Checkpoints, the status and the progress file go to ``storage``: a remote one that cannot be written (no such
+    bucket, refused credentials, an unreachable endpoint) fails here, before Ray starts, naming
+    ``train.storage_path``. A local folder is made when the run starts (a failed command leaves none behind)."""
+    from pipelines.io.storage import Storage, StorageError, is_remote
+
+    if not is_remote(storage):
+        return
+    try:
+        Storage(storage).check_writable()
+    except StorageError as error:
+        hint = " S3 credentials and AWS_ENDPOINT_URL come from the environment (docs/cluster.md)."
+        raise TrainingError(f"train.storage_path: {error}{hint}") from None
+
+
+def _checkpoint_uri(storage: str, checkpoint) -> str:
+    """Where a Ray Train checkpoint is: its ``path`` is within the storage's filesystem, without the URI scheme
+    (``bucket/prefix/run/checkpoint_...`` for ``s3://bucket/prefix``)."""
+    if "://" not in storage:
+        return checkpoint.path
+    return f"{storage.split('://', 1)[0]}://{checkpoint.path.lstrip('/')}"
+
+
 def _preflight(config: PareConfig, storage: str):
-    """Everything checked before Ray starts: config, tracking store, shards, body model; (shards, asset_dir)."""
+    """Everything checked before Ray starts: config, tracking store, storage, shards, body model; (shards, asset_dir)."""
     from pipelines.training.tracking import resolve_tracking_uri
 
     _check(config)
     # timeouts before the first MLflow call, and an unreachable server named in seconds, not minutes
     prepare_tracking(resolve_tracking_uri(config.tracking, storage), config.tracking.timeout_s)
+    _check_storage(storage)
     shards = resolve_training_shards(config.data)
     for name, folders in shards.datasets.items():
         check_shard_folders(folders, f"data.datasets.{name}")
@@ -235,8 +264,8 @@ def _record(config: PareConfig, client, handle, result, best, asset_dir: str, st
     server only leaves the tracking record incomplete: the checkpoints are safe in storage."""
     try:
         registered = _log_final_model(config, handle, result.checkpoint, asset_dir)
-        client.set_tag(handle.run_id, "pare.best_checkpoint", best.path)
-        client.set_tag(handle.run_id, "pare.latest_checkpoint", result.checkpoint.path)
+        client.set_tag(handle.run_id, "pare.best_checkpoint", _checkpoint_uri(storage, best))
+        client.set_tag(handle.run_id, "pare.latest_checkpoint", _checkpoint_uri(storage, result.checkpoint))
         client.set_terminated(handle.run_id, "FINISHED")
         return registered
     except Exception as error:

@@ -1,7 +1,7 @@
 """MLflow for training: the run is made on the driver, rank 0 logs into it, and a lost server never stops training.
 
-- :func:`open_run` (driver): resolves the tracking URI (default: sqlite under the storage
-  path), finds the run of this ``train.run_name`` in the experiment or creates it, so that a
+- :func:`open_run` (driver): resolves the tracking URI (default: sqlite under a local storage
+  path; a remote one such as ``s3://`` needs ``tracking.tracking_uri``), finds the run of this ``train.run_name`` in the experiment or creates it, so that a
   rerun or a restart after a failure logs into the same run with continuous steps.
 - :func:`log_setup` (driver): flattened params, the resolved config as YAML, its hash as a tag,
   and every shard folder's manifest as an MLflow dataset (digest: the manifest's sha256).
@@ -41,8 +41,10 @@ def resolve_tracking_uri(config: TrackingConfig, storage_path: str) -> str:
         return os.environ["MLFLOW_TRACKING_URI"]
     if "://" in storage_path:
         raise UserFacingError(
-            f"train.storage_path is remote ({storage_path}) but there is no MLflow server to log to: set "
-            "tracking.tracking_uri (e.g. http://mlflow:5000) or the MLFLOW_TRACKING_URI environment variable"
+            f"train.storage_path is remote ({storage_path}) but there is no MLflow server to log to (the default "
+            "sqlite store cannot live there): set tracking.tracking_uri (e.g. http://mlflow:5000) or the "
+            "MLFLOW_TRACKING_URI environment variable; a local sqlite:///FILE.db works when every worker runs "
+            "on this machine"
         )
     return f"sqlite:///{Path(storage_path).resolve() / 'mlflow.db'}"
 
@@ -55,13 +57,15 @@ class RunHandle:
     resumed: bool
 
 
-def _experiment(client, config: TrackingConfig, tracking_uri: str, storage_path: str) -> str:
+def _experiment(client, config: TrackingConfig, tracking_uri: str) -> str:
+    """The experiment's id, created on first use; with a sqlite store its artifacts go beside the database file
+    (``<storage_path>/mlartifacts`` for the default store), not into MLflow's default ``./mlruns``."""
     experiment = client.get_experiment_by_name(config.experiment)
     if experiment is not None:
         return experiment.experiment_id
     location = None
-    if tracking_uri.startswith("sqlite:") and "://" not in storage_path:
-        location = (Path(storage_path).resolve() / "mlartifacts").as_uri()
+    if tracking_uri.startswith("sqlite:///"):
+        location = (Path(tracking_uri.removeprefix("sqlite:///")).resolve().parent / "mlartifacts").as_uri()
     return client.create_experiment(config.experiment, artifact_location=location)
 
 
@@ -71,7 +75,7 @@ def open_run(config: TrackingConfig, run_name: str, storage_path: str) -> RunHan
 
     tracking_uri = resolve_tracking_uri(config, storage_path)
     client = MlflowClient(tracking_uri)
-    experiment_id = _experiment(client, config, tracking_uri, storage_path)
+    experiment_id = _experiment(client, config, tracking_uri)
     runs = client.search_runs(
         [experiment_id],
         filter_string=f"tags.`{RUN_NAME_TAG}` = '{run_name}' and tags.`{STORAGE_TAG}` = '{storage_path}'",
