@@ -7,8 +7,10 @@
    project, render labels, encode), with seconds per stage.
 3. The Ray job (`pare preprocess`) with 1 and then 2 workers on the same records repeated
    ``--repeat`` times under new ids. Per run: the whole build stage (with actor start-up) and
-   the steady build (first chunk start to last chunk end on the workers, writes included),
-   whose rates give samples/s per core end to end and the speed-up.
+   the steady build (first shard start to last shard end on the workers, writes included),
+   whose rates give samples/s per core end to end and the speed-up; and the bytes the job
+   wrote per sample, by kind of file (it runs with ``keep_work=true`` on a fresh folder, so every
+   file it wrote is still there, each written once).
 Prints figures only: it never passes or fails on time.
 """
 
@@ -19,6 +21,7 @@ import os
 import platform
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 os.environ.setdefault("NUMBA_NUM_THREADS", "1")
@@ -86,7 +89,27 @@ def single_core(root: Path, asset_dir: Path) -> None:
     for stage, value in sorted(builder.timings.items(), key=lambda kv: -kv[1]):
         print(f"  {stage:7s} {1000 * value / len(records):6.2f} ms/sample  ({100 * value / seconds:4.1f}%)")
     other = seconds - sum(builder.timings.values())
-    print(f"  {'other':7s} {1000 * other / len(records):6.2f} ms/sample  (part files, JSON, Python)")
+    print(f"  {'other':7s} {1000 * other / len(records):6.2f} ms/sample  (Python, JSON)")
+
+
+def written_bytes(out: Path) -> Counter:
+    """Bytes of the files under a job's fresh output folder, by kind (work files kept)."""
+    kinds: Counter = Counter()
+    for path in out.rglob("*"):
+        if not path.is_file():
+            continue
+        if path.parent.name == "_work":
+            kind = "part files" if path.suffix == ".tar" else "work JSON"
+        else:
+            kind = "shards" if path.name.startswith("shard-") else "manifest+rejects"
+        kinds[kind] += path.stat().st_size
+    return kinds
+
+
+def print_written(out: Path, samples: int) -> None:
+    kinds = written_bytes(out)
+    parts = ", ".join(f"{kind} {kinds[kind] / samples:.0f}" for kind in sorted(kinds))
+    print(f"  bytes written per sample: {sum(kinds.values()) / samples:.0f} ({parts})")
 
 
 def ray_job(root: Path, asset_dir: Path, repeat: int, workers: int, out: Path, chunk_size: int) -> float:
@@ -100,6 +123,7 @@ def ray_job(root: Path, asset_dir: Path, repeat: int, workers: int, out: Path, c
         f"preprocess.num_workers={workers}",
         "preprocess.samples_per_shard=500",
         f"preprocess.chunk_size={chunk_size}",
+        "preprocess.keep_work=true",  # so that every file the job wrote can be counted
     ]
     for k in range(repeat):
         name = f"preprocess.sources.copy{k}"
@@ -109,11 +133,14 @@ def ray_job(root: Path, asset_dir: Path, repeat: int, workers: int, out: Path, c
     samples = sum(f.samples for f in report.folders)
     stages = report.stage_seconds
     build, busy, steady = stages["build"], stages["build_busy"], stages["steady_records_per_s"]
+    # "pack": the copy stage of the versions before write-once shards, so that this script measures them too
+    later = "".join(f"{stage} {stages[stage]:.1f} s, " for stage in ("pack", "finish") if stage in stages)
     print(
         f"  {workers} worker(s): {samples} samples; build stage {build:.1f} s = {samples / build:.0f} samples/s "
         f"with actor start-up; {steady:.0f} samples/s while all workers ran ({stages['build_steady']:.1f} s); "
-        f"{samples / busy:.0f} samples/s per busy worker (pack {stages['pack']:.1f} s, whole job {report.seconds:.1f} s)"
+        f"{samples / busy:.0f} samples/s per busy worker ({later}whole job {report.seconds:.1f} s)"
     )
+    print_written(out, samples)
     return steady
 
 
@@ -123,7 +150,7 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=640, help="longer image side (COCO: 640)")
     parser.add_argument("--repeat", type=int, default=10, help="copies of the source in the Ray runs (default 10)")
     parser.add_argument(
-        "--chunk-size", type=int, default=128, help="records per Ray work item (default 128, the job's)"
+        "--chunk-size", type=int, default=128, help="records per body-model batch (default 128, the job's)"
     )
     args = parser.parse_args()
     print(
@@ -139,7 +166,7 @@ def main() -> None:
         import ray
 
         ray.init(num_cpus=2, include_dashboard=False, configure_logging=False)
-        print(f"\nRay job, {args.repeat} x {args.num} records, chunks of {args.chunk_size}:")
+        print(f"\nRay job, {args.repeat} x {args.num} records, batches of {args.chunk_size}, shards of 500:")
         one = ray_job(root, asset_dir, args.repeat, 1, tmp / "out1", args.chunk_size)
         two = ray_job(root, asset_dir, args.repeat, 2, tmp / "out2", args.chunk_size)
         print(

@@ -2,13 +2,15 @@
 
 Shards are read back with the plain ``webdataset`` library and ``tar``; the part labels are
 checked against a fresh render of each sample's stored fit and camera; bad inputs end up in
-``rejects.jsonl`` with their reasons; a rerun skips finished work.
+``rejects.jsonl`` with their reasons; each shard holds its planned slice of the records; samples
+are written once, as the shards; a rerun skips finished work.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 import subprocess
 import tarfile
@@ -125,13 +127,74 @@ def test_every_input_is_written_or_rejected(job):
         assert totals["inputs"] == totals["samples"] + totals["rejected"], folder
         assert totals["rejected"] == len(rejects)
         assert sum(s["samples"] for s in manifest["shards"]) == totals["samples"]
-        assert [s["name"] for s in manifest["shards"]] == [f"shard-{i:06d}.tar" for i in range(totals["shards"])]
-        assert all(s["samples"] == 4 for s in manifest["shards"][:-1])  # fixed size but the last
+        names = [s["name"] for s in manifest["shards"]]
+        assert names == sorted(set(names)) and all(re.fullmatch(r"shard-[0-9]{6}\.tar", n) for n in names)
+        assert all(1 <= s["samples"] <= 4 for s in manifest["shards"])  # at most samples_per_shard, never empty
+        assert sorted(p.name for p in folder.glob("shard-*")) == names  # no temporary or stale file beside them
         assert not (folder / "_work").exists()
         assert manifest["source"]["fingerprint"] and manifest["config_hash"] and manifest["code_version"]
     stages = report.stage_seconds
-    assert report.chunks > 0 and 0 < stages["build_busy"] and 0 <= stages["build_steady"] <= stages["build"]
+    assert report.shards_planned > 0 and report.shards_reused == 0
+    assert 0 < stages["build_busy"] and 0 <= stages["build_steady"] <= stages["build"]
     assert stages["steady_records_per_s"] >= 0  # 0 only if the workers never ran at the same time
+    shard_bytes = sum(json.loads((f / MANIFEST_FILE).read_text())["totals"]["bytes"] for f in folders(output))
+    assert report.bytes_written == shard_bytes  # every shard written exactly once
+
+
+def planned_keys(config, folder: str) -> list[list[str]]:
+    """The sample keys the planner puts into each shard of ``folder``, before any sample is built."""
+    from pipelines.preprocess.plan import SourcePlan, build_readers, plan_records
+
+    pre = config.preprocess
+    for name, reader in build_readers(pre).items():
+        if f"{reader.dataset}/{reader.split}" == folder:
+            plan = SourcePlan(name, reader, folder, fingerprint="", config_hash="")
+            plan_records(plan, pre.samples_per_shard, pre.min_keypoints, show_progress=False)
+            return [[record.key for record in shard] for shard in plan.shards]
+    raise AssertionError(f"no source writes {folder}")
+
+
+def shard_keys(path: Path) -> list[str]:
+    with tarfile.open(path) as tar:
+        return list(dict.fromkeys(name.split(".", 1)[0] for name in tar.getnames()))
+
+
+def test_each_shard_holds_its_planned_records_whatever_is_rejected(job):
+    """Shard k holds planned records k*N .. (k+1)*N - 1 less those rejected while building: a reject makes its
+    own shard smaller and shifts no sample into another shard; a shard left empty is not written."""
+    output, config, _ = job
+    shrunk = 0
+    for folder in folders(output):
+        relative = str(folder.relative_to(output))
+        manifest = json.loads((folder / MANIFEST_FILE).read_text())
+        written = {s["name"]: shard_keys(folder / s["name"]) for s in manifest["shards"]}
+        kept = {key for keys in written.values() for key in keys}
+        planned = planned_keys(config, relative)
+        expected = {f"shard-{k:06d}.tar": [key for key in keys if key in kept] for k, keys in enumerate(planned)}
+        assert written == {name: keys for name, keys in expected.items() if keys}, relative
+        last = len(planned) - 1
+        shrunk += sum(len(written.get(f"shard-{k:06d}.tar", [])) < 4 for k in range(last))
+    assert shrunk >= 1, "no shard but the last lost a record while building: nothing was tested"
+
+
+def test_samples_are_written_once_as_the_shards(procedural_dir, sources, tmp_path, ray_cluster):
+    """With the work files kept, everything the job wrote is in sight: the shards hold every sample's bytes,
+    the work files only small JSON summaries (no part files to copy from)."""
+    from pipelines.preprocess.job import run_preprocess
+
+    overrides = [
+        o
+        for o in job_config(procedural_dir, sources, tmp_path)
+        if ".mpii." in o or not o.startswith("preprocess.sources.")
+    ]
+    report = run_preprocess(load_config(None, overrides + ["preprocess.keep_work=true"]), show_progress=False)
+    folder = tmp_path / "mpii/train"
+    manifest = json.loads((folder / MANIFEST_FILE).read_text())
+    work = sorted((folder / "_work").iterdir())
+    assert [p.name for p in work] == [f"shard-{k:06d}.json" for k in range(report.shards_planned)]
+    shard_bytes = sum(p.stat().st_size for p in folder.glob("shard-*.tar"))
+    assert shard_bytes == manifest["totals"]["bytes"] == report.bytes_written
+    assert sum(p.stat().st_size for p in work) < 0.05 * shard_bytes
 
 
 def test_bad_inputs_are_rejected_with_their_reasons(job):

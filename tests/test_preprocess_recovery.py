@@ -1,6 +1,7 @@
 """Failures with real processes: a Ray worker killed mid-job, and the whole job killed and rerun.
 
-Both must end with exactly the manifest (and shards) of an uninterrupted run.
+Both must end with exactly the manifest (and shards) of an uninterrupted run. The unit of work is a
+shard; ``_work/shard-<k>.json`` appears when shard k is written.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from tests.synth_helpers import generate
 
 pytestmark = pytest.mark.slow
 FOLDER = "coco-eft/train"
+SHARDS = 12  # 24 records, 2 a shard
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +36,8 @@ def overrides(procedural_dir, source: Path, output: Path, *extra: str) -> list[s
     return [
         f"body_model.asset_dir={procedural_dir}",
         f"preprocess.output={output}",
-        "preprocess.samples_per_shard=5",
-        "preprocess.chunk_size=1",  # many small units of work, so that a kill lands mid-job
+        "preprocess.samples_per_shard=2",  # many small units of work (a shard each), so that a kill lands mid-job
+        "preprocess.chunk_size=1",
         "preprocess.num_workers=2",
         "preprocess.sources.coco.reader=coco_eft",
         f"preprocess.sources.coco.root={source}",
@@ -70,20 +72,25 @@ def start_job(args: list[str], address: str) -> subprocess.Popen:
     )
 
 
-def wait_for_parts(output: Path, count: int, job: subprocess.Popen, timeout: float = 180) -> list[Path]:
+def written_shards(output: Path) -> list[Path]:
+    """The summaries of the shards written so far (each written after its shard)."""
+    return sorted((output / FOLDER / "_work").glob("shard-*.json"))
+
+
+def wait_for_shards(output: Path, count: int, job: subprocess.Popen, timeout: float = 180) -> list[Path]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        parts = sorted((output / FOLDER / "_work").glob("part-*.json"))
-        if len(parts) >= count:
-            return parts
+        done = written_shards(output)
+        if len(done) >= count:
+            return done
         if job.poll() is not None:
-            pytest.fail(f"job ended before {count} parts were written:\n{job.stdout.read()}")
+            pytest.fail(f"job ended before {count} shards were written:\n{job.stdout.read()}")
         time.sleep(0.02)
-    pytest.fail(f"no {count} parts after {timeout} s")
+    pytest.fail(f"no {count} shards after {timeout} s")
 
 
-def chunk_builder_pids() -> list[int]:
-    """PIDs of the Ray actor processes that build chunks (Ray titles them ray::MapWorker(Map(ChunkBuilder)))."""
+def shard_builder_pids() -> list[int]:
+    """PIDs of the Ray actor processes that build shards (Ray titles them ray::MapWorker(Map(ShardBuilder)))."""
     pids = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -91,7 +98,7 @@ def chunk_builder_pids() -> list[int]:
                 cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
             except OSError:
                 continue
-            if cmdline.startswith("ray::") and "ChunkBuilder" in cmdline:
+            if cmdline.startswith("ray::") and "ShardBuilder" in cmdline:
                 pids.append(int(entry.name))
     return pids
 
@@ -102,20 +109,23 @@ def same_as_reference(output: Path, reference: Path) -> None:
     for shard in json.loads(manifest)["shards"]:
         assert (output / FOLDER / shard["name"]).read_bytes() == (reference / FOLDER / shard["name"]).read_bytes()
     assert not (output / FOLDER / "_work").exists()
+    assert sorted(p.name for p in (output / FOLDER).glob("shard-*")) == sorted(
+        p.name for p in (reference / FOLDER).glob("shard-*")
+    )  # no temporary file of a killed writer is left
 
 
 def test_a_killed_worker_is_replaced_and_the_job_finishes(procedural_dir, source, reference, tmp_path, ray_cluster):
     output = tmp_path / "out"
     address = ray_cluster.get_runtime_context().gcs_address
     job = start_job(overrides(procedural_dir, source, output), address)
-    wait_for_parts(output, 1, job)
-    victims = chunk_builder_pids()
-    assert victims, "no chunk-building Ray worker process found"
+    wait_for_shards(output, 1, job)
+    victims = shard_builder_pids()
+    assert victims, "no shard-building Ray worker process found"
     os.kill(victims[0], signal.SIGKILL)
-    killed_at = len(list((output / FOLDER / "_work").glob("part-*.json")))
+    killed_at = len(written_shards(output))
     log, _ = job.communicate(timeout=300)
     assert job.returncode == 0, log
-    assert killed_at < 24, "the job had finished building before the kill; nothing was tested"
+    assert killed_at < SHARDS, "the job had finished building before the kill; nothing was tested"
     same_as_reference(output, reference)
 
 
@@ -124,18 +134,21 @@ def test_a_killed_job_reruns_to_the_same_manifest(procedural_dir, source, refere
     address = ray_cluster.get_runtime_context().gcs_address
     args = overrides(procedural_dir, source, output)
     job = start_job(args, address)
-    wait_for_parts(output, 3, job)
+    wait_for_shards(output, 3, job)
     os.killpg(job.pid, signal.SIGKILL)
     job.wait(timeout=60)
-    deadline = time.monotonic() + 60  # Ray ends a dead driver's actors; wait for them before counting parts
-    while chunk_builder_pids() and time.monotonic() < deadline:
+    deadline = time.monotonic() + 60  # Ray ends a dead driver's actors; wait for them before counting shards
+    while shard_builder_pids() and time.monotonic() < deadline:
         time.sleep(0.1)
-    done = sorted((output / FOLDER / "_work").glob("part-*.json"))
-    assert 3 <= len(done) < 24, f"{len(done)} parts: the kill did not land mid-job"
+    done = written_shards(output)
+    assert 3 <= len(done) < SHARDS, f"{len(done)} shards: the kill did not land mid-job"
     assert not (output / FOLDER / MANIFEST_FILE).exists()
+    tars = [output / FOLDER / f"{summary.stem}.tar" for summary in done]
+    written = {tar: tar.stat().st_mtime_ns for tar in tars}
     rerun = start_job(args, address)
     log, _ = rerun.communicate(timeout=300)
     assert rerun.returncode == 0, log
     same_as_reference(output, reference)
+    assert {tar: tar.stat().st_mtime_ns for tar in written} == written  # complete shards were skipped, not rewritten
     assert "24 inputs -> 24 samples" in log
-    assert f"reused {len(done)} of 24 chunks" in log  # finished work was not redone
+    assert f"reused {len(done)} of {SHARDS} shards" in log  # finished shards were not written again

@@ -42,6 +42,11 @@ def members(tar: bytes) -> dict[str, bytes]:
         return {m.name: archive.extractfile(m).read() for m in archive.getmembers()}
 
 
+def files_in(fs, folder: str) -> list[str]:
+    """Names of the objects directly in ``folder`` of the bucket (not its own directory marker)."""
+    return sorted(Path(p).name for p in fs.ls(folder, refresh=True) if p.rstrip("/") != folder)
+
+
 def test_job_reads_and_writes_s3_like_local_folders(procedural_dir, tmp_path, s3_env, ray_cluster):
     from pipelines.config.loader import load_config
     from pipelines.preprocess.job import run_preprocess
@@ -86,6 +91,8 @@ def test_job_reads_and_writes_s3_like_local_folders(procedural_dir, tmp_path, s3
             a["image"]["path"] = b["image"]["path"]
             assert a == b
     assert not fs.exists("pare/shards/coco-eft/train/_work")
+    left = files_in(fs, "pare/shards/coco-eft/train")
+    assert left == sorted([MANIFEST_FILE, "rejects.jsonl", *(s["name"] for s in remote["shards"])])  # nothing else
 
     # A rerun finds the bucket's folder complete and skips it.
     again = run_pare(
@@ -118,3 +125,26 @@ def test_remote_videos_are_cached_locally_and_missing_ones_rejected(s3_env, tmp_
     with pytest.raises(RecordRejected, match="no video at s3://videos/S1/missing.mp4") as error:
         ImageLoader().load(ImageRef("s3://videos/S1/missing.mp4", frame=0))
     assert error.value.reason == "missing_image"
+
+
+def test_s3_files_are_uploaded_once_under_their_name(s3_env, monkeypatch):
+    """On an object store a file is uploaded under its final name when committed, not under a temporary
+    name and then copied (an S3 rename copies every byte); a failed write uploads nothing."""
+    from pipelines.io.storage import Storage
+
+    for key, value in s3_env.items():
+        monkeypatch.setenv(key, value)
+    fs = s3fs_for(s3_env)
+    fs.mkdir("atomic")
+    storage = Storage("s3://atomic/out")
+    assert storage.object_store
+    with storage.open_atomic("x/shard-000000.tar") as file:
+        file.write(b"abc")
+        file.write(b"de")
+        fs.invalidate_cache()
+        assert not fs.exists("atomic/out/x/shard-000000.tar")
+    with pytest.raises(RuntimeError), storage.open_atomic("x/shard-000001.tar") as file:
+        file.write(b"half")
+        raise RuntimeError("the writer failed")
+    assert fs.cat("atomic/out/x/shard-000000.tar") == b"abcde"
+    assert files_in(fs, "atomic/out/x") == ["shard-000000.tar"]

@@ -35,8 +35,10 @@ def _run(args: argparse.Namespace) -> int:
     config = load_config(path, overrides)
     report = run_preprocess(config, show_progress=not args.quiet)
     print(f"Shards in {report.output} ({report.seconds:.1f} s):")
-    if report.chunks_reused:
-        print(f"  reused {report.chunks_reused} of {report.chunks} chunks built by an earlier, interrupted run")
+    if report.shards_reused:
+        print(
+            f"  reused {report.shards_reused} of {report.shards_planned} shards written by an earlier, interrupted run"
+        )
     for folder in report.folders:
         print(
             f"  {folder.folder}: {folder.status}; {folder.inputs} inputs -> {folder.samples} samples in "

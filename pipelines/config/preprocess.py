@@ -42,12 +42,13 @@ class PreprocessConfig:
     """The sources, by a name of your choice (``preprocess.sources.<name>.root=...`` on the command line)."""
 
     samples_per_shard: int = 1000
-    """Samples per tar shard (the last shard of a split holds the rest)."""
+    """Planned records per tar shard and per unit of work (a Ray task builds and writes one shard); records
+    rejected while building leave their shard that much smaller. Smaller shards keep more workers busy on small
+    sources and redo less work after a crash."""
 
     chunk_size: int = 128
-    """Records per unit of work: a Ray task builds one chunk, batching the body model over it. Larger chunks
-    spread Ray's per-task cost (docs/benchmarks.md: 64 -> 128 took 2 workers from 1.67x to 1.8x); smaller ones
-    redo less work after a crash and keep more workers busy on small sources."""
+    """Records per body-model batch inside a shard's task (the last batch of a shard holds the rest). Larger
+    batches spread the per-batch cost; smaller ones hold fewer built samples in memory at a time."""
 
     num_workers: int = 0
     """Parallel sample builders (Ray actors, one CPU each); 0: one per CPU of the cluster."""
@@ -59,7 +60,7 @@ class PreprocessConfig:
     """Records with fewer labelled 2D keypoints are rejected as no_visible_keypoints."""
 
     keep_work: bool = False
-    """Keep the per-chunk work files (``_work/``) after the shards are written (for debugging)."""
+    """Keep the per-shard summaries (``_work/``) after the manifest is written (for debugging)."""
 
     overwrite: bool = False
     """Allow replacing shards made with a different config or source; otherwise such a rerun stops with an error."""

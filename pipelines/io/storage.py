@@ -1,15 +1,18 @@
 """Output storage for shards, checkpoints and run files: a local folder or any pyarrow filesystem URI
 (s3://, gs://, hdfs://).
 
-Writes are atomic (a temporary name, then a move), so a job killed midway never leaves a
-half-written file under a final name. S3 is reached with the credentials of the environment
-(``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, a profile or an instance role) and, for an
-S3-compatible store (MinIO, Ceph), ``AWS_ENDPOINT_URL``.
+Writes are atomic, so a job killed midway never leaves a half-written file under a final name:
+on file systems a file is written under a temporary name and then renamed; on object stores
+(S3, GCS), which publish an object only when its upload completes, it is uploaded under its
+own name at once, because a rename there is a server-side copy of every byte. S3 is reached with
+the credentials of the environment (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, a profile or an
+instance role) and, for an S3-compatible store (MinIO, Ceph), ``AWS_ENDPOINT_URL``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import posixpath
 import tempfile
@@ -25,6 +28,68 @@ from pare_model.errors import UserFacingError
 
 class StorageError(UserFacingError):
     """The output location cannot be used."""
+
+
+OBJECT_STORES = frozenset({"s3", "gcs"})
+"""pyarrow file system types whose uploads are atomic: written in place, never renamed."""
+
+
+class AtomicFile:
+    """A file that appears under its name only at :meth:`commit`; :meth:`discard` leaves no trace.
+
+    On file systems the bytes stream to a temporary name beside the target, moved into place at
+    commit. On object stores they are held in memory and uploaded in one request at commit.
+    As a context manager it commits when the block ends normally and discards on an exception.
+    """
+
+    def __init__(self, fs: pafs.FileSystem, target: str, object_store: bool):
+        self._fs, self.target = fs, target
+        self._fs.create_dir(posixpath.dirname(target), recursive=True)
+        self._temporary = None if object_store else f"{target}.tmp-{uuid.uuid4().hex[:12]}"
+        self._stream = io.BytesIO() if object_store else fs.open_output_stream(self._temporary)
+        self._size = 0
+        self.closed = False
+
+    def write(self, data) -> int:
+        self._stream.write(data)
+        self._size += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        """Bytes written so far (what :mod:`tarfile` asks of its file object)."""
+        return self._size
+
+    def commit(self) -> None:
+        """Publish the file under its name."""
+        self.closed = True
+        if self._temporary is None:
+            with self._stream.getbuffer() as view, self._fs.open_output_stream(self.target) as stream:
+                stream.write(view)
+            self._stream.close()
+            return
+        self._stream.close()
+        self._fs.move(self._temporary, self.target)
+
+    def discard(self) -> None:
+        """Drop what was written; nothing appears under the name."""
+        self.closed = True
+        self._stream.close()
+        if self._temporary is not None:
+            try:
+                self._fs.delete_file(self._temporary)
+            except OSError:
+                pass  # never created, or already gone
+
+    def __enter__(self) -> AtomicFile:
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        if self.closed:
+            return
+        if kind is None:
+            self.commit()
+        else:
+            self.discard()
 
 
 class Storage:
@@ -60,14 +125,19 @@ class Storage:
     def read_text(self, relative: str) -> str:
         return self.read_bytes(relative).decode()
 
+    @property
+    def object_store(self) -> bool:
+        """Whether the output is an object store (S3, GCS), where uploads are atomic and renames are copies."""
+        return self.fs.type_name in OBJECT_STORES
+
+    def open_atomic(self, relative: str) -> AtomicFile:
+        """A file to write in pieces that appears under ``relative`` only when committed (:class:`AtomicFile`)."""
+        return AtomicFile(self.fs, self.path(relative), self.object_store)
+
     def write_bytes(self, relative: str, data: bytes) -> None:
-        """Write ``data`` under a temporary name, then move it into place."""
-        target = self.path(relative)
-        self.fs.create_dir(posixpath.dirname(target), recursive=True)
-        temporary = f"{target}.tmp-{uuid.uuid4().hex[:12]}"
-        with self.fs.open_output_stream(temporary) as stream:
-            stream.write(data)
-        self.fs.move(temporary, target)
+        """Write ``data`` atomically: no reader ever sees a part of it under ``relative``."""
+        with self.open_atomic(relative) as file:
+            file.write(data)
 
     def write_text(self, relative: str, text: str) -> None:
         self.write_bytes(relative, text.encode())

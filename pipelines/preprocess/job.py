@@ -1,13 +1,13 @@
-"""``pare preprocess``: readers -> Ray Data build stage -> pack stage -> manifest, per dataset/split.
+"""``pare preprocess``: readers -> Ray Data build stage writing the shards -> manifest, per dataset/split.
 
 1. Plan on the driver (:mod:`.plan`): every mistake a user can make fails here, before Ray.
    A folder whose manifest matches the source fingerprint and config hash, and whose shards
-   verify, is up to date and skipped.
-2. Build (:mod:`.work`): Ray actors turn chunks of records into part files; chunks whose part
-   is already there from an earlier, interrupted run are skipped.
-3. Pack (:mod:`.pack`): the parts are cut into shards of ``samples_per_shard`` samples.
-4. Finish: ``rejects.jsonl``, then ``manifest.json`` (written last: its presence means done),
-   then the work files are removed.
+   verify, is up to date and skipped. The records are cut into shards of ``samples_per_shard``
+   planned records each.
+2. Build (:mod:`.work`): Ray actors build each shard's samples and write the shard itself,
+   once; shards already written by an earlier, interrupted run are skipped.
+3. Finish: the manifest is assembled from the shards' summaries; ``rejects.jsonl``, then
+   ``manifest.json`` (written last: its presence means done), then the work files are removed.
 """
 
 from __future__ import annotations
@@ -27,12 +27,13 @@ from pipelines.data.manifest import (
     build_manifest,
     manifest_text,
     rejects_text,
+    shard_name,
     shard_problems,
 )
 from pipelines.io.storage import Storage
 from pipelines.preprocess.plan import SourcePlan, build_readers, config_hash, plan_records
 from pipelines.preprocess.throughput import ChunkTiming, steady_throughput
-from pipelines.preprocess.work import WORK_DIR, ChunkBuilder, chunk_digest, part_done, part_name
+from pipelines.preprocess.work import WORK_DIR, ShardBuilder, input_digest, read_summary, shard_done
 from preprocessing.record_codec import encode_records
 
 
@@ -50,16 +51,18 @@ class FolderResult:
 
 @dataclass
 class PreprocessReport:
-    """What the job did: per folder, and seconds per stage (plan, build, pack, finish)."""
+    """What the job did: per folder, and seconds per stage (plan, build, finish)."""
 
     output: str
     folders: list[FolderResult] = field(default_factory=list)
     seconds: float = 0.0
     stage_seconds: dict[str, float] = field(default_factory=dict)
-    chunks: int = 0
-    """Chunks of records planned for the folders that were built."""
-    chunks_reused: int = 0
-    """Of those, chunks whose part files an earlier, interrupted run had already written."""
+    shards_planned: int = 0
+    """Shards planned for the folders that were built (one unit of work each)."""
+    shards_reused: int = 0
+    """Of those, shards that an earlier, interrupted run had already written."""
+    bytes_written: int = 0
+    """Bytes of the shards this run wrote (each sample is written once, into its shard)."""
 
 
 def folder_fingerprint(folder: Path) -> str:
@@ -120,7 +123,7 @@ def _plans(config, storage: Storage, body_fingerprint: str, show_progress: bool)
                 )
             )
             continue
-        plan_records(plan, pre.chunk_size, pre.min_keypoints, show_progress)
+        plan_records(plan, pre.samples_per_shard, pre.min_keypoints, show_progress)
         plans.append(plan)
     return plans, done
 
@@ -133,12 +136,24 @@ def _check_genders(body_dir: Path, part_map: str | None, plans: list[SourcePlan]
         load_body_model(body_dir, gender, part_map)
 
 
-def _build(
-    config, storage: Storage, body_dir: Path, plans: list[SourcePlan], show_progress: bool, stages: dict[str, float]
-) -> tuple[int, int]:
-    """Build every chunk that has no part yet; returns (chunks, chunks reused from an earlier run).
+def _work_items(storage: Storage, plans: list[SourcePlan]) -> list[dict]:
+    """One row per planned shard not yet written; records travel as JSON text (no pickles)."""
+    items = []
+    for plan in plans:
+        for index, records in enumerate(plan.shards):
+            encoded = encode_records(records)
+            digest = input_digest(encoded, plan.config_hash)
+            if not shard_done(storage, plan.folder, index, digest):
+                items.append({"folder": plan.folder, "shard": index, "records": encoded, "digest": digest})
+    return items
 
-    Adds to ``stages``: ``build_busy``, the workers' seconds spent on chunks, and
+
+def _build(
+    config, storage: Storage, body_dir: Path, plans: list[SourcePlan], show_progress: bool, report: PreprocessReport
+) -> None:
+    """Build and write every shard not written yet; counts go into ``report``.
+
+    Adds to its ``stage_seconds``: ``build_busy``, the workers' seconds spent on shards, and
     ``build_steady``, the window in which every worker was busy; ``steady_records_per_s`` is the
     build's throughput in that window (:mod:`pipelines.preprocess.throughput`).
     """
@@ -146,80 +161,71 @@ def _build(
 
     from pipelines.io.cluster import cluster_cpus
 
-    pre = config.preprocess
-    items = []
-    for plan in plans:
-        for chunk, records in enumerate(plan.chunks):
-            encoded = encode_records(records)
-            digest = chunk_digest(encoded, plan.config_hash)
-            if not part_done(storage, plan.folder, chunk, digest):
-                items.append({"folder": plan.folder, "chunk": chunk, "records": encoded, "digest": digest})
-    total = sum(len(plan.chunks) for plan in plans)
+    pre, stages = config.preprocess, report.stage_seconds
+    items = _work_items(storage, plans)
+    report.shards_planned = total = sum(len(plan.shards) for plan in plans)
+    report.shards_reused = total - len(items)
     if not items:
-        return total, total
+        return
     workers = min(pre.num_workers or cluster_cpus(), len(items))
     dataset = ray.data.from_items(items, override_num_blocks=len(items)).map(
-        ChunkBuilder,
+        ShardBuilder,
         fn_constructor_kwargs={
             "output": storage.uri,
             "body_model_dir": str(body_dir.resolve()),
             "part_map": config.body_model.part_map or None,
             "crop": pre.crop,
             "quality": pre.quality,
+            "batch_size": pre.chunk_size,
         },
-        # Chunks queued per actor: with Ray Data's default an actor idles while the next chunk is dispatched.
-        compute=ray.data.ActorPoolStrategy(size=workers, max_tasks_in_flight_per_actor=4),
+        # A second shard queued per actor, so that no actor idles while Ray Data dispatches its next one;
+        # more would leave actors idle at the end while others still hold queued shards.
+        compute=ray.data.ActorPoolStrategy(size=workers, max_tasks_in_flight_per_actor=2),
         num_cpus=1,
     )
     timings: list[ChunkTiming] = []
-    with tqdm(total=total, initial=total - len(items), desc="build", unit="chunk", disable=not show_progress) as bar:
+    with tqdm(total=total, initial=report.shards_reused, desc="build", unit="shard", disable=not show_progress) as bar:
         for row in dataset.iter_rows():
             bar.update(1)
             bar.set_postfix(samples=row["samples"], rejects=row["rejects"], refresh=False)
             timings.append(ChunkTiming(row["worker"], row["started"], row["finished"], row["records"]))
+            report.bytes_written += int(row["bytes"])
     stages["build_busy"] = sum(t.finished - t.started for t in timings)
     stages["steady_records_per_s"], stages["build_steady"] = steady_throughput(timings)
-    return total, total - len(items)
 
 
 def _summaries(storage: Storage, plan: SourcePlan) -> list[dict]:
-    return [json.loads(storage.read_text(f"{plan.folder}/{part_name(c)}.json")) for c in range(len(plan.chunks))]
+    """Every planned shard's summary, in shard order (all are there once the build has finished)."""
+    summaries = []
+    for index in range(len(plan.shards)):
+        summary = read_summary(storage, plan.folder, index)
+        if summary is None:
+            raise RuntimeError(f"{storage.path(plan.folder)}: shard {index} has no summary after the build")
+        summaries.append(summary)
+    return summaries
 
 
-def _pack(config, storage: Storage, plans: list[SourcePlan], summaries: dict, show_progress: bool) -> dict:
-    import ray
-
-    from pipelines.io.cluster import cluster_cpus
-    from pipelines.preprocess.pack import ShardWriter, shard_specs
-
-    specs = [
-        spec
-        for plan in plans
-        for spec in shard_specs(plan.folder, summaries[plan.folder], config.preprocess.samples_per_shard)
+def _manifest_shards(summaries: list[dict]) -> list[dict]:
+    """The manifest's shard entries: every shard that holds a sample, under its planned name."""
+    return [
+        {
+            "name": shard_name(summary["shard"]),
+            "samples": len(summary["samples"]),
+            "bytes": summary["bytes"],
+            "sha256": summary["sha256"],
+            "first_key": summary["samples"][0]["key"],
+            "last_key": summary["samples"][-1]["key"],
+        }
+        for summary in summaries
+        if summary["samples"]
     ]
-    shards: dict[str, list[dict]] = {plan.folder: [] for plan in plans}
-    if not specs:
-        return shards
-    workers = min(config.preprocess.num_workers or cluster_cpus(), len(specs))
-    dataset = ray.data.from_items(specs, override_num_blocks=len(specs)).map(
-        ShardWriter,
-        fn_constructor_kwargs={"output": storage.uri},
-        compute=ray.data.ActorPoolStrategy(size=workers),
-        num_cpus=1,
-    )
-    with tqdm(total=len(specs), desc="pack", unit="shard", disable=not show_progress) as bar:
-        for row in dataset.iter_rows():
-            shards[row["folder"]].append(
-                {k: row[k] for k in ("name", "samples", "bytes", "sha256", "first_key", "last_key")}
-            )
-            bar.update(1)
-    for folder_shards in shards.values():
-        folder_shards.sort(key=lambda shard: shard["name"])
-    return shards
 
 
-def _finish(config, storage: Storage, plan: SourcePlan, summaries: list[dict], shards: list[dict]) -> FolderResult:
+def _finish(config, storage: Storage, plan: SourcePlan) -> FolderResult:
+    """Assemble the manifest from the shards' summaries and write it last; remove stale shards and work files."""
     pre = config.preprocess
+    summaries = _summaries(storage, plan)
+    shards = _manifest_shards(summaries)
     rejects = [r.to_json() for r in plan.rejects] + [r for s in summaries for r in s["rejects"]]
     samples = [sample for s in summaries for sample in s["samples"]]
     reader = plan.reader
@@ -242,7 +248,7 @@ def _finish(config, storage: Storage, plan: SourcePlan, summaries: list[dict], s
         samples=samples,
     )
     listed = {shard["name"] for shard in shards}
-    for name in storage.list(plan.folder):  # shards of an earlier, larger run
+    for name in storage.list(plan.folder):  # shards of an earlier run, and temporary files of killed writers
         if name.startswith("shard-") and name not in listed:
             storage.delete_file(f"{plan.folder}/{name}")
     storage.write_text(f"{plan.folder}/{REJECTS_FILE}", rejects_text(rejects))
@@ -290,15 +296,11 @@ def run_preprocess(config, show_progress: bool = True) -> PreprocessReport:
         quiet_ray_data()
         stages["ray_init"] = time.perf_counter() - mark
         mark = time.perf_counter()
-        report.chunks, report.chunks_reused = _build(config, storage, body_dir, plans, show_progress, stages)
+        _build(config, storage, body_dir, plans, show_progress, report)
         stages["build"] = time.perf_counter() - mark
         mark = time.perf_counter()
-        summaries = {plan.folder: _summaries(storage, plan) for plan in plans}
-        shards = _pack(config, storage, plans, summaries, show_progress)
-        stages["pack"] = time.perf_counter() - mark
-        mark = time.perf_counter()
         for plan in plans:
-            report.folders.append(_finish(config, storage, plan, summaries[plan.folder], shards[plan.folder]))
+            report.folders.append(_finish(config, storage, plan))
         stages["finish"] = time.perf_counter() - mark
     report.seconds = time.perf_counter() - start
     return report

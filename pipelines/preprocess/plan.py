@@ -1,9 +1,12 @@
-"""Planning on the driver, before any cluster work: check every source, read its records, chunk them.
+"""Planning on the driver, before any cluster work: check every source, read its records, cut them into shards.
 
 Everything a user can get wrong (a wrong path, a missing annotation file, an unparseable
 source, a missing body model, clashing output folders) fails here with a message that names
 it, before Ray starts. Records are streamed from each reader, validated, de-duplicated by
-sample key and cut into chunks; inputs that fail are kept as rejects with their reason.
+sample key and cut into shards: shard ``k`` gets planned records ``k*N .. (k+1)*N - 1``
+(``N = samples_per_shard``), fixed before any sample is built, so a record rejected while
+building makes its own shard smaller and never moves a record into another shard. Inputs that
+fail here are kept as rejects with their reason.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from preprocessing.record import Rejected, SampleRecord
 
 @dataclass
 class SourcePlan:
-    """One source's work: where it goes, what identifies it, and its records in chunks."""
+    """One source's work: where it goes, what identifies it, and its records cut into shards."""
 
     name: str
     reader: Reader
@@ -30,7 +33,8 @@ class SourcePlan:
     """Output folder relative to the output root: ``<dataset>/<split>``."""
     fingerprint: str
     config_hash: str
-    chunks: list[list[SampleRecord]] = field(default_factory=list)
+    shards: list[list[SampleRecord]] = field(default_factory=list)
+    """The planned records of shard ``k`` (before building, which may reject some of them)."""
     rejects: list[Rejected] = field(default_factory=list)
     inputs: int = 0
     genders: set[str] = field(default_factory=set)
@@ -77,10 +81,10 @@ def config_hash(source: SourceConfig, config: PreprocessConfig, body_model_finge
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def plan_records(plan: SourcePlan, chunk_size: int, min_keypoints: int, show_progress: bool = True) -> None:
-    """Stream the reader's records into ``plan``: validated, de-duplicated and chunked."""
+def plan_records(plan: SourcePlan, samples_per_shard: int, min_keypoints: int, show_progress: bool = True) -> None:
+    """Stream the reader's records into ``plan``: validated, de-duplicated and cut into shards."""
     seen: set[str] = set()
-    chunk: list[SampleRecord] = []
+    shard: list[SampleRecord] = []
     items = validated(plan.reader.records(), min_keypoints)
     for item in tqdm(items, desc=f"read {plan.folder}", unit="record", disable=not show_progress, leave=False):
         plan.inputs += 1
@@ -102,12 +106,12 @@ def plan_records(plan: SourcePlan, chunk_size: int, min_keypoints: int, show_pro
         seen.add(item.key)
         if item.has_smpl:
             plan.genders.add(item.gender)
-        chunk.append(item)
-        if len(chunk) == chunk_size:
-            plan.chunks.append(chunk)
-            chunk = []
-    if chunk:
-        plan.chunks.append(chunk)
+        shard.append(item)
+        if len(shard) == samples_per_shard:
+            plan.shards.append(shard)
+            shard = []
+    if shard:
+        plan.shards.append(shard)
     if plan.inputs == 0:  # the source itself is the one input, rejected, so that counts still add up
         plan.inputs = 1
         reader = plan.reader

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class ChunkTiming:
-    """One built chunk: which worker, when (wall-clock seconds) and how many records it held."""
+    """One unit of work done (a shard): which worker, when (wall-clock seconds) and how many records it held."""
 
     worker: str
     started: float

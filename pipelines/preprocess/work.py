@@ -1,10 +1,11 @@
-"""The build stage: a Ray actor per CPU turns chunks of records into part files.
+"""The build stage: a Ray actor per CPU turns each planned shard's records into the shard itself.
 
-Each chunk becomes ``_work/part-<chunk>.tar`` (its samples, in record order) and
-``_work/part-<chunk>.json`` (what is in the tar, the chunk's rejects, the digest of its input).
-The JSON is written last, so a part counts as done only when both are complete; a rerun skips
-chunks whose part JSON has the same input digest, and the order of work never changes the
-result.
+Samples are written once, straight into ``shard-<k>.tar`` (an atomic write: the name appears
+only when the tar is complete). Then ``_work/shard-<k>.json`` records what the shard holds, its
+rejects, its size and sha256, and the digest of its input. The JSON is written last, so a shard
+counts as done only when both are there; a rerun skips shards whose JSON has the same input
+digest and whose tar has the recorded size, and the order of work never changes the result. A
+shard whose every record is rejected writes no tar.
 """
 
 from __future__ import annotations
@@ -15,34 +16,48 @@ import os
 import socket
 import tempfile
 import time
+from dataclasses import dataclass, field
 
-from pipelines.io.storage import Storage
+from pipelines.data.manifest import shard_name
+from pipelines.io.storage import AtomicFile, Storage
 from preprocessing.record import Rejected, SampleRecord
 from preprocessing.record_codec import decode_records
 
 WORK_DIR = "_work"
 
 
-def part_name(chunk: int) -> str:
-    return f"{WORK_DIR}/part-{chunk:06d}"
+def summary_name(index: int) -> str:
+    """The work file that marks shard ``index`` done: ``_work/shard-<index>.json``."""
+    return f"{WORK_DIR}/{shard_name(index).removesuffix('.tar')}.json"
 
 
-def chunk_digest(encoded_records: str, config_hash: str) -> str:
-    """Identifies a chunk's input: its records (as :func:`~preprocessing.record_codec.encode_records` text)
+def input_digest(encoded_records: str, config_hash: str) -> str:
+    """Identifies a shard's input: its records (as :func:`~preprocessing.record_codec.encode_records` text)
     and everything else that shapes its samples."""
     return hashlib.sha256(config_hash.encode() + b"\0" + encoded_records.encode()).hexdigest()
 
 
-def part_done(storage: Storage, folder: str, chunk: int, digest: str) -> bool:
-    """Whether chunk ``chunk`` of ``folder`` was built from the same input (part JSON present and matching)."""
-    marker = f"{folder}/{part_name(chunk)}.json"
-    if not storage.exists(marker):
-        return False
+def read_summary(storage: Storage, folder: str, index: int) -> dict | None:
+    """Shard ``index``'s summary, or None when it is missing or unreadable."""
+    path = f"{folder}/{summary_name(index)}"
+    if not storage.exists(path):
+        return None
     try:
-        summary = json.loads(storage.read_text(marker))
+        return json.loads(storage.read_text(path))
     except (OSError, ValueError):
+        return None
+
+
+def shard_done(storage: Storage, folder: str, index: int, digest: str) -> bool:
+    """Whether shard ``index`` of ``folder`` was written from the same input: its summary matches ``digest``
+    and its tar is there with the recorded size (none when every record was rejected)."""
+    summary = read_summary(storage, folder, index)
+    if summary is None or summary.get("input_digest") != digest:
         return False
-    return summary.get("input_digest") == digest and storage.exists(f"{folder}/{part_name(chunk)}.tar")
+    if not summary.get("samples"):
+        return True
+    path = f"{folder}/{shard_name(index)}"
+    return storage.exists(path) and storage.size(path) == summary.get("bytes")
 
 
 def _configure_worker() -> None:
@@ -56,55 +71,86 @@ def _configure_worker() -> None:
     torch.set_num_threads(1)
 
 
-class ChunkBuilder:
-    """Ray Data callable class: builds one chunk per row and writes its part files."""
+class _Digesting:
+    """A writable file object that passes bytes on to ``out`` and keeps their sha256."""
 
-    def __init__(self, output: str, body_model_dir: str, part_map: str | None, crop, quality):
+    def __init__(self, out: AtomicFile):
+        self.out, self.sha256 = out, hashlib.sha256()
+
+    def write(self, data) -> int:
+        self.sha256.update(data)
+        return self.out.write(data)
+
+    def tell(self) -> int:
+        return self.out.tell()
+
+
+@dataclass
+class ShardContents:
+    """What building a shard's records gave: per sample its key and quality, and the rejects."""
+
+    samples: list[dict] = field(default_factory=list)
+    rejects: list[dict] = field(default_factory=list)
+
+
+class ShardBuilder:
+    """Ray Data callable class: builds one planned shard per row and writes it, then its summary."""
+
+    def __init__(self, output: str, body_model_dir: str, part_map: str | None, crop, quality, batch_size: int):
         _configure_worker()
         from preprocessing.bodies import BodyModels
         from preprocessing.samples import SampleBuilder
 
         self.storage = Storage(output)
         self.builder = SampleBuilder(BodyModels(body_model_dir, part_map), crop, quality)
+        self.batch_size = batch_size
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
 
-    def __call__(self, row: dict) -> dict:
-        from preprocessing.samples.encode import tar_bytes
+    def _write(self, records: list[SampleRecord], out: _Digesting) -> ShardContents:
+        """Build ``records`` in batches of ``batch_size`` (the body model runs batched) and stream each
+        accepted sample into the tar in ``out``, in record order."""
+        from preprocessing.samples.encode import add_members, open_tar
 
+        contents = ShardContents()
+        with open_tar(out) as tar:
+            for start in range(0, len(records), self.batch_size):
+                for result in self.builder.build(records[start : start + self.batch_size]):
+                    if isinstance(result, Rejected):
+                        contents.rejects.append(result.to_json())
+                        continue
+                    add_members(tar, result.members)
+                    quality = result.quality.to_json()
+                    contents.samples.append({"key": result.key, "quality": quality, "has_smpl": result.has_smpl})
+        return contents
+
+    def __call__(self, row: dict) -> dict:
         started = time.time()
-        folder, chunk = row["folder"], int(row["chunk"])
+        folder, index = row["folder"], int(row["shard"])
         records: list[SampleRecord] = decode_records(row["records"])
-        results = self.builder.build(records)
-        members, samples, rejects = [], [], []
-        for result in results:
-            if isinstance(result, Rejected):
-                rejects.append(result.to_json())
-                continue
-            members.extend(result.members)
-            samples.append({"key": result.key, "quality": result.quality.to_json(), "has_smpl": result.has_smpl})
-        data = tar_bytes(members)
-        name = part_name(chunk)
-        self.storage.write_bytes(f"{folder}/{name}.tar", data)
+        with self.storage.open_atomic(f"{folder}/{shard_name(index)}") as file:
+            out = _Digesting(file)
+            contents = self._write(records, out)
+            if not contents.samples:
+                file.discard()  # every record rejected: no shard
         summary = {
-            "chunk": chunk,
+            "shard": index,
             "input_digest": row["digest"],
             "records": len(records),
-            "samples": samples,
-            "rejects": rejects,
-            "bytes": len(data),
-            "sha256": hashlib.sha256(data).hexdigest(),
-            "worker": self.worker,
+            "samples": contents.samples,
+            "rejects": contents.rejects,
+            "bytes": out.tell() if contents.samples else 0,
+            "sha256": out.sha256.hexdigest() if contents.samples else "",
         }
-        self.storage.write_text(f"{folder}/{name}.json", json.dumps(summary, sort_keys=True))
-        # Timing goes back in the row, not into the part file, whose bytes must not depend on the run.
-        finished = time.time()
+        self.storage.write_text(f"{folder}/{summary_name(index)}", json.dumps(summary, sort_keys=True))
+        # Timing goes back in the row, not into the summary, whose bytes must not depend on the run.
         return {
             "folder": folder,
-            "chunk": chunk,
-            "samples": len(samples),
-            "rejects": len(rejects),
+            "shard": index,
+            "samples": len(contents.samples),
+            "rejects": len(contents.rejects),
             "records": len(records),
+            "bytes": summary["bytes"],
             "worker": self.worker,
             "started": started,
-            "finished": finished,
+            "finished": time.time(),
         }

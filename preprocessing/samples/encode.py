@@ -75,12 +75,23 @@ def _tar_info(name: str, size: int) -> tarfile.TarInfo:
     return info
 
 
+def open_tar(fileobj) -> tarfile.TarFile:
+    """A tar archive written into ``fileobj`` (anything with ``write`` and ``tell``) as members are added
+    with :func:`add_members`; closing it ends the archive and leaves ``fileobj`` open."""
+    return tarfile.open(fileobj=fileobj, mode="w", format=tarfile.GNU_FORMAT)
+
+
+def add_members(tar: tarfile.TarFile, members: Iterable[tuple[str, bytes]]) -> None:
+    """Append ``(name, bytes)`` members with deterministic headers."""
+    for name, data in members:
+        tar.addfile(_tar_info(name, len(data)), io.BytesIO(data))
+
+
 def tar_bytes(members: Iterable[tuple[str, bytes]]) -> bytes:
-    """A deterministic tar archive of ``(name, bytes)`` members."""
+    """A deterministic tar archive of ``(name, bytes)`` members: the bytes :func:`open_tar` writes for them."""
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.GNU_FORMAT) as tar:
-        for name, data in members:
-            tar.addfile(_tar_info(name, len(data)), io.BytesIO(data))
+    with open_tar(buffer) as tar:
+        add_members(tar, members)
     return buffer.getvalue()
 
 
