@@ -3,6 +3,11 @@
 The manifest is written last, after every shard, so a folder with a manifest is complete. It
 holds no times or host names: the same inputs and config give the same manifest, whether the
 job ran once or was killed and rerun.
+
+``samples_per_shard`` is the number of planned records per shard: shard ``k`` holds what was
+built from records ``k*N .. (k+1)*N - 1``, so it holds at most ``N`` samples (fewer where
+records were rejected), and a shard left empty is not listed. Readers take each shard's
+``samples`` from its entry, never from ``samples_per_shard``.
 """
 
 from __future__ import annotations
