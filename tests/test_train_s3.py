@@ -24,7 +24,7 @@ from tests.s3_server import run_pare, s3fs_for
 from tests.test_cli import ROOT
 from tests.train_helpers import small_train_overrides
 
-BUCKET = "pare"
+BUCKET = "pare-training"  # its own bucket: the moto server is shared with the preprocessing test, which makes "pare"
 STORAGE = f"s3://{BUCKET}/train"
 RUN = "on-s3"
 MAX_STEPS = 50
@@ -125,7 +125,7 @@ def test_remote_storage_without_a_tracking_server_names_the_setting(procedural_d
     """The default sqlite store cannot live on S3: refused before any connection, naming what to set."""
     assert main(["train", *small_train_overrides(procedural_dir, tmp_path, STORAGE)]) == 2
     error = capsys.readouterr().err
-    assert "train.storage_path is remote (s3://pare/train)" in error
+    assert f"train.storage_path is remote ({STORAGE})" in error
     assert "tracking.tracking_uri" in error and "MLFLOW_TRACKING_URI" in error
 
 
