@@ -181,7 +181,7 @@ def stage_loader(shards: list[str], samples: int) -> dict:
     from pipelines.data.stream import MixSource, TrainStream
 
     sources = []
-    for (folder, ratio), name in zip(zip(shards, MIX, strict=True), ("a", "b"), strict=True):
+    for folder, ratio, name in zip(shards, MIX, ("a", "b"), strict=True):
         urls = tuple(str(p) for p in sorted(Path(folder).glob("*.tar")))
         sources.append(MixSource(name, urls, (1.0,) * len(urls), ratio))
     stream = iter(TrainStream(sources, LoaderConfig(), 224, 0, 1, 0))

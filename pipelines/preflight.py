@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pare_model.errors import UserFacingError
+from pipelines.io.storage import is_remote
 
 
 def check_body_model(asset_dir: str | Path) -> None:
@@ -30,7 +31,7 @@ def check_shard_folders(folders: Sequence, key: str) -> None:
     """
     for folder in folders:
         for url in folder.urls:
-            if "://" in url and not url.startswith("file://"):
+            if is_remote(url):
                 continue
             path = Path(url.removeprefix("file://"))
             if not path.is_file():

@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from pare_model.errors import UserFacingError
 from pipelines.config.train import LoaderConfig
 from pipelines.data.samples import SKIPPED, SampleTransform
+from pipelines.io.storage import is_remote
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ class ShardDataError(UserFacingError):
 
 def open_url(url: str):
     """A binary stream of a local path or any fsspec URI (s3://, gs://, ...)."""
-    if "://" in url and not url.startswith("file://"):
+    if is_remote(url):
         import fsspec
 
         return fsspec.open(url, "rb").open()
