@@ -96,7 +96,11 @@ def dataset_name(config: str, npz: str) -> str:
 
 
 class HumanDataReader(Reader):
-    """mmhuman3d HumanData npz files (eft_coco_all.npz, h36m_train.npz ...) over an image folder."""
+    """mmhuman3d HumanData npz files (eft_coco_all.npz ...) over an image folder; dataset named by config or file.
+
+    ``default_dataset`` only stands until :meth:`check` or :meth:`records` reads the file's
+    ``config`` (see :func:`dataset_name`).
+    """
 
     name = "humandata"
     default_dataset = "humandata"
