@@ -209,6 +209,7 @@ def test_whole_file_problems_name_the_member_and_the_fix(tmp_path):
         ({"smpl": np.array({"betas": np.zeros((3, 10))})}, r"'smpl' has no \['global_orient', 'body_pose'\]"),
         ({"meta": np.array({"gender": ["m"]})}, r"meta\['gender'\] has shape \(1,\), expected \(3,\)"),
         ({"config": np.array([1, 2])}, r"'config' is not one string"),
+        ({"bbox_xywh": np.array([["a"] * 5] * 3)}, r"'bbox_xywh' holds <U1 values, not numbers"),
     ):
         np.savez(path, **(data | change))
         with pytest.raises(SourceError, match=message):
@@ -217,8 +218,10 @@ def test_whole_file_problems_name_the_member_and_the_fix(tmp_path):
     np.savez(path, **(data | {"smpl": np.array(smpl | {"betas": np.zeros((3, 300))})}))
     with pytest.raises(SourceError, match=r"smpl\['betas'\] has shape \(3, 300\), expected \(3, 10\)"):
         read(tmp_path)
-    pw3d_test = {k: v for k, v in data.items() if not k.startswith("keypoints")} | {"config": np.array("pw3d")}
-    np.savez(path, **pw3d_test)  # mmhuman3d's pw3d_test.npz: no keypoints, no body translation
+    # mmhuman3d's pw3d_test.npz: boxes, fits, genders and a camera per row, but no keypoints and no body translation
+    cameras = np.array([{"in_mat": np.eye(3).tolist(), "H": 1920, "W": 1080}] * 3)
+    pw3d_test = {k: v for k, v in data.items() if not k.startswith("keypoints") and k != "config"}
+    np.savez(path, **pw3d_test, cam_param=cameras, config=np.array("pw3d"))
     with pytest.raises(SourceError, match=r"has no \['keypoints2d'\] array.*pw3d_test\.npz.*the 3dpw reader"):
         read(tmp_path)
     path.write_bytes(b"not a zip")
@@ -288,18 +291,19 @@ def test_dataset_names_and_config(tmp_path):
     assert reader.dataset == "3dpw"
 
 
+@pytest.mark.slow
 def test_synthetic_layout_holds_the_spin_npz_people(procedural_dir, tmp_path):
     """``pare synth --layout humandata``: spin_npz's pictures and people, read back the same by both readers."""
-    generate(procedural_dir, tmp_path / "hd", "humandata", 3, seed=0)
-    generate(procedural_dir, tmp_path / "spin", "spin_npz", 3, seed=0)
+    generate(procedural_dir, tmp_path / "hd", "humandata", 2, seed=0)
+    generate(procedural_dir, tmp_path / "spin", "spin_npz", 2, seed=0)
     data = read_npz(str(tmp_path / "hd/humandata_train.npz"))
     assert {"image_path", "bbox_xywh", "keypoints2d", "keypoints2d_mask", "keypoints3d", "smpl", "meta"} <= set(data)
-    assert data["keypoints2d"].shape == (3, 49, 3) and bool(data["__keypoints_compressed__"])
-    assert data["smpl"].item()["body_pose"].shape == (3, 23, 3) and str(data["config"]) == "synthetic"
+    assert data["keypoints2d"].shape == (2, 49, 3) and bool(data["__keypoints_compressed__"])
+    assert data["smpl"].item()["body_pose"].shape == (2, 23, 3) and str(data["config"]) == "synthetic"
     assert not (tmp_path / "hd/synth_train.npz").exists()
     ours, rejected = read(tmp_path / "hd")
     native, _ = read_source("spin_npz", tmp_path / "spin", "train")
-    assert not rejected and len(ours) == len(native) == 3
+    assert not rejected and len(ours) == len(native) == 2
     for a, b in zip(ours, native, strict=True):
         assert a.sample_id == b.sample_id and a.gender == b.gender and a.dataset == "humandata"
         np.testing.assert_array_equal(np.asarray(Image.open(a.image.path)), np.asarray(Image.open(b.image.path)))

@@ -113,7 +113,7 @@ def load_humandata(files: SourceFiles, relative: str) -> HumanDataFile:
     if paths.ndim != 1:
         raise SourceError(f"{url}: 'image_path' has shape {paths.shape}, expected (N,) image paths")
     count = len(paths)
-    boxes = data["bbox_xywh"]
+    boxes = _numeric(data, "bbox_xywh", url)
     if boxes.ndim != 2 or boxes.shape[0] != count or boxes.shape[1] not in (4, 5):
         raise SourceError(f"{url}: 'bbox_xywh' has shape {boxes.shape}, expected ({count}, 5) or ({count}, 4)")
     keypoints_3d = _keypoints(data, "keypoints3d", 4, count, url) if "keypoints3d" in data else None
@@ -142,8 +142,14 @@ def _config(data: dict[str, np.ndarray], url: str) -> str:
     return _text(data["config"], "config", url) if "config" in data else ""
 
 
+def _numeric(data: dict[str, np.ndarray], key: str, url: str) -> np.ndarray:
+    if data[key].dtype.kind not in "biuf":
+        raise SourceError(f"{url}: {key!r} holds {data[key].dtype} values, not numbers")
+    return data[key]
+
+
 def _keypoints(data: dict[str, np.ndarray], key: str, width: int, count: int, url: str) -> np.ndarray:
-    array = data[key]
+    array = _numeric(data, key, url)
     if array.ndim != 3 or array.shape[0] != count or array.shape[2] != width:
         raise SourceError(f"{url}: {key!r} has shape {array.shape}, expected ({count}, K, {width})")
     return array
@@ -214,7 +220,7 @@ def _per_row(data: dict[str, np.ndarray], key: str, count: int, url: str) -> np.
         return None
     if data[key].shape != (count,):
         raise SourceError(f"{url}: {key!r} has shape {data[key].shape}, expected ({count},)")
-    return data[key]
+    return _numeric(data, key, url)
 
 
 def _genders(data: dict[str, np.ndarray], count: int, url: str) -> np.ndarray | None:
