@@ -109,6 +109,22 @@ def cluster_cpus() -> int:
     return max(1, int(ray.cluster_resources().get("CPU", 1)))
 
 
+def current_node() -> dict[str, str]:
+    """The Ray node this worker runs on: ``{"id": its node id (hex), "ip": its address}``.
+
+    Jobs record it where work ran (a shard's summary, the training run's tags), so that a user can tell the
+    nodes apart after one was lost; ``ray list nodes`` and the Ray dashboard show the same ids.
+    """
+    import ray
+
+    return {"id": ray.get_runtime_context().get_node_id(), "ip": ray.util.get_node_ip_address()}
+
+
+def node_label(node: dict[str, str]) -> str:
+    """``10.0.0.5 (node 1a2b3c4d)``: a node's address and the first digits of its id (nodes may share an address)."""
+    return f"{node['ip']} (node {node['id'][:8]})"
+
+
 def quiet_ray_data() -> None:
     """Turn Ray Data's own progress bars off: the job shows one bar per stage instead.
 
