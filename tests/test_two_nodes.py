@@ -3,11 +3,13 @@
 A head (``ray start --head``) and a second node (``ray start --address``) run on this machine, each
 with its own temp dir and ports and one CPU, so that two preprocessing builders or two training
 workers take one node each. The second node is then killed mid-job as a lost machine goes (SIGKILL
-to its raylet, its agents and its workers at once), and a replacement joins:
+to its raylet, its agents and its workers at once):
 
-- ``pare train`` with 2 workers on the two nodes continues from its last checkpoint, in one MLflow
-  run with continuous steps and the same final step; the run's tags name the nodes of each attempt;
-- ``pare preprocess`` finishes with exactly the manifest and shards of a clean run on the head alone;
+- ``pare preprocess`` finishes on the head alone, with exactly the manifest and shards of a clean
+  run on the head alone (made before the second node joined);
+- ``pare train`` with a worker on each node waits for a replacement node, then continues from its
+  last checkpoint, in one MLflow run with continuous steps and the same final step; the run's tags
+  name the nodes of each attempt;
 
 and neither command's console shows Ray's internals.
 """
@@ -36,8 +38,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]  # a busy 2-core mach
 
 FOLDERS = ("coco-eft/train", "3dpw/test")
 SECOND = "second"
-
-
 """The name of the second node (and its replacements); the head is "head"."""
 
 
@@ -120,15 +120,16 @@ def kill_second_node(cluster: LocalCluster) -> RayNode:
     return lost
 
 
-def wait_for(condition, what: str, job: subprocess.Popen, timeout_s: float = 600):
-    """Poll ``condition()`` until it returns something true; fail if ``job`` ends first or time runs out."""
+def wait_for(condition, what: str, job: subprocess.Popen, output, timeout_s: float = 600):
+    """Poll ``condition()`` until it returns something true; fail, with the end of ``output()``, if ``job`` ends
+    first or time runs out."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         value = condition()
         if value:
             return value
         if job.poll() is not None:
-            pytest.fail(f"the job ended before {what}:\n{job.stdout.read()[-5000:]}")
+            pytest.fail(f"the job ended before {what}:\n{output()[-5000:]}")
         time.sleep(0.2)
     pytest.fail(f"no {what} after {timeout_s} s")
 
@@ -157,6 +158,7 @@ def test_preprocessing_on_two_nodes_survives_losing_one(two_nodes, reference, pr
             lambda: {s for s, n in summary_nodes(output).items() if n == second.node_id},
             "a shard built on the second node",
             job,
+            lambda: job.stdout.read(),
         )
         lost = kill_second_node(two_nodes)  # and no replacement: the head finishes the job alone
         done_when_lost = len(summary_nodes(output))
@@ -234,26 +236,33 @@ def test_training_on_two_nodes_resumes_after_losing_one(two_nodes, reference, pr
         "PARE_FAULT_MARKER": str(marker),
         "PYTHONUNBUFFERED": "1",
     }
-    job = subprocess.Popen(
-        [sys.executable, "-m", "pipelines.cli", "train", *overrides],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-        cwd=tmp_path,
-    )
+    stdout, stderr = tmp_path / "stdout.txt", tmp_path / "stderr.txt"  # files: nobody reads a pipe while it waits
+    with open(stdout, "w") as out_file, open(stderr, "w") as err_file:
+        job = subprocess.Popen(
+            [sys.executable, "-m", "pipelines.cli", "train", *overrides],
+            env=env,
+            stdout=out_file,
+            stderr=err_file,
+            start_new_session=True,
+            cwd=tmp_path,
+        )
+
+    def output() -> str:
+        return stdout.read_text() + stderr.read_text()
+
     try:
-        wait_for(marker.exists, "the pause at step 30", job)
-        wait_for(lambda: registered_checkpoint_step(storage, "two-nodes") == 20, "the checkpoint at step 20", job)
-        first = json.loads(run_tags(storage, "two-nodes")["pare.worker_nodes.0"])
+        wait_for(marker.exists, "the pause at step 30", job, output)
+        wait_for(lambda: registered_checkpoint_step(storage, "two-nodes") == 20, "the checkpoint at 20", job, output)
+        tag = wait_for(lambda: run_tags(storage, "two-nodes").get("pare.worker_nodes.0"), "the nodes' tag", job, output)
+        first = json.loads(tag)
         lost = kill_second_node(two_nodes)
         replacement = second_node(two_nodes)  # Ray Train waits for room for both workers again
-        out, err = job.communicate(timeout=900)
+        job.wait(timeout=900)
     finally:
         if job.poll() is None:
             os.killpg(job.pid, 9)
             job.wait(timeout=60)
+    out, err = stdout.read_text(), stderr.read_text()
     assert job.returncode == 0, out[-3000:] + err[-5000:]
     assert {n["id"] for n in first} == {head.node_id, second.node_id}, first  # one worker on each node
     from mlflow.tracking import MlflowClient
