@@ -6,11 +6,9 @@ shard; ``_work/shard-<k>.json`` appears when shard k is written.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,6 +16,7 @@ import pytest
 
 from pipelines.config.loader import load_config
 from pipelines.data.manifest import MANIFEST_FILE
+from tests.preprocess_helpers import assert_same_shards, start_preprocess
 from tests.synth_helpers import generate
 
 pytestmark = pytest.mark.slow
@@ -56,22 +55,6 @@ def reference(procedural_dir, source, tmp_path_factory, ray_cluster):
     return output
 
 
-def start_job(args: list[str], address: str) -> subprocess.Popen:
-    env = dict(os.environ, RAY_AUTH_MODE="disabled", PYTHONUNBUFFERED="1")
-    command = [
-        sys.executable,
-        "-m",
-        "pipelines.cli",
-        "preprocess",
-        "--quiet",
-        *args,
-        f"preprocess.ray_address={address}",
-    ]
-    return subprocess.Popen(
-        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
-    )
-
-
 def written_shards(output: Path) -> list[Path]:
     """The summaries of the shards written so far (each written after its shard)."""
     return sorted((output / FOLDER / "_work").glob("shard-*.json"))
@@ -103,21 +86,10 @@ def shard_builder_pids() -> list[int]:
     return pids
 
 
-def same_as_reference(output: Path, reference: Path) -> None:
-    manifest = (output / FOLDER / MANIFEST_FILE).read_text()
-    assert manifest == (reference / FOLDER / MANIFEST_FILE).read_text()
-    for shard in json.loads(manifest)["shards"]:
-        assert (output / FOLDER / shard["name"]).read_bytes() == (reference / FOLDER / shard["name"]).read_bytes()
-    assert not (output / FOLDER / "_work").exists()
-    assert sorted(p.name for p in (output / FOLDER).glob("shard-*")) == sorted(
-        p.name for p in (reference / FOLDER).glob("shard-*")
-    )  # no temporary file of a killed writer is left
-
-
 def test_a_killed_worker_is_replaced_and_the_job_finishes(procedural_dir, source, reference, tmp_path, ray_cluster):
     output = tmp_path / "out"
     address = ray_cluster.get_runtime_context().gcs_address
-    job = start_job(overrides(procedural_dir, source, output), address)
+    job = start_preprocess(overrides(procedural_dir, source, output), address)
     wait_for_shards(output, 1, job)
     victims = shard_builder_pids()
     assert victims, "no shard-building Ray worker process found"
@@ -126,14 +98,14 @@ def test_a_killed_worker_is_replaced_and_the_job_finishes(procedural_dir, source
     log, _ = job.communicate(timeout=300)
     assert job.returncode == 0, log
     assert killed_at < SHARDS, "the job had finished building before the kill; nothing was tested"
-    same_as_reference(output, reference)
+    assert_same_shards(output, reference, FOLDER)
 
 
 def test_a_killed_job_reruns_to_the_same_manifest(procedural_dir, source, reference, tmp_path, ray_cluster):
     output = tmp_path / "out"
     address = ray_cluster.get_runtime_context().gcs_address
     args = overrides(procedural_dir, source, output)
-    job = start_job(args, address)
+    job = start_preprocess(args, address)
     wait_for_shards(output, 3, job)
     os.killpg(job.pid, signal.SIGKILL)
     job.wait(timeout=60)
@@ -145,10 +117,10 @@ def test_a_killed_job_reruns_to_the_same_manifest(procedural_dir, source, refere
     assert not (output / FOLDER / MANIFEST_FILE).exists()
     tars = [output / FOLDER / f"{summary.stem}.tar" for summary in done]
     written = {tar: tar.stat().st_mtime_ns for tar in tars}
-    rerun = start_job(args, address)
+    rerun = start_preprocess(args, address)
     log, _ = rerun.communicate(timeout=300)
     assert rerun.returncode == 0, log
-    same_as_reference(output, reference)
+    assert_same_shards(output, reference, FOLDER)
     assert {tar: tar.stat().st_mtime_ns for tar in written} == written  # complete shards were skipped, not rewritten
     assert "24 inputs -> 24 samples" in log
     assert f"reused {len(done)} of {SHARDS} shards" in log  # finished shards were not written again

@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from tests.console_noise import noise
+
 ROOT = Path(__file__).resolve().parents[1]
 
 SMALL_TRAINING = [
@@ -30,32 +32,6 @@ SMALL_TRAINING = [
     "evaluate.occlusion.num_images=2",
     "evaluate.occlusion.figures=1",
 ]
-
-
-NOISE = (
-    "(RayTrainWorker",
-    "(TrainController",
-    "(PlacementGroupCleaner",
-    "(MapWorker",
-    "(raylet",
-    "core_worker.cc",
-    "TrainingReport(",
-    "Warning",
-    "WARNING",
-    " INFO ",
-    "Traceback",
-)
-"""What the console must not show by default: Ray's internals, library logging, Python warnings."""
-
-
-LOG_LINE = re.compile(
-    r"\[\d{4}-\d\d-\d\d [\d:,.]+ [DIWEF] \d+ \d+\] "  # Ray's C++ core: [2026-12-02 18:43:17,455 I 32740 32740]
-    r"|\d{4}-\d\d-\d\d [\d:,.]+\s+(DEBUG|INFO|WARNING|ERROR)\s"  # Python logging: 2026-12-02 18:43:27,720\tINFO
-)
-
-
-def noise(text: str) -> list[str]:
-    return [line for line in text.splitlines() if any(marker in line for marker in NOISE) or LOG_LINE.search(line)]
 
 
 def run_pare(args: list[str], cwd: Path, ray_cluster) -> subprocess.CompletedProcess:

@@ -24,7 +24,7 @@ from pare_model.errors import UserFacingError
 from pipelines.data.manifest import manifest_digest
 from pipelines.data.shard_folders import resolve_folders
 from tests.mlflow_server import MlflowServer
-from tests.train_helpers import small_train_config
+from tests.train_helpers import assert_resumed_once, history, small_train_config
 
 pytestmark = pytest.mark.slow
 
@@ -37,10 +37,6 @@ def client_for(uri: str):
     from mlflow.tracking import MlflowClient
 
     return MlflowClient(uri)
-
-
-def history(client, run_id: str, key: str) -> list:
-    return sorted(client.get_metric_history(run_id, key), key=lambda m: (m.step, m.timestamp))
 
 
 def test_the_small_config_learns(trained_run):
@@ -151,12 +147,8 @@ def test_a_killed_worker_resumes_from_the_last_checkpoint(
     assert marker.exists(), "the fault was not injected"
     assert result.steps == 50
     client = client_for(mlflow_server.uri)
-    runs = client.search_runs([result.experiment_id], filter_string="tags.`pare.run_name` = 'killed'")
-    assert len(runs) == 1
-    run = runs[0]
-    assert run.info.status == "FINISHED" and run.data.tags["pare.restarts"] == "1"
-    steps = [m.step for m in history(client, run.info.run_id, "train/loss")]
-    assert steps == [10, 20, 30, 30, 40, 50], steps  # 21-35 ran twice (30 logged twice), from the checkpoint at 20
+    # 21-35 ran twice (30 logged twice), from the checkpoint at 20
+    run = assert_resumed_once(client, result.experiment_id, "killed", [10, 20, 30, 30, 40, 50])
     assert run.data.metrics["train/skipped_samples"] > 0
 
     # Rerunning the same command with more steps resumes the run from its last checkpoint.

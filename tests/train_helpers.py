@@ -64,3 +64,26 @@ def small_train_overrides(procedural_dir: Path, shards: Path, storage: Path | st
 
 def small_train_config(procedural_dir: Path, shards: Path, storage: Path, *extra: str):
     return load_config(None, small_train_overrides(procedural_dir, shards, storage, *extra))
+
+
+def history(client, run_id: str, key: str) -> list:
+    """A metric's logged values in the order of their steps (and times, for a step logged twice)."""
+    return sorted(client.get_metric_history(run_id, key), key=lambda m: (m.step, m.timestamp))
+
+
+def the_run(client, experiment_id: str, run_name: str):
+    """The one MLflow run of ``train.run_name``: a restarted or resumed training must not make a second one."""
+    runs = client.search_runs([experiment_id], filter_string=f"tags.`pare.run_name` = '{run_name}'")
+    assert len(runs) == 1, [run.info.run_id for run in runs]
+    return runs[0]
+
+
+def assert_resumed_once(client, experiment_id: str, run_name: str, logged_steps: list[int]):
+    """Training ``run_name`` lost its workers once and finished from a checkpoint in one MLflow run: the run is
+    FINISHED after one restart, and ``train/loss`` was logged at ``logged_steps``, in order (the steps between the
+    checkpoint it resumed from and the failure were trained, and logged, twice). Returns the run."""
+    run = the_run(client, experiment_id, run_name)
+    assert run.info.status == "FINISHED" and run.data.tags["pare.restarts"] == "1", (run.info, run.data.tags)
+    steps = [m.step for m in history(client, run.info.run_id, "train/loss")]
+    assert steps == logged_steps, steps
+    return run

@@ -39,6 +39,12 @@ def _run(args: argparse.Namespace) -> int:
         print(
             f"  reused {report.shards_reused} of {report.shards_planned} shards written by an earlier, interrupted run"
         )
+    if report.shards_by_node:
+        nodes = sorted(report.shards_by_node.items(), key=lambda item: (-item[1], item[0]))
+        where = ", ".join(f"{count} on {node}" for node, count in nodes)
+        built = sum(report.shards_by_node.values())
+        shards, plural = "shard" if built == 1 else "shards", "s" if len(nodes) > 1 else ""
+        print(f"  built {built} {shards} on {len(nodes)} Ray node{plural}: {where}")
     for folder in report.folders:
         print(
             f"  {folder.folder}: {folder.status}; {folder.inputs} inputs -> {folder.samples} samples in "

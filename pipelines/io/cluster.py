@@ -20,7 +20,9 @@ def init_ray(address: str = "") -> None:
     machine belongs to; ``ray://host:10001`` connects a client to a remote head.
 
     By default the workers' output stays in Ray's log folder, whose path is printed once, and Ray's
-    own messages below warnings are not shown; ``pare --verbose`` streams both to the console.
+    own messages below warnings are not shown; what Ray reports about its cluster (a lost node, a task
+    retried) goes to a file there too, announced by one line (:func:`_keep_ray_messages`);
+    ``pare --verbose`` streams all of it to the console.
     """
     import ray
 
@@ -43,6 +45,7 @@ def init_ray(address: str = "") -> None:
         folder = ray_log_folder(context)
         if captured is not None and captured.text:
             _keep_startup_output(captured.text, folder)
+        _keep_ray_messages(folder)
         print(f"Ray workers' logs: {folder} (pare --verbose shows them here)", flush=True)
 
 
@@ -50,6 +53,63 @@ STARTUP_LOG = "pare-driver-startup.log"
 """What Ray's C++ core wrote to the driver's stderr while it connected, kept in Ray's log folder."""
 _CORE_INFO = re.compile(r"^\[\d{4}-\d\d-\d\d [\d:,.]+ I \d+ \d+\] ")
 """A line of Ray's C++ core at INFO severity: ``[2026-12-02 18:43:17,455 I 32740 32740] logging.cc:303: ...``."""
+
+
+RAY_MESSAGES_LOG = "pare-ray-messages-{job_id}.log"
+"""What Ray reported to the driver of job ``job_id`` about its cluster while the command ran, kept in Ray's log
+folder (of the head, which every command joining the cluster shares: one file per command)."""
+_NODE_DEAD = re.compile(r"node id: ([0-9a-f]+) and address: (\S+) .*has been marked dead")
+"""Ray's message for a lost node: "The node with node id: 63c8... and address: 10.0.0.6 and node name: ... has been
+marked dead because the detector has missed too many heartbeats from it." """
+
+
+class RayMessages:
+    """Takes what Ray pushes to the driver (its lines prefixed ``(raylet)``: a raylet that died with its last log
+    lines, a task retried, a node marked dead) and writes it to ``path``; the console gets one line when a node is
+    lost, and one line the first time anything else comes, saying where it went."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.lost: set[str] = set()  # node ids already announced
+        self.announced = False  # the first other message
+
+    def __call__(self, data: dict, ignore_prefix: bool = False) -> None:
+        text = "\n".join(str(line) for line in data.get("lines", []))
+        try:
+            with open(self.path, "a") as log:
+                log.write(text.rstrip("\n") + "\n")
+        except OSError:
+            pass
+        lost = _NODE_DEAD.findall(text)
+        for node_id, ip in lost:
+            if node_id not in self.lost:
+                self.lost.add(node_id)
+                label = node_label({"id": node_id, "ip": ip})
+                print(
+                    f"Ray lost node {label}; what ran there is retried elsewhere (Ray's messages: {self.path})",
+                    flush=True,
+                )
+        if not lost and not self.announced:
+            self.announced = True
+            print(f"Ray reported a problem in its cluster; its messages are in {self.path}", flush=True)
+
+
+def _keep_ray_messages(folder: str) -> None:
+    """Route the messages Ray's driver thread prints about the cluster to :class:`RayMessages`.
+
+    Ray prints them with ``ray._private.worker.print_to_stdstream`` from a thread of the driver (with
+    ``log_to_driver=False`` nothing else calls it), a private function of the pinned Ray version: if it is not
+    there, Ray's own printing stays (tests/test_two_nodes.py checks the console when a node is lost).
+    """
+    import ray._private.worker as ray_worker
+
+    if not hasattr(ray_worker, "print_to_stdstream"):
+        return
+    import ray
+
+    where = folder if os.path.isdir(folder) else tempfile.gettempdir()
+    name = RAY_MESSAGES_LOG.format(job_id=ray.get_runtime_context().get_job_id())
+    ray_worker.print_to_stdstream = RayMessages(os.path.join(where, name))
 
 
 def _keep_startup_output(text: str, folder: str) -> None:
@@ -107,6 +167,22 @@ def cluster_cpus() -> int:
     import ray
 
     return max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+
+def current_node() -> dict[str, str]:
+    """The Ray node this worker runs on: ``{"id": its node id (hex), "ip": its address}``.
+
+    Jobs record it where work ran (a shard's summary, the training run's tags), so that a user can tell the
+    nodes apart after one was lost; ``ray list nodes`` and the Ray dashboard show the same ids.
+    """
+    import ray
+
+    return {"id": ray.get_runtime_context().get_node_id(), "ip": ray.util.get_node_ip_address()}
+
+
+def node_label(node: dict[str, str]) -> str:
+    """``10.0.0.5 (node 1a2b3c4d)``: a node's address and the first digits of its id (nodes may share an address)."""
+    return f"{node['ip']} (node {node['id'][:8]})"
 
 
 def quiet_ray_data() -> None:

@@ -63,6 +63,8 @@ class PreprocessReport:
     """Of those, shards that an earlier, interrupted run had already written."""
     bytes_written: int = 0
     """Bytes of the shards this run wrote (each sample is written once, into its shard)."""
+    shards_by_node: dict[str, int] = field(default_factory=dict)
+    """Shards this run wrote, by the Ray node that built them (:func:`~pipelines.io.cluster.node_label`)."""
 
 
 def folder_fingerprint(folder: Path) -> str:
@@ -182,6 +184,8 @@ def _build(
         # more would leave actors idle at the end while others still hold queued shards.
         compute=ray.data.ActorPoolStrategy(size=workers, max_tasks_in_flight_per_actor=2),
         num_cpus=1,
+        # Ray Data restarts a builder lost with its node (or killed) wherever a CPU is free and retries its shards
+        # there (its actor pools' defaults: max_restarts and max_task_retries -1); tests/test_two_nodes.py checks it.
     )
     timings: list[ChunkTiming] = []
     with tqdm(total=total, initial=report.shards_reused, desc="build", unit="shard", disable=not show_progress) as bar:
@@ -190,6 +194,7 @@ def _build(
             bar.set_postfix(samples=row["samples"], rejects=row["rejects"], refresh=False)
             timings.append(ChunkTiming(row["worker"], row["started"], row["finished"], row["records"]))
             report.bytes_written += int(row["bytes"])
+            report.shards_by_node[row["node"]] = report.shards_by_node.get(row["node"], 0) + 1
     stages["build_busy"] = sum(t.finished - t.started for t in timings)
     stages["steady_records_per_s"], stages["build_steady"] = steady_throughput(timings)
 

@@ -2,7 +2,7 @@
 
 Samples are written once, straight into ``shard-<k>.tar`` (an atomic write: the name appears
 only when the tar is complete). Then ``_work/shard-<k>.json`` records what the shard holds, its
-rejects, its size and sha256, and the digest of its input. The JSON is written last, so a shard
+rejects, its size and sha256, the digest of its input, and the Ray node that built it. The JSON is written last, so a shard
 counts as done only when both are there; a rerun skips shards whose JSON has the same input
 digest and whose tar has the recorded size, and the order of work never changes the result. A
 shard whose every record is rejected writes no tar.
@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 
 from pipelines.data.manifest import shard_name
+from pipelines.io.cluster import current_node, node_label
 from pipelines.io.storage import AtomicFile, Storage
 from preprocessing.record import Rejected, SampleRecord
 from preprocessing.record_codec import decode_records
@@ -105,6 +106,7 @@ class ShardBuilder:
         self.builder = SampleBuilder(BodyModels(body_model_dir, part_map), crop, quality)
         self.batch_size = batch_size
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
+        self.node = current_node()
 
     def _write(self, records: list[SampleRecord], out: _Digesting) -> ShardContents:
         """Build ``records`` in batches of ``batch_size`` (the body model runs batched) and stream each
@@ -140,9 +142,10 @@ class ShardBuilder:
             "rejects": contents.rejects,
             "bytes": out.tell() if contents.samples else 0,
             "sha256": out.sha256.hexdigest() if contents.samples else "",
+            "node": self.node,  # where it was built: the only field that depends on the run, not on the input
         }
         self.storage.write_text(f"{folder}/{summary_name(index)}", json.dumps(summary, sort_keys=True))
-        # Timing goes back in the row, not into the summary, whose bytes must not depend on the run.
+        # Timing goes back in the row, not into the summary, which depends on the input alone (but for the node).
         return {
             "folder": folder,
             "shard": index,
@@ -151,6 +154,7 @@ class ShardBuilder:
             "records": len(records),
             "bytes": summary["bytes"],
             "worker": self.worker,
+            "node": node_label(self.node),
             "started": started,
             "finished": time.time(),
         }

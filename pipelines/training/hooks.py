@@ -1,15 +1,17 @@
 """The training loop's hooks, in the order :func:`default_hooks` registers them.
 
-Each does one thing that is due around the steps: the logging window's statistics, pictures,
-validation, MLflow, the progress file the driver shows, Ray Train's checkpoint report, and the
-status file that tells the driver how the loop ended.
+Each does one thing that is due around the steps: where the workers run, the logging window's
+statistics, pictures, validation, MLflow, the progress file the driver shows, Ray Train's
+checkpoint report, and the status file that tells the driver how the loop ended.
 """
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 
+from pipelines.io.cluster import node_label
 from pipelines.training.pictures import training_sheet
 from pipelines.training.progress import ProgressWriter
 from pipelines.training.status import write_status
@@ -21,6 +23,32 @@ SCORE = "val_pa_mpjpe"
 
 SHOWN = ("val/mpjpe", "val/pa_mpjpe", "val/baseline_pa_mpjpe", "val/orient_error_median")
 """The validation metrics of the one line per validation."""
+
+
+class WorkerNodes(Hook):
+    """Before the loop, where every rank runs. Rank 0 tags the run ``pare.worker_nodes.<restart>`` with the nodes by
+    rank (a JSON list of ``{"id", "ip"}``: after a lost node, the tags of successive restarts tell which one went),
+    prints them to its log and, when the workers span several nodes, shows them to the user."""
+
+    def __init__(self, gather, logger) -> None:
+        self.gather = gather  # () -> every rank's node, in rank order: a collective, called on every rank
+        self.logger = logger
+
+    def before_train(self, trainer: Trainer) -> None:
+        nodes = self.gather()
+        if not trainer.where.is_main:
+            return
+        if self.logger:
+            self.logger.tag(f"pare.worker_nodes.{trainer.state.restarts}", json.dumps(nodes))
+        ranks: dict[str, list[str]] = {}
+        for rank, node in enumerate(nodes):
+            ranks.setdefault(node_label(node), []).append(str(rank))
+        where = "; ".join(f"{label}: rank {', '.join(numbers)}" for label, numbers in ranks.items())
+        line = f"workers on {len(ranks)} node{'s' if len(ranks) > 1 else ''}: {where}"
+        if len(ranks) > 1:
+            trainer.say(line)
+        else:
+            print(line, flush=True)  # one node: the worker's log only
 
 
 class WindowMetrics(Hook):

@@ -40,6 +40,7 @@ from pipelines.training.hooks import (
     Status,
     Validation,
     WindowMetrics,
+    WorkerNodes,
 )
 from pipelines.training.loop_config import DatasetShards, LoopConfig
 from pipelines.training.lr_schedule import learning_rate_at
@@ -234,6 +235,24 @@ def _validation(w: Worker):
     return run
 
 
+def _worker_nodes(where: Rank):
+    """The WorkerNodes hook's gathering: every rank's Ray node, in rank order (a collective)."""
+
+    def gather() -> list[dict[str, str]]:
+        from pipelines.io.cluster import current_node
+
+        node = current_node()
+        if where.world_size == 1:
+            return [node]
+        import torch.distributed as dist
+
+        nodes: list = [None] * where.world_size
+        dist.all_gather_object(nodes, node)
+        return nodes
+
+    return gather
+
+
 def _checkpoint_saver(w: Worker):
     def save(trainer: Trainer, folder: Path) -> None:
         save_checkpoint(
@@ -261,6 +280,7 @@ def default_hooks(w: Worker, status_uri: str) -> list[Hook]:
     faces = w.core.body_model.faces.cpu().numpy()
     writer = ProgressWriter(status_uri, w.config.train.max_steps) if w.where.is_main else None
     return [
+        WorkerNodes(_worker_nodes(w.where), w.logger),
         WindowMetrics(),
         Pictures(w.logger, faces),
         Validation(_validation(w)),
