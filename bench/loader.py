@@ -4,7 +4,8 @@
 
 1. Writes a synthetic COCO+EFT source with COCO-sized JPEGs and preprocesses it into shards
    (a Ray job; not timed).
-2. Shards, one process on one core: read the tars with webdataset, decode the 424-px crop and
+2. Shards, one process on one core: read the tars with webdataset, decode the 424-px crop (with
+   simplejpeg, as the loader does, and for comparison with OpenCV's decoder, as it did before) and
    its part labels, draw PARE's augmentation (scale, rotation, flip, shift), warp image and
    labels to 224, paste 1..7 occluders, colour gain and motion blur, and emit the loss's arrays.
 3. Baseline, the way the original PARE loads data: per sample, decode the full source image
@@ -18,6 +19,7 @@ Prints figures only: it never passes or fails on time.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import tempfile
@@ -42,6 +44,37 @@ def shard_rate(shards: Path, samples: int) -> float:
     for _ in range(samples):
         next(stream)
     return samples / (time.perf_counter() - start)
+
+
+def opencv_decode(data: bytes):
+    """The loader's crop decode before simplejpeg: OpenCV's."""
+    import cv2
+    import numpy as np
+
+    return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+
+
+@contextlib.contextmanager
+def crops_decoded_with(decode):
+    """The shard loader with another crop decoder, for an A/B in one process."""
+    from pipelines.data import samples
+
+    saved = samples.decode_jpeg_bgr
+    samples.decode_jpeg_bgr = decode
+    try:
+        yield
+    finally:
+        samples.decode_jpeg_bgr = saved
+
+
+def shard_rates(shards: Path, samples: int, rounds: int = 2) -> tuple[float, float]:
+    """(samples/s with the loader's decoder, with OpenCV's), alternated ``rounds`` times; the mean of each."""
+    ours, opencv = [], []
+    for _ in range(rounds):
+        ours.append(shard_rate(shards, samples))
+        with crops_decoded_with(opencv_decode):
+            opencv.append(shard_rate(shards, samples))
+    return sum(ours) / rounds, sum(opencv) / rounds
 
 
 def baseline_rate(source: Path, samples: int) -> float:
@@ -122,7 +155,9 @@ def main() -> None:
             f"source JPEGs {args.image_size} px, crops 424 px -> 224 px, occlusion on (procedural), "
             "colour gain + motion blur p=0.5"
         )
-        print(f"shards, 1 core:                        {shard_rate(shards, args.samples):7.0f} samples/s")
+        ours, opencv = shard_rates(shards, args.samples)
+        print(f"shards, 1 core:                        {ours:7.0f} samples/s")
+        print(f"shards, 1 core, OpenCV crop decode:    {opencv:7.0f} samples/s (the loader before simplejpeg)")
         print(f"baseline (full image + crop), 1 core:  {baseline_rate(source, args.samples):7.0f} samples/s")
         rate = loader_rate(shards, args.samples, args.workers)
         print(

@@ -248,7 +248,6 @@ def measure_preprocess(root: Path, pool: Path, asset_dir: Path, size: int) -> di
         "outside_build_s": job["seconds"] - stages.get("build", 0.0),
         "plan_finish_s": stages.get("plan", 0.0) + stages.get("finish", 0.0),
         "ray_start_s": stages.get("ray_init", 0.0),
-        "pack_s": stages.get("pack", 0.0),
         "driver_mb": trace.peak("driver"),
         "worker_mb": trace.peak("worker"),
         "manifest_kb": file_size(output, "manifest.json") / 1024,
@@ -287,14 +286,14 @@ def measure_evaluate(shards: str, asset_dir: Path, samples: int, out: Path) -> d
 
 def print_table(rows: list[dict], loader: dict | None, evaluation: dict | None) -> None:
     print(
-        "\n| N | samples | job s | ms/sample (build) | samples/s per core | plan + finish s | Ray start s | pack s | "
+        "\n| N | samples | job s | ms/sample (build) | samples/s per core | plan + finish s | Ray start s | "
         "driver MB | largest worker MB | manifest KB | rejects KB | no-op rerun s |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         print(
             f"| {r['size']} | {r['samples']} | {r['job_s']:.1f} | {r['ms_per_sample']:.2f} | {r['per_core']:.0f} | "
-            f"{r['plan_finish_s']:.1f} | {r['ray_start_s']:.1f} | {r['pack_s']:.1f} | {r['driver_mb']:.0f} | "
+            f"{r['plan_finish_s']:.1f} | {r['ray_start_s']:.1f} | {r['driver_mb']:.0f} | "
             f"{r['worker_mb']:.0f} | {r['manifest_kb']:.0f} | {r['rejects_kb']:.1f} | {r['rerun_s']:.1f} |"
         )
     if loader:
