@@ -169,6 +169,7 @@ BAD_CASES = [
     ("out-under-a-file", ["--out", "{bad}/a_file/pare.onnx"], "is a file, so no file can be made there"),
     ("out-is-a-folder", ["--out", "{bad}/folder"], "is a folder; name the file to write"),
     ("out-exists", ["--out", "{bad}/exists.onnx"], "pass --force to overwrite it"),
+    ("out-unwritable", ["--out", "/proc/pare.onnx"], "cannot write in /proc"),  # even for root
     ("body-model-missing", ["--with-body-model", "--body-model-dir", "{bad}/no_body"], "--body-model-dir: body"),
     ("body-model-dir-alone", ["--body-model-dir", "{bad}/no_body"], "only read with --with-body-model"),
     ("no-check", ["--check-crops", "0"], "--check-crops must be at least 1"),

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import tempfile
 import uuid
 import warnings
 from dataclasses import dataclass
@@ -89,8 +90,12 @@ def check_out(out: Path, force: bool) -> None:
                 raise UserFacingError(
                     f"--out {out}: {parent} is a file, so no file can be made there; choose another --out"
                 )
-            if not os.access(parent, os.W_OK | os.X_OK):
-                raise UserFacingError(f"--out {out}: no permission to write in {parent}; choose another --out")
+            try:  # a real write: permissions alone say nothing for root, or on a read-only file system
+                tempfile.TemporaryFile(dir=parent).close()
+            except OSError as error:
+                raise UserFacingError(
+                    f"--out {out}: cannot write in {parent} ({error.strerror or error}); choose another --out"
+                ) from error
             return
 
 
