@@ -176,8 +176,11 @@ def run_study(path: str | None, overrides: list[str]) -> StudyResult:
     from pipelines.study_table import seed_table, write_table
 
     base = load_config(path, overrides)
-    if len(base.study.variants) < 2:
-        raise UserFacingError("study.variants names fewer than two variants; a study compares at least two")
+    if len(base.study.variants) * len(base.study.seeds) < 2:
+        raise UserFacingError(
+            "a study compares at least two runs: name two variants in study.variants, or give one variant "
+            "two or more study.seeds (its table then has a spread but no verdict)"
+        )
     output_dir = Path(base.study.output_dir)
     _check_tracking(base, output_dir)
     shards = _shards(base)

@@ -196,6 +196,68 @@ MPI_INF_3DHP17_TO_SPIN_GT: tuple[str, ...] = (
 )
 """MPI-INF-3DHP's 17 test-set joints (head top, neck, ..., pelvis, spine, head; mmpose's npz order) as SPIN GT joints."""
 
+HUMAN_DATA_NUM_KEYPOINTS = 190
+"""Keypoints of mmhuman3d's ``human_data`` convention, the layout of every HumanData file."""
+
+SPIN_IN_HUMAN_DATA: dict[str, tuple[str, int]] = {
+    "OP Nose": ("nose_openpose", 153),
+    "OP Neck": ("neck_openpose", 154),
+    "OP RShoulder": ("right_shoulder_openpose", 155),
+    "OP RElbow": ("right_elbow_openpose", 156),
+    "OP RWrist": ("right_wrist_openpose", 157),
+    "OP LShoulder": ("left_shoulder_openpose", 158),
+    "OP LElbow": ("left_elbow_openpose", 159),
+    "OP LWrist": ("left_wrist_openpose", 160),
+    "OP MidHip": ("pelvis_openpose", 161),
+    "OP RHip": ("right_hip_openpose", 162),
+    "OP RKnee": ("right_knee_openpose", 163),
+    "OP RAnkle": ("right_ankle_openpose", 164),
+    "OP LHip": ("left_hip_openpose", 165),
+    "OP LKnee": ("left_knee_openpose", 166),
+    "OP LAnkle": ("left_ankle_openpose", 167),
+    "OP REye": ("right_eye_openpose", 168),
+    "OP LEye": ("left_eye_openpose", 169),
+    "OP REar": ("right_ear_openpose", 170),
+    "OP LEar": ("left_ear_openpose", 171),
+    "OP LBigToe": ("left_bigtoe_openpose", 172),
+    "OP LSmallToe": ("left_smalltoe_openpose", 173),
+    "OP LHeel": ("left_heel_openpose", 174),
+    "OP RBigToe": ("right_bigtoe_openpose", 175),
+    "OP RSmallToe": ("right_smalltoe_openpose", 176),
+    "OP RHeel": ("right_heel_openpose", 177),
+    "Right Ankle": ("right_ankle", 8),
+    "Right Knee": ("right_knee", 5),
+    "Right Hip": ("right_hip_extra", 144),
+    "Left Hip": ("left_hip_extra", 145),
+    "Left Knee": ("left_knee", 4),
+    "Left Ankle": ("left_ankle", 7),
+    "Right Wrist": ("right_wrist", 21),
+    "Right Elbow": ("right_elbow", 19),
+    "Right Shoulder": ("right_shoulder", 17),
+    "Left Shoulder": ("left_shoulder", 16),
+    "Left Elbow": ("left_elbow", 18),
+    "Left Wrist": ("left_wrist", 20),
+    "Neck (LSP)": ("neck_extra", 146),
+    "Top of Head (LSP)": ("headtop", 147),
+    "Pelvis (MPII)": ("pelvis_extra", 148),
+    "Thorax (MPII)": ("thorax_extra", 149),
+    "Spine (H36M)": ("spine_extra", 150),
+    "Jaw (H36M)": ("jaw_extra", 151),
+    "Head (H36M)": ("head_extra", 152),
+    "Nose": ("nose", 55),
+    "Left Eye": ("left_eye", 57),
+    "Right Eye": ("right_eye", 56),
+    "Left Ear": ("left_ear", 59),
+    "Right Ear": ("right_ear", 58),
+}
+"""Each of SPIN's 49 joints among the 190 ``human_data`` keypoints: its name there and its index.
+
+mmhuman3d's converters store every dataset's joints under these names (its ``smpl_49`` convention is
+SPIN's order of them); its training reads them back by the same names (mmhuman3d
+``core/conventions/keypoints_mapping``: ``human_data.py``, ``smpl.py``). Note its Human3.6M mapping: joint 9
+(neck/nose) is ``head_extra`` ("Head (H36M)") and joint 10 (head) is ``headtop`` ("Top of Head (LSP)").
+"""
+
 NUM_OPENPOSE = 25
 NUM_GT = 24
 
@@ -215,3 +277,8 @@ def h36m_gt_mask() -> np.ndarray:
     mask = np.zeros(NUM_GT, bool)
     mask[gt_indices(H36M17_TO_SPIN_GT)] = True
     return mask
+
+
+def human_data_indices() -> np.ndarray:
+    """(49,) index of each SPIN joint among the 190 ``human_data`` keypoints, in SPIN's order."""
+    return np.array([SPIN_IN_HUMAN_DATA[name][1] for name in SPIN_JOINT_NAMES])

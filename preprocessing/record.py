@@ -42,6 +42,7 @@ REJECT_REASONS: dict[str, str] = {
     "corrupt_image": "the image or video frame cannot be decoded",
     "invalid_camera_pose": "the dataset marks the camera pose of this frame invalid for this person (3DPW campose_valid)",
     "no_fit": "the annotation has no matching SMPL fit and the source requires one",
+    "not_in_subset": "the record is outside the subset the reader's options keep (humandata: occlusion_only)",
     "poor_fit": "the SMPL fit does not match the 2D keypoints (see preprocess.quality)",
     "empty_source": "the source holds no samples",
 }

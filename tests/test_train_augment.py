@@ -186,3 +186,18 @@ def test_a_broken_sample_is_counted_not_fatal(training_shards):
     example = transform(raw)
     assert example["skipped"] == 2
     assert json.loads(raw["json"])["key"] == example["key"]
+
+
+def test_crops_decode_to_opencv_pixels_and_bad_bytes_to_none(training_shards):
+    import cv2
+
+    from preprocessing.samples.images import decode_jpeg_bgr
+
+    urls = sorted(str(p) for p in (training_shards / "coco-eft" / "train").glob("*.tar"))
+    for raw, _ in zip(read_samples(iter(urls)), range(4), strict=False):
+        expected = cv2.imdecode(np.frombuffer(raw["jpg"], np.uint8), cv2.IMREAD_COLOR)
+        np.testing.assert_array_equal(decode_jpeg_bgr(raw["jpg"]), expected)  # the fast path: same pixels
+    png = cv2.imencode(".png", expected)[1].tobytes()  # not a JPEG: OpenCV decodes it
+    np.testing.assert_array_equal(decode_jpeg_bgr(png), expected)
+    assert decode_jpeg_bgr(raw["jpg"][:100]) is None
+    assert decode_jpeg_bgr(b"") is None and decode_jpeg_bgr(b"garbage") is None

@@ -13,7 +13,7 @@ class SourceConfig:
     """One dataset split to preprocess: which reader, where its files are, and the reader's options."""
 
     reader: str = ""
-    """Reader name: coco_eft, mpii, lspet, h36m, h36m_npz, 3dpw, spin_npz (``pare preprocess --readers`` lists them and their options)."""
+    """Reader name: coco_eft, mpii, lspet, h36m, h36m_npz, 3dpw, spin_npz, humandata (``pare preprocess --readers`` lists them and their options)."""
 
     root: str = ""
     """Folder or fsspec URI (s3://bucket/coco, gs://...) holding the source's files."""

@@ -11,7 +11,7 @@ class SynthConfig:
 
     image_size: int = 320
     """Longer side in pixels of the images of the in-the-wild layouts (coco_eft, mpii,
-    spin_npz); each image is landscape, square or portrait at random."""
+    spin_npz, humandata); each image is landscape, square or portrait at random."""
 
     occluders: float = 0.3
     """Chance that a picture (a whole sequence for 3dpw) gets 1-3 occluding objects over its

@@ -17,6 +17,7 @@ from pipelines.config.train import LoaderConfig
 from preprocessing.augment.crop_geometry import IDENTITY, Draw, augment_geometry, sample_draw
 from preprocessing.augment.photometric import apply_photometric, build_photometric
 from preprocessing.augment.synthetic_occlusion import Occluder
+from preprocessing.samples.images import decode_jpeg_bgr
 
 SKIPPED: Counter = Counter()
 """Samples and shards dropped in this process since the last batch, by reason."""
@@ -32,7 +33,7 @@ def decode_raw(sample: dict) -> tuple[np.ndarray, np.ndarray, dict]:
     missing = [m for m in ("jpg", "labels.png", "json") if m not in sample]
     if missing:
         raise BadSample(f"sample {key} has no {', '.join(missing)} member")
-    crop = cv2.imdecode(np.frombuffer(sample["jpg"], np.uint8), cv2.IMREAD_COLOR)
+    crop = decode_jpeg_bgr(sample["jpg"])
     labels = cv2.imdecode(np.frombuffer(sample["labels.png"], np.uint8), cv2.IMREAD_UNCHANGED)
     if crop is None or labels is None:
         raise BadSample(f"sample {key}: its {'jpg' if crop is None else 'labels.png'} does not decode")

@@ -1,7 +1,7 @@
 """Dataset readers: each streams :class:`~preprocessing.record.SampleRecord` items from one source.
 
 See :mod:`preprocessing.readers.registry` for the names (``coco_eft``, ``mpii``, ``h36m``,
-``3dpw``, ``spin_npz`` ...) and :mod:`preprocessing.readers.base` for the reader contract.
+``3dpw``, ``spin_npz``, ``humandata`` ...) and :mod:`preprocessing.readers.base` for the reader contract.
 """
 
 from preprocessing.readers.base import Reader, build_options, validated

@@ -55,6 +55,21 @@ def parse_frame_name(imgname: str) -> tuple[str, str, str, int]:
     return subject, action, camera, int(frame)
 
 
+def split_frame(imgname: str, split: str, protocol: int) -> tuple[str, str, str, int]:
+    """:func:`parse_frame_name` of a frame that belongs to ``split``; :class:`RecordRejected` for one that does not.
+
+    ``train`` holds S1, S5, S6, S7 and S8; ``test`` S9 and S11, and under ``protocol`` 2 only the
+    frontal camera 60457274.
+    """
+    subject, action, camera, frame = parse_frame_name(imgname)
+    subjects = TRAIN_SUBJECTS if split == "train" else TEST_SUBJECTS
+    if subject not in subjects:
+        raise RecordRejected("bad_annotation", f"subject {subject} is not in Human3.6M's {split} split {subjects}")
+    if split == "test" and protocol == 2 and camera != FRONTAL_CAMERA:
+        raise RecordRejected("bad_annotation", f"camera {camera} is not protocol 2's frontal camera {FRONTAL_CAMERA}")
+    return subject, action, camera, frame
+
+
 class H36mNpzReader(SpinNpzReader):
     """Human3.6M extracted frames with a SPIN-style npz and the cameras pickle (protocol 2 test split)."""
 
@@ -94,16 +109,7 @@ class H36mNpzReader(SpinNpzReader):
 
     def record(self, data: dict[str, np.ndarray], index: int, offset: float) -> SampleRecord:
         name = str(data["imgname"][index])
-        subject, action, camera_id, frame = parse_frame_name(name)
-        subjects = TRAIN_SUBJECTS if self.split == "train" else TEST_SUBJECTS
-        if subject not in subjects:
-            raise RecordRejected(
-                "bad_annotation", f"subject {subject} is not in Human3.6M's {self.split} split {subjects}"
-            )
-        if self.split == "test" and self.options.protocol == 2 and camera_id != FRONTAL_CAMERA:
-            raise RecordRejected(
-                "bad_annotation", f"camera {camera_id} is not protocol 2's frontal camera {FRONTAL_CAMERA}"
-            )
+        subject, action, camera_id, frame = split_frame(name, self.split, self.options.protocol)
         record = super().record(data, index, offset)
         record.gender = self.options.gender if record.has_smpl else "neutral"
         record.fit_source = "mosh" if record.has_smpl else ""

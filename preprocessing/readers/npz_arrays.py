@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import struct
 import zipfile
+from collections.abc import Collection
 
 import numpy as np
 
+from pare_model.errors import PickleLoadError
 from pare_model.safe_pickle import loads_pickle
+from preprocessing.readers.files import SourceError, SourceFiles
 
 _LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, ..., file name length, extra field length
 _HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
@@ -51,15 +54,24 @@ def _read_member(path: str, handle, archive: zipfile.ZipFile, info: zipfile.ZipI
     return np.memmap(path, dtype, "r", offset=offset, shape=shape, order=order)
 
 
-def read_npz(path: str) -> dict[str, np.ndarray]:
-    """Every ``<key>.npy`` member of the npz at local ``path`` as an array (read-only; a memmap when stored).
+def read_npz(path: str, keys: Collection[str] | None = None) -> dict[str, np.ndarray]:
+    """The ``<key>.npy`` members of the npz at local ``path`` as arrays (read-only; a memmap when stored).
 
-    Raises ``zipfile.BadZipFile``, ``ValueError`` or :class:`~pare_model.errors.PickleLoadError`
-    for a file that is not a readable npz.
+    ``keys`` limits the members read (those present; None: all of them), so that a small member
+    of a large file costs little. Raises ``zipfile.BadZipFile``, ``ValueError`` or
+    :class:`~pare_model.errors.PickleLoadError` for a file that is not a readable npz.
     """
     with open(path, "rb") as handle, zipfile.ZipFile(handle) as archive:
         return {
             info.filename[: -len(".npy")]: _read_member(path, handle, archive, info)
             for info in archive.infolist()
-            if info.filename.endswith(".npy")
+            if info.filename.endswith(".npy") and (keys is None or info.filename[: -len(".npy")] in keys)
         }
+
+
+def load_source_npz(files: SourceFiles, relative: str, keys: Collection[str] | None = None) -> dict[str, np.ndarray]:
+    """:func:`read_npz` of a source's file; :class:`SourceError` naming it when it is not a readable npz."""
+    try:
+        return read_npz(files.local_path(relative), keys)
+    except (zipfile.BadZipFile, ValueError, OSError, PickleLoadError) as error:
+        raise SourceError(f"{files.url(relative)} is not a readable npz file ({error}). Check options.npz.") from None

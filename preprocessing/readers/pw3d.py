@@ -68,10 +68,16 @@ OCCLUSION_SEQUENCES = (
     "outdoors_slalom",
 )
 """3DPW-OCC: sequences whose names start with one of these (PARE's occlusion subset, pare-reference.md)."""
+
 PLAIN_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
 """What a sequence name may be (3DPW's are like ``downtown_walking_00``)."""
 PER_ACTOR = ("genders", "betas", "poses", "trans", "poses2d", "campose_valid")
 REQUIRED = ("sequence", *PER_ACTOR, "cam_poses", "cam_intrinsics")
+
+
+def in_occlusion_subset(sequence: str) -> bool:
+    """Whether a 3DPW sequence (or its file name) is one of 3DPW-OCC's."""
+    return sequence.startswith(OCCLUSION_SEQUENCES)
 
 
 @dataclass(frozen=True)
@@ -182,7 +188,7 @@ class Pw3dReader(Reader):
     def sequence_files(self) -> list[str]:
         files = self.files.glob(f"{self.options.sequences}/{self.split}/*.pkl")
         if self.options.occlusion_only:
-            files = [f for f in files if posixpath.basename(f).startswith(OCCLUSION_SEQUENCES)]
+            files = [f for f in files if in_occlusion_subset(posixpath.basename(f))]
         return files
 
     def annotation_files(self) -> list[str]:

@@ -22,17 +22,15 @@ gender code (``bad_annotation``).
 
 from __future__ import annotations
 
-import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
-from pare_model.errors import PickleLoadError
 from preprocessing.keypoints import MPI_INF_3DHP17_TO_SPIN_GT, NUM_GT, NUM_OPENPOSE, gt_indices
 from preprocessing.readers.base import Item, Reader, pixel_offset
-from preprocessing.readers.files import SourceError
-from preprocessing.readers.npz_arrays import read_npz
+from preprocessing.readers.files import SourceError, SourceFiles
+from preprocessing.readers.npz_arrays import load_source_npz
 from preprocessing.record import GENDERS, ImageRef, RecordRejected, SampleRecord
 
 JOINT_LAYOUTS: dict[str, tuple[np.ndarray, str]] = {
@@ -81,6 +79,16 @@ def gender_name(value, default: str = "neutral") -> str | None:
     return default if code in NO_GENDER else GENDER_CODES.get(code)
 
 
+def only_npz(files: SourceFiles) -> str:
+    """The one ``*.npz`` at the root, relative to it; :class:`SourceError` when there are none or several."""
+    found = files.glob("*.npz")
+    if len(found) != 1:
+        raise SourceError(
+            f"set options.npz to the npz file: {files.uri} holds {len(found)} npz files ({', '.join(found) or 'none'})"
+        )
+    return found[0]
+
+
 class SpinNpzReader(Reader):
     """A SPIN/PARE dataset_extras npz file over an image folder."""
 
@@ -92,13 +100,7 @@ class SpinNpzReader(Reader):
         if self.options.npz:
             return self.options.npz
         if getattr(self, "_found_npz", None) is None:  # listed once, not per record
-            found = self.files.glob("*.npz")
-            if len(found) != 1:
-                raise SourceError(
-                    f"set options.npz to the npz file: {self.files.uri} holds {len(found)} npz files "
-                    f"({', '.join(found) or 'none'})"
-                )
-            self._found_npz = found[0]
+            self._found_npz = only_npz(self.files)
         return self._found_npz
 
     def annotation_files(self) -> list[str]:
@@ -112,10 +114,7 @@ class SpinNpzReader(Reader):
         """The npz's arrays (memory-mapped), shape-checked as a whole: a wrong shape is a broken file, not a bad row."""
         relative = self.npz_path()
         url = self.files.url(relative)
-        try:
-            data = read_npz(self.files.local_path(relative))
-        except (zipfile.BadZipFile, ValueError, OSError, PickleLoadError) as error:
-            raise SourceError(f"{url} is not a readable npz file ({error}). Check options.npz.") from None
+        data = load_source_npz(self.files, relative)
         missing = [key for key in ("imgname", "center", "scale") if key not in data]
         if missing or ("part" not in data and "openpose" not in data):
             raise SourceError(f"{url} has no {missing or ['part', 'openpose']} array; its keys: {sorted(data)}")

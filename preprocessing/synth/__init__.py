@@ -3,7 +3,8 @@
 - :mod:`.poses`: random body poses within joint limits and random shapes;
 - :mod:`.textures`, :mod:`.occluder_shapes`: procedural backgrounds and occluding objects;
 - :mod:`.scene`: one picture (bodies, lighting, background, occluders) and keypoint visibility;
-- :mod:`.layouts`: one writer per layout (``coco_eft``, ``3dpw``, ``h36m``, ``mpii``, ``spin_npz``).
+- :mod:`.layouts`: one writer per layout (``coco_eft``, ``3dpw``, ``h36m``, ``mpii``, ``spin_npz``,
+  ``humandata``).
 
 :func:`synthesize` is the entry point; ``pare synth`` calls it.
 

@@ -26,7 +26,7 @@ class SynthOptions:
     """How the pictures look; the defaults of ``pipelines.config.synth.SynthConfig``."""
 
     image_size: int = 320
-    """Longer side in pixels of the in-the-wild layouts' images (coco_eft, mpii, spin_npz)."""
+    """Longer side in pixels of the in-the-wild layouts' images (coco_eft, mpii, spin_npz, humandata)."""
     occluder_probability: float = 0.3
     """Chance that a picture gets occluding objects over its person."""
     jpeg_quality: int = 90

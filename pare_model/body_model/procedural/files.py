@@ -31,14 +31,18 @@ ModelFormat = Literal["pkl", "npz"]
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
-def write_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
-    """Like ``np.savez_compressed`` but with fixed member timestamps (reproducible bytes)."""
+def write_npz(path: Path, arrays: Mapping[str, np.ndarray], allow_pickle: bool = False) -> None:
+    """Like ``np.savez_compressed`` but with fixed member timestamps (reproducible bytes).
+
+    ``allow_pickle`` lets object arrays in (pickled, as ``np.savez`` does), for formats that
+    store dicts that way (mmhuman3d's HumanData).
+    """
     with zipfile.ZipFile(path, "w") as archive:
         for name, array in arrays.items():
             info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_EPOCH)
             info.compress_type = zipfile.ZIP_DEFLATED
             with archive.open(info, "w", force_zip64=True) as handle:
-                np.lib.format.write_array(handle, np.asanyarray(array), allow_pickle=False)
+                np.lib.format.write_array(handle, np.asanyarray(array), allow_pickle=allow_pickle)
 
 
 def _stand_in_keys(seed: int) -> dict[str, object]:

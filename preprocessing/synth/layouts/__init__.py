@@ -30,6 +30,7 @@ LAYOUTS.register_lazy("3dpw", "preprocessing.synth.layouts.pw3d:write")
 LAYOUTS.register_lazy("h36m", "preprocessing.synth.layouts.h36m:write")
 LAYOUTS.register_lazy("mpii", "preprocessing.synth.layouts.mpii:write")
 LAYOUTS.register_lazy("spin_npz", "preprocessing.synth.layouts.spin_npz:write")
+LAYOUTS.register_lazy("humandata", "preprocessing.synth.layouts.humandata:write")
 
 
 def get_layout(name: str) -> LayoutWriter:
