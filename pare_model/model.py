@@ -88,8 +88,8 @@ class PareModel(nn.Module):
         self.load_state_dict(dict(state), strict=False)
 
 
-def build_model(config: ModelConfig, body_model: BodyModel, mean_params: Mapping[str, np.ndarray]) -> PareModel:
-    """Build the configured network around ``body_model`` (mean parameters from its assets)."""
+def build_network(config: ModelConfig, mean_params: Mapping[str, np.ndarray]) -> tuple[Backbone, nn.Module]:
+    """The configured backbone and head, freshly initialised; the head starts from ``mean_params``."""
     backbone = build_backbone(config.backbone)
     info = backbone.feature_info
     if config.head == "pare":
@@ -110,6 +110,12 @@ def build_model(config: ModelConfig, body_model: BodyModel, mean_params: Mapping
             mean_params=mean_params,
             num_iterations=config.hmr_iterations,
         )
+    return backbone, head
+
+
+def build_model(config: ModelConfig, body_model: BodyModel, mean_params: Mapping[str, np.ndarray]) -> PareModel:
+    """Build the configured network around ``body_model`` (mean parameters from its assets)."""
+    backbone, head = build_network(config, mean_params)
     return PareModel(backbone, head, body_model, config.image_size, config.focal_length)
 
 

@@ -148,6 +148,28 @@ def _cases(procedural_dir: Path) -> list[tuple[str, list[str], str]]:
             ["checkpoint", "import", "--official", "{bad}/good.pt", "--out", "{bad}/empty"],
             "--force",
         ),
+        # export
+        (
+            "export-checkpoint-missing",
+            ["export", "--checkpoint", "{bad}/nothing.pt", "--format", "onnx", "--out", "{out}/x.onnx"],
+            "does not exist",
+        ),
+        (
+            "export-nan-checkpoint",
+            ["export", "--checkpoint", "{bad}/nan.pt", "--format", "torchscript", "--out", "{out}/x.ts"],
+            "NaN",
+        ),
+        (
+            "export-body-model-broken",
+            ["export", "--checkpoint", "{bad}/good.pt", "--format", "onnx", "--out", "{out}/x.onnx"]
+            + ["--with-body-model", "--body-model-dir", "{bad}/broken_body_model"],
+            "SMPL_NEUTRAL.pkl",
+        ),
+        (
+            "export-out-exists",
+            ["export", "--checkpoint", "{bad}/good.pt", "--format", "onnx", "--out", "{bad}/empty"],
+            "pass --force",
+        ),
         # predict
         *[
             (

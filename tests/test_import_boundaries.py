@@ -27,6 +27,7 @@ def _modules_after_import(statement: str) -> set[str]:
         "import pare_model.body_model, pare_model.geometry, pare_model.joint_sets, pare_model.safe_pickle",
         "import pare_model.body_model.procedural.generator, pare_model.body_model.procedural.files",
         "import pare_model.model, pare_model.losses, pare_model.metrics, pare_model.checkpoint",
+        "import pare_model.export",
         "import pare_model.backbones, pare_model.heads",
         "import preprocessing, preprocessing.render, preprocessing.crop",
         "import preprocessing.augment.crop_geometry, preprocessing.augment.photometric, preprocessing.augment.synthetic_occlusion",

@@ -1,7 +1,9 @@
 """Model checkpoints: import of released PARE files, and the project's own format.
 
 - :func:`load_official_checkpoint` reads a released PARE ``.ckpt`` and returns a ready model;
-- :func:`load_model` reads either kind, so every command accepts both.
+- :func:`load_model` reads either kind, so every command accepts both;
+- :func:`read_network_checkpoint` reads either kind's network weights and config without a body
+  model (for ``pare export`` of the network alone).
 """
 
 from __future__ import annotations
@@ -10,10 +12,10 @@ from pathlib import Path
 
 import torch
 
-from pare_model.backbones import PARE_FINAL_LAYER_SHAPES, HRNet
+from pare_model.backbones import PARE_FINAL_LAYER_SHAPES, HRNet, build_backbone
 from pare_model.body_model.assets import Gender
 from pare_model.checkpoint.container import CheckpointError, read_checkpoint_file
-from pare_model.checkpoint.fit import check_network
+from pare_model.checkpoint.fit import check_network, expected_network_shapes
 from pare_model.checkpoint.native import (
     ModelCheckpoint,
     is_native,
@@ -80,6 +82,27 @@ def load_model(path: str | Path, body_model_dir: str | Path) -> PareModel:
     return model
 
 
+def read_network_checkpoint(path: str | Path) -> ModelCheckpoint:
+    """The network weights and model config of a pare-pipeline ``.pt`` or a released PARE ``.ckpt``.
+
+    No body model is needed: a released file is split exactly as :func:`import_official_state`
+    splits it, against the network's shapes built on the ``meta`` device, and its body-model and
+    trainer tensors are left out. The weights are checked (every tensor present, the right shape,
+    finite).
+    """
+    payload = read_checkpoint_file(path)
+    if is_native(payload):
+        return parse_model_checkpoint(payload, str(path))
+    state = strip_lightning(payload)
+    config = infer_config(state)
+    with torch.device("meta"):
+        unused = frozenset(build_backbone(config.backbone).known_unused_keys)
+    network_keys = {k: torch.Size(v) for k, v in expected_network_shapes(config).items()}
+    network, report = split_official(state, network_keys, unused)
+    check_network(network, config, str(path))
+    return ModelCheckpoint(config, network, {"imported_from": str(path), "import_summary": report.summary()})
+
+
 def export_official_checkpoint(model: PareModel, path: str | Path, include_body_model: bool = True) -> Path:
     """Write ``model`` as a Lightning-style checkpoint in the released layout (for interop and tests)."""
     body = {k: v for k, v in model.state_dict().items() if k.startswith("body_model.")} if include_body_model else None
@@ -101,5 +124,6 @@ __all__ = [
     "load_model",
     "load_official_checkpoint",
     "read_model_checkpoint",
+    "read_network_checkpoint",
     "save_model_checkpoint",
 ]

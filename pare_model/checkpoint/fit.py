@@ -14,16 +14,16 @@ from typing import cast
 import numpy as np
 import torch
 
-from pare_model.backbones.registry import BACKBONES, build_backbone
+from pare_model.backbones.registry import BACKBONES
 from pare_model.checkpoint.container import CheckpointError
-from pare_model.heads import HEADS, build_head
+from pare_model.heads import HEADS
+from pare_model.heads.mean_params import MEAN_PARAM_SHAPES
+from pare_model.model import build_network
 from pare_model.model_config import ModelConfig
 from pare_model.registry import UnknownNameError
 
 MAX_LISTED = 5
 """Tensor names listed in a message; the count says how many more there are."""
-
-_MEAN_PARAM_SIZES = {"pose": 144, "shape": 10, "cam": 3}
 
 
 def check_names(config: ModelConfig, source: str) -> None:
@@ -37,22 +37,9 @@ def check_names(config: ModelConfig, source: str) -> None:
 
 def expected_network_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
     """Name -> shape of every tensor of :meth:`PareModel.network_state_dict` for ``config`` (no weights made)."""
-    mean_params = {name: np.zeros(size, dtype=np.float32) for name, size in _MEAN_PARAM_SIZES.items()}
+    mean_params = {name: np.zeros(shape, dtype=np.float32) for name, shape in MEAN_PARAM_SHAPES.items()}
     with torch.device("meta"):
-        backbone = build_backbone(config.backbone)
-        info = backbone.feature_info
-        options = (
-            {
-                "num_branch_filters": config.num_branch_filters or None,
-                "num_features_smpl": config.num_features_smpl,
-                "softmax_temperature": config.softmax_temperature,
-            }
-            if config.head == "pare"
-            else {"num_iterations": config.hmr_iterations}
-        )
-        head = build_head(
-            config.head, in_channels=info.channels, stride=info.stride, mean_params=mean_params, **options
-        )
+        backbone, head = build_network(config, mean_params)
     shapes = {f"backbone.{k}": tuple(v.shape) for k, v in backbone.state_dict().items()}
     return shapes | {f"head.{k}": tuple(v.shape) for k, v in head.state_dict().items()}
 
