@@ -185,8 +185,8 @@ def stage_loader(shards: list[str], samples: int) -> dict:
         urls = tuple(str(p) for p in sorted(Path(folder).glob("*.tar")))
         sources.append(MixSource(name, urls, (1.0,) * len(urls), ratio))
     stream = iter(TrainStream(sources, LoaderConfig(), 224, 0, 1, 0))
-    for _ in range(200):
-        next(stream)  # warm up: open shards, fill the shuffle buffers, build the occluders
+    for _ in range(3 * LoaderConfig().shuffle_buffer):
+        next(stream)  # warm up: open shards, build the occluders, fill both shuffle buffers (one per source)
     warm = psutil.Process().memory_info().rss / MB
     counts: collections.Counter[str] = collections.Counter()
     start = time.perf_counter()
