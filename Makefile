@@ -12,6 +12,8 @@ TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?=
 CONFIG ?= configs/quickstart.yaml
 PYTEST_ARGS ?=
+# Test processes (pytest-xdist): much of the suite waits on process and server start-ups, which two overlap.
+TEST_WORKERS ?= 2
 
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -30,7 +32,7 @@ quickstart: $(STAMP)
 	$(BIN)/pare quickstart $(CONFIG)
 
 test: $(DEV_STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 # mypy checks the files listed in pyproject.toml's [tool.mypy]: pare_model and pipelines' typed-contract modules.
 lint: $(DEV_STAMP)
