@@ -12,6 +12,7 @@ import os
 import shutil
 import uuid
 from pathlib import Path
+from typing import Literal
 
 from pare_model.body_model import BodyModel, load_body_model_assets
 from pare_model.body_model.assets import PROCEDURAL_MANIFEST, BodyModelAssets
@@ -43,7 +44,7 @@ def _check_procedural(folder: Path, manifest: dict, seed: int) -> None:
         raise AssetError(f"{folder} lacks {missing} of its procedural manifest; delete the folder to regenerate it")
 
 
-def generate_procedural_folder(folder: Path, seed: int, fmt: str = "pkl") -> Path:
+def generate_procedural_folder(folder: Path, seed: int, fmt: Literal["pkl", "npz"] = "pkl") -> Path:
     """Write the stand-in for ``seed`` into ``folder`` atomically; returns ``folder``."""
     from pare_model.body_model.procedural.files import write_asset_folder
     from pare_model.body_model.procedural.generator import generate
@@ -89,6 +90,8 @@ def prepare_assets(config: BodyModelConfig) -> Path:
         print(f"Generating the procedural body model (seed {config.seed}) in {folder} ...", flush=True)
         generate_procedural_folder(folder, config.seed)
         manifest = _manifest(folder)
+        if manifest is None:  # written just now: only another process removing it in between gets here
+            raise AssetError(f"{folder} lost its {PROCEDURAL_MANIFEST} while it was being generated; run again")
     _check_procedural(folder, manifest, config.seed)
     return folder
 
