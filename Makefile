@@ -12,7 +12,8 @@ TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?=
 CONFIG ?= configs/quickstart.yaml
 PYTEST_ARGS ?=
-# Test processes (pytest-xdist): much of the suite waits on process and server start-ups, which two overlap.
+# Test processes (pytest-xdist): much of the suite waits on process and server start-ups, which two overlap; the
+# trained model and the shards the tests share are made once per run (tests/conftest.py, under a file lock).
 TEST_WORKERS ?= 2
 
 BIN := $(VENV)/bin
@@ -32,7 +33,7 @@ quickstart: $(STAMP)
 	$(BIN)/pare quickstart $(CONFIG)
 
 test: $(DEV_STAMP)
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 # mypy checks the files listed in pyproject.toml's [tool.mypy]: pare_model and pipelines' typed-contract modules.
 lint: $(DEV_STAMP)

@@ -89,24 +89,56 @@ def s3_env():
     server.stop()
 
 
+def run_folder(tmp_path_factory, worker_id: str) -> Path:
+    """A folder of this test run that every pytest-xdist test process shares (the session's own without xdist)."""
+    base = tmp_path_factory.getbasetemp()
+    return base if worker_id == "master" else base.parent
+
+
 @pytest.fixture(scope="session")
-def training_shards(procedural_dir, tmp_path_factory, ray_cluster) -> Path:
-    """Synthetic training (coco-eft/train) and validation (3dpw/test) shards, made once per session."""
+def training_shards(procedural_dir, tmp_path_factory, ray_cluster, worker_id) -> Path:
+    """Synthetic training (coco-eft/train) and validation (3dpw/test) shards, made once per test run: under
+    pytest-xdist by the first test process that needs them, under a file lock, and reused by the others."""
+    from filelock import FileLock
+
     from tests.train_helpers import make_training_shards
 
-    return make_training_shards(procedural_dir, tmp_path_factory.mktemp("training"))
+    shared = run_folder(tmp_path_factory, worker_id)
+    root, done = shared / "training", shared / "training.done"
+    with FileLock(str(shared / "training.lock")):
+        if not done.exists():
+            root.mkdir(exist_ok=True)
+            make_training_shards(procedural_dir, root)
+            done.write_text("")
+    return root / "shards"
 
 
 @pytest.fixture(scope="session")
-def trained_run(procedural_dir, training_shards, tmp_path_factory, ray_cluster):
+def trained_run(procedural_dir, training_shards, tmp_path_factory, ray_cluster, worker_id):
     """`pare train configs/train_synthetic.yaml` as a subprocess joining the session's Ray cluster: (storage, stdout).
 
-    Made once per session: the training tests check it learns; the evaluation tests measure its model.
+    Made once per test run: the training tests check it learns; the evaluation and serving tests measure its
+    model. Under pytest-xdist the first test process that needs it trains it in the run's shared folder, under a
+    file lock, and the others wait for it and reuse it (its body model is byte-identical to theirs).
     """
+    import json
+
+    from filelock import FileLock
+
+    shared = run_folder(tmp_path_factory, worker_id)
+    storage, record = shared / "cli-train", shared / "cli-train.json"
+    with FileLock(str(shared / "cli-train.lock")):
+        if not record.exists():
+            storage.mkdir(exist_ok=True)
+            stdout = _train_synthetic(procedural_dir, training_shards, storage, ray_cluster)
+            record.write_text(json.dumps({"stdout": stdout}))
+    return storage, json.loads(record.read_text())["stdout"]
+
+
+def _train_synthetic(procedural_dir: Path, training_shards: Path, storage: Path, ray_cluster) -> str:
     import subprocess
     import sys
 
-    storage = tmp_path_factory.mktemp("cli-train")
     overrides = [
         f"body_model.asset_dir={procedural_dir}",
         f"data.datasets.coco.shards=[{training_shards / 'coco-eft' / 'train'}]",
@@ -129,4 +161,4 @@ def trained_run(procedural_dir, training_shards, tmp_path_factory, ray_cluster):
         cwd=storage,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
-    return storage, done.stdout
+    return done.stdout

@@ -28,9 +28,6 @@ from pipelines.evaluation.measure import Unit, evaluate_unit, ground_truth
 from pipelines.evaluation.predictors import ContextSpec, EvalContext
 from pipelines.evaluation.subsets import PW3D_OCC_PREFIXES, sequence_of, subsets_of
 
-# One test process makes the session's trained model (tests/conftest.py trained_run): its users share it.
-pytestmark = pytest.mark.xdist_group("trained_run")
-
 
 def shard_samples(folder: Path) -> list[dict]:
     """Every sample's annotation, read with the plain webdataset library."""

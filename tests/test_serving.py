@@ -12,9 +12,6 @@ import pytest
 
 from tests.mlflow_server import ModelServer
 
-# One test process makes the session's trained model (tests/conftest.py trained_run): its users share it.
-pytestmark = pytest.mark.xdist_group("trained_run")
-
 
 def _post(uri: str, body: bytes, content_type: str = "application/json") -> tuple[int, dict]:
     request = urllib.request.Request(f"{uri}/invocations", data=body, headers={"Content-Type": content_type})

@@ -26,8 +26,7 @@ from pipelines.data.shard_folders import resolve_folders
 from tests.mlflow_server import MlflowServer
 from tests.train_helpers import assert_resumed_once, history, small_train_config
 
-# One test process makes the session's trained model (tests/conftest.py trained_run): its users share it.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("trained_run")]
+pytestmark = pytest.mark.slow
 
 
 TRAINING_RUN = "tags.`pare.run_name` = 'synthetic'"
