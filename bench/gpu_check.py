@@ -236,6 +236,7 @@ def training_args(sizes: Sizes, gpu: bool) -> argparse.Namespace:
         log_every=sizes.log_every,
         gpu=gpu,
         precision="bf16",
+        branch_filters=16,
     )
 
 

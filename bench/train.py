@@ -45,7 +45,8 @@ def training_overrides(root: Path, shards: Path, assets: Path, workers: int, arg
         "tracking.system_metrics=false",
     ]
     if args.backbone in ("debug", "resnet_small"):
-        overrides += ["model.num_branch_filters=16", "model.num_features_smpl=16"]
+        width = args.branch_filters
+        overrides += [f"model.num_branch_filters={width}", f"model.num_features_smpl={width}"]
     return overrides
 
 
@@ -86,6 +87,9 @@ def main() -> None:
     parser.add_argument("--workers", default="1,2", help="Ray Train worker counts to measure")
     parser.add_argument("--cpus-per-worker", type=int, default=1)
     parser.add_argument("--log-every", type=int, default=20)
+    parser.add_argument(
+        "--branch-filters", type=int, default=16, help="PARE branch width of the small backbones (the CPU configs use 32)"
+    )
     parser.add_argument("--gpu", action="store_true")
     parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
     parser.add_argument("--num", type=int, default=400, help="synthetic source people")

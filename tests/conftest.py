@@ -15,6 +15,20 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 REAL_FIXTURES = SHARED / "fixtures" / "real"
 
+TRAINED_RUN_TIMEOUT_S = 1500
+"""pytest-timeout for a test using ``trained_run``: whichever runs first pays for the training (600 steps, about
+300 s inside the two-process suite on 2 idle cores, twice that with both cores busy elsewhere), and under
+pytest-xdist another may wait for it. 1500 s keeps the time an idle run needs well under a third of it."""
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """Tests that use the shared trained model get :data:`TRAINED_RUN_TIMEOUT_S` (the suite's default is 600 s)."""
+    for item in items:
+        if "trained_run" in getattr(item, "fixturenames", ()):
+            marker = item.get_closest_marker("timeout")
+            if marker is None or (marker.args and marker.args[0] < TRAINED_RUN_TIMEOUT_S):
+                item.add_marker(pytest.mark.timeout(TRAINED_RUN_TIMEOUT_S), append=False)
+
 
 @pytest.fixture(scope="session")
 def procedural_model():
@@ -157,7 +171,7 @@ def _train_synthetic(procedural_dir: Path, training_shards: Path, storage: Path,
         capture_output=True,
         text=True,
         env=env,
-        timeout=900,
+        timeout=TRAINED_RUN_TIMEOUT_S - 60,
         cwd=storage,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
