@@ -88,7 +88,10 @@ def main() -> None:
     parser.add_argument("--cpus-per-worker", type=int, default=1)
     parser.add_argument("--log-every", type=int, default=20)
     parser.add_argument(
-        "--branch-filters", type=int, default=16, help="PARE branch width of the small backbones (the CPU configs use 32)"
+        "--branch-filters",
+        type=int,
+        default=16,
+        help="PARE branch width of the small backbones (the CPU configs use 32)",
     )
     parser.add_argument("--gpu", action="store_true")
     parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
