@@ -120,6 +120,8 @@ def test_validation_errors_name_the_full_key():
         load_config(None, ["quickstart.panel_size=10"])
     with pytest.raises(ConfigError, match=r"body_model\.asset_dir must name a folder"):
         load_config(None, ["body_model.asset_dir="])
+    with pytest.raises(ConfigError, match=r"train\.worker_start_timeout_s must be > 0, got 0"):
+        load_config(None, ["train.worker_start_timeout_s=0"])
 
 
 def test_file_problems_are_reported(tmp_path):

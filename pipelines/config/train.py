@@ -179,6 +179,11 @@ class TrainConfig:
     max_failures: int = 3
     """Worker failures (a lost node, a killed process) survived by restarting from the latest checkpoint."""
 
+    worker_start_timeout_s: float = 600.0
+    """How long Ray Train waits for all its workers to start, each time it starts them (Ray's own default, 60 s, is
+    short for a busy laptop, where starting a worker that imports torch can take a minute, or for a cluster that
+    adds nodes on demand). A ``RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S`` set in the environment wins."""
+
     nan_policy: Literal["stop", "skip"] = "stop"
     """On a non-finite loss: 'stop' ends the run with an error naming the step; 'skip' drops the batch and counts it."""
 
@@ -212,6 +217,8 @@ class TrainConfig:
         for name in ("images_every", "max_failures", "torch_threads", "lr_warmup_steps"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.worker_start_timeout_s <= 0:
+            raise ValueError(f"worker_start_timeout_s must be > 0, got {self.worker_start_timeout_s}")
         if self.grad_clip_norm < 0:
             raise ValueError(f"grad_clip_norm must be >= 0 (0: off), got {self.grad_clip_norm}")
         if not self.learning_rate > 0:

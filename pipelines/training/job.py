@@ -278,6 +278,12 @@ def _record(config: PareConfig, client, handle, result, best, asset_dir: str, st
         return ""
 
 
+START_TIMEOUT_ENV = "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S"
+"""Ray Train's limit on starting its workers, read by its controller, which the driver's value reaches."""
+_USER_START_TIMEOUT = os.environ.get(START_TIMEOUT_ENV, "")
+"""The limit the user set in the environment, which wins over ``train.worker_start_timeout_s``."""
+
+
 def run_training(config: PareConfig) -> TrainingResult:
     """Train as configured; returns where the run, its checkpoints and its model are."""
     from mlflow.tracking import MlflowClient
@@ -296,6 +302,7 @@ def run_training(config: PareConfig) -> TrainingResult:
     clear_progress(status)
     loop_config = _loop_config(config_yaml, asset_dir, handle, status, shards)
     os.environ.update(worker_environment())
+    os.environ[START_TIMEOUT_ENV] = _USER_START_TIMEOUT or str(train.worker_start_timeout_s)  # Ray Train passes it on
     init_ray(train.ray_address)
     trainer = _trainer(config, loop_config, storage)
     client = MlflowClient(handle.tracking_uri)
