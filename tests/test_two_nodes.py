@@ -45,7 +45,7 @@ SECOND = "second"
 def sources(procedural_dir, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("two_nodes_sources")
     easy = ("synth.pose_variation=0.3",)
-    # enough work (36 coco shards) that the head is still building when Ray declares the lost node dead (about 2 s
+    # enough work (36 coco shards) that the head is still building when Ray declares the lost node dead (about 5 s
     # after the kill, tests/ray_nodes.py), so the job has its "lost node" line even on a fast, idle machine
     generate(procedural_dir, root / "coco", "coco_eft", 72, seed=31, occluders=0.0, overrides=easy)
     generate(procedural_dir, root / "3dpw", "3dpw", 8, seed=32, occluders=0.0, overrides=easy)
