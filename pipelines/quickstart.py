@@ -215,7 +215,7 @@ def run_pipeline(config: PareConfig) -> PipelineResult:
         "test frames (procedural body model), preprocessed into shards on Ray ..."
     )
     with stage_timer(seconds, "synthetic data and shards"):
-        shards = _make_shards(config)
+        shards = quickstart_shards(config)
     measured = train_and_measure(config, shards.train, shards.validation)
     return PipelineResult(
         shards.train.parent.parent,
@@ -230,7 +230,8 @@ def run_pipeline(config: PareConfig) -> PipelineResult:
     )
 
 
-def _make_shards(config: PareConfig):
+def quickstart_shards(config: PareConfig):
+    """The quickstart's synthetic shards under ``quickstart.output_dir/data``: made, or reused when a rerun finds them."""
     from pipelines.synthetic_shards import make_synthetic_shards
 
     quick = config.quickstart

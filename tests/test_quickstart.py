@@ -49,7 +49,9 @@ def run_pare(args: list[str], cwd: Path, ray_cluster) -> subprocess.CompletedPro
     )
 
 
-def test_the_quickstart_runs_every_stage_and_prints_where_everything_is(procedural_dir, tmp_path, ray_cluster):
+def test_the_quickstart_runs_every_stage_and_prints_where_everything_is(
+    procedural_dir, tmp_path, ray_cluster, monkeypatch, capsys
+):
     quickstart = [
         "quickstart",
         str(ROOT / "configs" / "quickstart.yaml"),
@@ -114,9 +116,22 @@ def test_the_quickstart_runs_every_stage_and_prints_where_everything_is(procedur
         "val/orient_error_median",
     }
     assert expected <= set(run.data.metrics), expected - set(run.data.metrics)
-    again = run_pare(quickstart, tmp_path, ray_cluster)
-    assert again.returncode == 0, again.stderr[-3000:]
-    assert "Reusing the synthetic shards" in again.stdout
+    assert_a_rerun_reuses_the_shards(quickstart, tmp_path, out / "data" / "shards", monkeypatch, capsys)
+
+
+def assert_a_rerun_reuses_the_shards(args: list[str], cwd: Path, shards: Path, monkeypatch, capsys) -> None:
+    """The quickstart's data step, run again in-process with the same command line, keeps the shards it made."""
+    from pipelines.config.loader import load_config
+    from pipelines.quickstart import quickstart_shards
+
+    manifests = sorted(shards.glob("*/*/manifest.json"))
+    assert len(manifests) == 2, manifests
+    before = [m.stat().st_mtime_ns for m in manifests]
+    monkeypatch.chdir(cwd)  # quickstart.output_dir is relative, as in the command
+    made = quickstart_shards(load_config(args[1], [*args[2:], *SMALL_TRAINING]))
+    assert "Reusing the synthetic shards" in capsys.readouterr().out
+    assert made.train.resolve() == (shards / "coco-eft" / "train").resolve()
+    assert [m.stat().st_mtime_ns for m in manifests] == before
 
 
 def test_the_occlusion_study_trains_both_models_and_compares_them(procedural_dir, tmp_path, ray_cluster):

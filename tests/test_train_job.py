@@ -3,17 +3,12 @@
 - the CLI with the shipped small config and 2 workers: it learns (validation PA-MPJPE clearly
   below the mean-pose baseline) and the MLflow store holds params, metrics, system metrics,
   pictures, datasets (digest = manifest hash) and the registered model;
-- a worker SIGKILLed mid-run (logging to a real ``mlflow server`` on 127.0.0.1), with a damaged
-  shard in the data: the run finishes from the last checkpoint, in one MLflow run with
-  continuous steps, and the damaged samples are counted; rerunning the command resumes;
-- a NaN loss stops the run with a clear error, or is skipped and counted;
+- a NaN loss stops the run with a clear error (skipping and counting it: tests/test_train_s3.py);
 - the MLflow server dying mid-run: training finishes and says so.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 import threading
 import time
 from pathlib import Path
@@ -24,7 +19,7 @@ from pare_model.errors import UserFacingError
 from pipelines.data.manifest import manifest_digest
 from pipelines.data.shard_folders import resolve_folders
 from tests.mlflow_server import MlflowServer
-from tests.train_helpers import assert_resumed_once, history, small_train_config
+from tests.train_helpers import history, small_train_config
 
 pytestmark = pytest.mark.slow
 
@@ -100,67 +95,7 @@ def test_mlflow_holds_params_metrics_pictures_datasets_and_the_model(trained_run
         model.predict(np.zeros((2, 64, 64, 3), np.uint8))
 
 
-def damaged_copy(source: Path, target: Path) -> None:
-    """A copy of a shard folder with one shard cut short and one with garbage inside a member."""
-    shutil.copytree(source, target)
-    shards = sorted(target.glob("shard-*.tar"))
-    data = shards[0].read_bytes()
-    shards[0].write_bytes(data[: len(data) // 3])
-    data = bytearray(shards[1].read_bytes())
-    middle = len(data) // 2
-    data[middle : middle + 4000] = os.urandom(4000)
-    shards[1].write_bytes(bytes(data))
-
-
-@pytest.fixture(scope="module")
-def mlflow_server(tmp_path_factory):
-    server = MlflowServer(tmp_path_factory.mktemp("mlflow-server")).start()
-    yield server
-    server.stop()
-
-
-def test_a_killed_worker_resumes_from_the_last_checkpoint(
-    procedural_dir, training_shards, tmp_path, mlflow_server, ray_cluster, monkeypatch
-):
-    from pipelines.training.job import run_training
-
-    damaged = tmp_path / "coco-damaged"
-    damaged_copy(training_shards / "coco-eft" / "train", damaged)
-    marker = tmp_path / "killed.txt"
-    # Killed 15 steps (about 2 s) after the step-20 checkpoint: Ray Train registers a checkpoint when its
-    # controller next polls the workers (every 2 s); a worker lost sooner resumes from the one before.
-    monkeypatch.setenv("PARE_FAULT_KILL_AT_STEP", "35")
-    monkeypatch.setenv("PARE_FAULT_MARKER", str(marker))
-    overrides = [
-        f"data.datasets.coco.shards=[{damaged}]",
-        f"tracking.tracking_uri={mlflow_server.uri}",
-        "train.max_steps=50",
-        "train.checkpoint_every=20",
-        "train.validate_every=20",
-        "train.run_name=killed",
-        "train.images_every=0",
-        "tracking.system_metrics=false",
-        "data.validation_max_samples=16",
-    ]
-    config = small_train_config(procedural_dir, training_shards, tmp_path / "storage", *overrides)
-    result = run_training(config)
-    assert marker.exists(), "the fault was not injected"
-    assert result.steps == 50
-    client = client_for(mlflow_server.uri)
-    # 21-35 ran twice (30 logged twice), from the checkpoint at 20
-    run = assert_resumed_once(client, result.experiment_id, "killed", [10, 20, 30, 30, 40, 50])
-    assert run.data.metrics["train/skipped_samples"] > 0
-
-    # Rerunning the same command with more steps resumes the run from its last checkpoint.
-    monkeypatch.delenv("PARE_FAULT_KILL_AT_STEP")
-    config = small_train_config(procedural_dir, training_shards, tmp_path / "storage", *overrides, "train.max_steps=60")
-    again = run_training(config)
-    assert again.resumed and again.run_id == result.run_id and again.steps == 60
-    steps = [m.step for m in history(client, run.info.run_id, "train/loss")]
-    assert sorted(set(steps)) == [10, 20, 30, 40, 50, 60]
-
-
-def test_a_nan_loss_stops_with_a_clear_error_or_is_skipped(
+def test_a_nan_loss_stops_with_a_clear_error_naming_the_skip_policy(
     procedural_dir, training_shards, tmp_path, ray_cluster, monkeypatch
 ):
     from pipelines.training.job import run_training
@@ -181,14 +116,7 @@ def test_a_nan_loss_stops_with_a_clear_error_or_is_skipped(
     client = client_for(f"sqlite:///{tmp_path / 'stop' / 'mlflow.db'}")
     (run,) = client.search_runs([client.get_experiment_by_name("pare").experiment_id])
     assert run.info.status == "FAILED" and run.data.tags["pare.stopped"] == "non_finite_loss"
-
-    config = small_train_config(
-        procedural_dir, training_shards, tmp_path / "skip", *base, "train.run_name=nan", "train.nan_policy=skip"
-    )
-    result = run_training(config)
-    assert result.steps == 12
-    client = client_for(result.tracking_uri)
-    assert client.get_run(result.run_id).data.metrics["train/nan_skips"] == 1
+    # train.nan_policy=skip is taken through a real run in tests/test_train_s3.py
 
 
 def test_training_survives_the_mlflow_server_going_away(procedural_dir, training_shards, tmp_path, ray_cluster, capfd):

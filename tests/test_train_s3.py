@@ -1,12 +1,15 @@
 """Training with ``train.storage_path=s3://...`` against a real S3 API server (moto) on 127.0.0.1.
 
-- ``pare train`` and ``pare evaluate`` run as commands with their own local Ray (tests/s3_server.py),
-  whose workers reach the bucket through ``AWS_*`` variables in their environment, as a cluster's
-  nodes do. MLflow is a sqlite store on this machine (every worker runs here). The only worker is
+- The night a worker dies, end to end: ``pare train`` and ``pare evaluate`` run as commands with their own
+  local Ray (tests/s3_server.py), whose workers reach the bucket through ``AWS_*`` variables in their
+  environment, as a cluster's nodes do. MLflow is a sqlite store on this machine (every worker runs here).
+  The training data holds a shard cut short and one with garbage inside a member, and one step's loss is NaN
+  (``train.nan_policy=skip``). The only worker is
   SIGKILLed mid-run (``PARE_FAULT_KILL_AT_STEP``, pipelines/training/faults.py): Ray Train restarts it
   from the latest checkpoint in the bucket, and the run ends at the step an unkilled run ends at, in
-  one MLflow run with continuous steps. ``pare evaluate --checkpoint s3://...`` then measures the
-  published model and logs into that run at its step.
+  one MLflow run with continuous steps, with the damaged samples and the skipped step counted. Rerunning the command with
+  more steps resumes that run from its last checkpoint. ``pare evaluate --checkpoint s3://...`` then
+  measures the published model and logs into that run at its step.
 - What the user is told without a Ray worker: a remote storage path with no tracking server, a bucket
   that does not exist, a checkpoint that is not there; and ``train.init_checkpoint`` read from S3.
 """
@@ -22,28 +25,32 @@ import pytest
 from pipelines.cli import main
 from tests.s3_server import run_pare, s3fs_for
 from tests.test_cli import ROOT
-from tests.train_helpers import small_train_overrides
+from tests.train_helpers import damaged_copy, small_train_overrides, the_run
 
 BUCKET = "pare-training"  # its own bucket: the moto server is shared with the preprocessing test, which makes "pare"
 STORAGE = f"s3://{BUCKET}/train"
 RUN = "on-s3"
 MAX_STEPS = 50
+MORE_STEPS = 60
+"""The rerun's ``train.max_steps``: the same command with more steps resumes the finished run."""
 KILL_AT_STEP = 35
 """With checkpoints every 10 steps, the worker dies 15 steps (seconds) after the one at step 20: Ray Train
 registers a checkpoint when its controller next polls the workers (every 2 s), so it resumes from 20 or 30."""
 
 
-def train_args(procedural_dir: Path, shards: Path, tracking_uri: str) -> list[str]:
+def train_args(procedural_dir: Path, shards: Path, coco: Path, tracking_uri: str) -> list[str]:
     return small_train_overrides(
         procedural_dir,
         shards,
         STORAGE,
+        f"data.datasets.coco.shards=[{coco}]",
         f"tracking.tracking_uri={tracking_uri}",
         "train.num_workers=1",
         f"train.max_steps={MAX_STEPS}",
         "train.checkpoint_every=10",
         "train.validate_every=25",
         f"train.run_name={RUN}",
+        "train.nan_policy=skip",
         "train.images_every=0",
         "tracking.system_metrics=false",
         "data.validation_max_samples=16",
@@ -69,7 +76,9 @@ def check_bucket(fs) -> None:
 
 
 def check_training_run(client, tmp_path: Path, resumed_at: int):
-    """One finished MLflow run: continuous steps from the resumed checkpoint on, ending where an unkilled run ends."""
+    """One finished MLflow run: continuous steps from the resumed checkpoint on, ending where an unkilled run ends,
+    with the damaged shards' samples and the NaN step counted (that step came before the kill: the count is
+    restored from the checkpoint)."""
     experiment = client.get_experiment_by_name("pare")
     assert experiment.artifact_location == (tmp_path / "mlartifacts").as_uri()  # beside the sqlite file
     (run,) = client.search_runs([experiment.experiment_id], filter_string=f"tags.`pare.run_name` = '{RUN}'")
@@ -82,11 +91,12 @@ def check_training_run(client, tmp_path: Path, resumed_at: int):
     rerun = list(range(resumed_at + 10, KILL_AT_STEP, 10))
     assert logged_steps(client, run.info.run_id, "train/loss") == sorted([*range(10, MAX_STEPS + 1, 10), *rerun])
     assert logged_steps(client, run.info.run_id, "val/pa_mpjpe")[-1] == MAX_STEPS
+    assert run.data.metrics["train/skipped_samples"] > 0 and run.data.metrics["train/nan_skips"] == 1
     return run
 
 
 @pytest.mark.slow
-def test_checkpoints_on_s3_survive_a_killed_worker_and_evaluate_reads_them(
+def test_checkpoints_on_s3_survive_a_killed_worker_and_a_rerun_resumes_and_evaluate_reads_them(
     procedural_dir, training_shards, tmp_path, s3_env
 ):
     from mlflow.tracking import MlflowClient
@@ -94,9 +104,16 @@ def test_checkpoints_on_s3_survive_a_killed_worker_and_evaluate_reads_them(
     fs = s3fs_for(s3_env)
     fs.mkdir(BUCKET)
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    damaged = tmp_path / "coco-damaged"
+    damaged_copy(training_shards / "coco-eft" / "train", damaged)
+    arguments = train_args(procedural_dir, training_shards, damaged, store)
     marker = tmp_path / "killed.txt"
-    faults = {"PARE_FAULT_KILL_AT_STEP": str(KILL_AT_STEP), "PARE_FAULT_MARKER": str(marker)}
-    done = run_pare("train", *train_args(procedural_dir, training_shards, store), env=s3_env | faults)
+    faults = {
+        "PARE_FAULT_KILL_AT_STEP": str(KILL_AT_STEP),
+        "PARE_FAULT_MARKER": str(marker),
+        "PARE_FAULT_NAN_AT_STEP": "7",
+    }
+    done = run_pare("train", *arguments, env=s3_env | faults)
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-5000:]
     assert marker.exists(), "the fault was not injected"
@@ -108,6 +125,14 @@ def test_checkpoints_on_s3_survive_a_killed_worker_and_evaluate_reads_them(
     client = MlflowClient(store)
     run = check_training_run(client, tmp_path, int(resumed[1]))
 
+    done = run_pare("train", *arguments, f"train.max_steps={MORE_STEPS}", env=s3_env)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-5000:]
+    assert (
+        f"resuming at step {MAX_STEPS}" in done.stdout + done.stderr and f"finished at step {MORE_STEPS}" in done.stdout
+    )
+    assert the_run(client, run.info.experiment_id, RUN).info.run_id == run.info.run_id  # the same run, continued
+    assert sorted(set(logged_steps(client, run.info.run_id, "train/loss"))) == list(range(10, MORE_STEPS + 1, 10))
+
     checkpoint = f"{STORAGE}/{RUN}/latest/model.pt"
     out = tmp_path / "evaluate"
     args = ["--checkpoint", checkpoint, "--shards", str(training_shards / "3dpw" / "test"), "--out", str(out)]
@@ -116,9 +141,9 @@ def test_checkpoints_on_s3_survive_a_killed_worker_and_evaluate_reads_them(
     done = run_pare("evaluate", *args, *options, env=s3_env)
     assert done.returncode == 0, (done.stdout + done.stderr)[-5000:]
     result = json.loads((out / "metrics.json").read_text())
-    assert result["evaluated"] == checkpoint and result["step"] == MAX_STEPS
+    assert result["evaluated"] == checkpoint and result["step"] == MORE_STEPS
     assert result["training_run_id"] == run.info.run_id
-    assert logged_steps(client, run.info.run_id, "eval/3dpw/pa_mpjpe") == [MAX_STEPS]  # into the training run
+    assert logged_steps(client, run.info.run_id, "eval/3dpw/pa_mpjpe") == [MORE_STEPS]  # into the training run
 
 
 def test_remote_storage_without_a_tracking_server_names_the_setting(procedural_dir, tmp_path, capsys):

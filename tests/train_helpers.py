@@ -66,6 +66,21 @@ def small_train_config(procedural_dir: Path, shards: Path, storage: Path, *extra
     return load_config(None, small_train_overrides(procedural_dir, shards, storage, *extra))
 
 
+def damaged_copy(source: Path, target: Path) -> None:
+    """A copy of a shard folder with one shard cut short and one with garbage inside a member."""
+    import os
+    import shutil
+
+    shutil.copytree(source, target)
+    shards = sorted(target.glob("shard-*.tar"))
+    data = shards[0].read_bytes()
+    shards[0].write_bytes(data[: len(data) // 3])
+    data = bytearray(shards[1].read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 4000] = os.urandom(4000)
+    shards[1].write_bytes(bytes(data))
+
+
 def history(client, run_id: str, key: str) -> list:
     """A metric's logged values in the order of their steps (and times, for a step logged twice)."""
     return sorted(client.get_metric_history(run_id, key), key=lambda m: (m.step, m.timestamp))
