@@ -11,6 +11,25 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.pop("MLFLOW_TRACKING_URI", None)  # tests choose their stores; a developer's server must not get their runs
 
+
+def pytest_configure(config) -> None:
+    """torch's (OpenMP's) threads in each test process and the commands it starts: the cores shared among
+    pytest-xdist's processes (set before any test imports torch; an OMP_NUM_THREADS of the user's wins).
+
+    More threads than cores make OpenMP's waiting threads spin on cores another process needs: measured
+    2026-12-03 on 2 cores, the two learning-sanity tests side by side took 538 s (993 s of CPU) with 2 threads
+    each, and 119 s (138 s of CPU) with 1. Ray's workers get their own count from Ray (1 per CPU they hold),
+    and training sets ``train.torch_threads``; this is for the work the tests do in their own processes.
+    """
+    if hasattr(config, "workerinput"):  # a pytest-xdist test process
+        workers = int(config.workerinput["workercount"])
+    elif getattr(config.option, "numprocesses", None):
+        return  # pytest-xdist's controller: its test processes inherit its environment and set their own
+    else:
+        workers = 1
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
+
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 REAL_FIXTURES = SHARED / "fixtures" / "real"
