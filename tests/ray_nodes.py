@@ -68,9 +68,11 @@ class RayNode:
         num_cpus: int,
         head_address: str = "",
         env: dict[str, str] | None = None,
+        dashboard_port: int = 0,
     ) -> None:
         self.name, self.num_cpus, self.env = name, num_cpus, env or {}
         self.head_address = head_address  # empty: this node is the head
+        self.dashboard_port = dashboard_port  # a head with Ray's dashboard (job submission) on this port; 0: none
         self.temp_dir = tempfile.mkdtemp(prefix=f"ray-{name}-", dir="/tmp")
         self.port = free_port() if not head_address else 0
         self.process: subprocess.Popen | None = None
@@ -84,7 +86,12 @@ class RayNode:
         return self.head_address or f"127.0.0.1:{self.port}"
 
     def command(self) -> list[str]:
-        role = ["--head", f"--port={self.port}", "--include-dashboard=false", f"--ray-client-server-port={free_port()}"]
+        dashboard = (
+            ["--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={self.dashboard_port}"]
+            if self.dashboard_port
+            else ["--include-dashboard=false"]
+        )
+        role = ["--head", f"--port={self.port}", *dashboard, f"--ray-client-server-port={free_port()}"]
         return [
             str(BIN / "ray"),
             "start",
