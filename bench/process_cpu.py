@@ -1,0 +1,118 @@
+"""Where a command's CPU time goes: every process it starts, grouped by kind (Linux only).
+
+    .venv/bin/python bench/process_cpu.py -- bash .ci/run     # the whole CI run
+    .venv/bin/python bench/process_cpu.py -- make test
+
+Samples /proc twice a second and keeps each process's user + system time at its last sighting, for
+the processes started after the command (Ray's workers are started by a raylet, not by the command,
+so they are found by start time, not by parentage). A process that lives less than half a second
+can be missed. Prints the wall time, how busy the cores were, and a table by kind of process. The
+figures in docs/benchmarks.md ("The test suite") come from it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+KINDS = (
+    ("Ray worker processes (tasks and actors)", ("default_worker.py", "ray::")),
+    (
+        "Ray system processes (GCS, raylet, agents, dashboard)",
+        ("gcs_server", "raylet", "ray/dashboard", "ray/_private"),
+    ),
+    ("pytest processes", ("pytest", "execnet", "exec(eval(sys.stdin")),
+    ("pare commands", ("bin/pare ", "pipelines.cli")),
+    ("pip", ("pip install",)),
+    ("lint (ruff, mypy)", ("ruff", "mypy")),
+    ("servers (MLflow, S3, PostgreSQL)", ("mlflow", "uvicorn", "moto", "postgres")),
+)
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def kind(cmdline: str) -> str:
+    for name, marks in KINDS:
+        if any(mark in cmdline for mark in marks):
+            return name
+    return "other"
+
+
+def sample(since_ticks: int, seen: dict[str, list], stop: threading.Event) -> None:
+    """pid:start -> [cpu seconds, command line], for processes started at or after ``since_ticks`` (not this one)."""
+    me = str(os.getpid())
+    while not stop.is_set():
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or entry.name == me:
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+                fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)": state, ppid, ...
+                start = int(fields[19])
+                if start < since_ticks:
+                    continue
+                cpu = (int(fields[11]) + int(fields[12])) / TICK
+                key = f"{entry.name}:{start}"
+                if key not in seen:
+                    cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                    seen[key] = [cpu, cmdline]
+                else:
+                    seen[key][0] = cpu
+            except (OSError, ValueError, IndexError):
+                continue
+        stop.wait(0.5)
+
+
+def busy_ticks() -> tuple[int, int]:
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]
+    return sum(values) - idle, sum(values)
+
+
+def report(seen: dict[str, list], wall: float, busy: float) -> str:
+    groups: dict[str, list[float]] = {}
+    for cpu, cmdline in seen.values():
+        groups.setdefault(kind(cmdline), []).append(cpu)
+    total = sum(sum(v) for v in groups.values())
+    lines = [
+        f"wall {wall:.0f} s on {os.cpu_count()} cores, cores {100 * busy:.0f} % busy; "
+        f"{len(seen)} processes used {total:.0f} s of CPU",
+        "| kind of process | processes | CPU s | share | median CPU s per process |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for name, cpus in sorted(groups.items(), key=lambda item: -sum(item[1])):
+        lines.append(
+            f"| {name} | {len(cpus)} | {sum(cpus):.0f} | {100 * sum(cpus) / max(total, 1e-9):.0f} % "
+            f"| {statistics.median(cpus):.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("command", nargs=argparse.REMAINDER, help="the command, after --")
+    args = parser.parse_args()
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        parser.error("give the command to measure after --")
+    since = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+    seen: dict[str, list] = {}
+    stop = threading.Event()
+    sampler = threading.Thread(target=sample, args=(since, seen, stop), daemon=True)
+    busy0, total0 = busy_ticks()
+    start = time.monotonic()
+    sampler.start()
+    status = subprocess.call(command)
+    stop.set()
+    sampler.join()
+    busy1, total1 = busy_ticks()
+    print(report(seen, time.monotonic() - start, (busy1 - busy0) / max(total1 - total0, 1)))
+    return status
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
