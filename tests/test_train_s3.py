@@ -1,8 +1,8 @@
 """Training with ``train.storage_path=s3://...`` against a real S3 API server (moto) on 127.0.0.1.
 
-- The night a worker dies, end to end: ``pare train`` and ``pare evaluate`` run as commands with their own
-  local Ray (tests/s3_server.py), whose workers reach the bucket through ``AWS_*`` variables in their
-  environment, as a cluster's nodes do. MLflow is a sqlite store on this machine (every worker runs here).
+- The night a worker dies, end to end: ``pare train`` and ``pare evaluate`` run as commands that join one Ray
+  head (tests/ray_nodes.py) started with the bucket's ``AWS_*`` variables, so that its workers reach the
+  bucket through their environment, as a cluster's nodes do. MLflow is a sqlite store on this machine (every worker runs here).
   The training data holds a shard cut short and one with garbage inside a member, and one step's loss is NaN
   (``train.nan_policy=skip``). The only worker is
   SIGKILLed mid-run (``PARE_FAULT_KILL_AT_STEP``, pipelines/training/faults.py): Ray Train restarts it
@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.cli import main
+from tests.ray_nodes import RayNode
 from tests.s3_server import run_pare, s3fs_for
 from tests.test_cli import ROOT
 from tests.train_helpers import damaged_copy, small_train_overrides, the_run
@@ -95,9 +96,18 @@ def check_training_run(client, tmp_path: Path, resumed_at: int):
     return run
 
 
+@pytest.fixture
+def s3_ray(s3_env):
+    """The address of a Ray head whose workers have the bucket's ``AWS_*`` variables, for the test's commands
+    (one start, and a kill at the end, instead of a local Ray started and stopped by each command)."""
+    head = RayNode("s3", 2, env=s3_env).start()
+    yield head.address
+    head.stop()
+
+
 @pytest.mark.slow
 def test_checkpoints_on_s3_survive_a_killed_worker_and_a_rerun_resumes_and_evaluate_reads_them(
-    procedural_dir, training_shards, tmp_path, s3_env
+    procedural_dir, training_shards, tmp_path, s3_env, s3_ray
 ):
     from mlflow.tracking import MlflowClient
 
@@ -106,7 +116,7 @@ def test_checkpoints_on_s3_survive_a_killed_worker_and_a_rerun_resumes_and_evalu
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     damaged = tmp_path / "coco-damaged"
     damaged_copy(training_shards / "coco-eft" / "train", damaged)
-    arguments = train_args(procedural_dir, training_shards, damaged, store)
+    arguments = [*train_args(procedural_dir, training_shards, damaged, store), f"train.ray_address={s3_ray}"]
     marker = tmp_path / "killed.txt"
     faults = {
         "PARE_FAULT_KILL_AT_STEP": str(KILL_AT_STEP),
@@ -137,7 +147,7 @@ def test_checkpoints_on_s3_survive_a_killed_worker_and_a_rerun_resumes_and_evalu
     out = tmp_path / "evaluate"
     args = ["--checkpoint", checkpoint, "--shards", str(training_shards / "3dpw" / "test"), "--out", str(out)]
     options = [f"body_model.asset_dir={procedural_dir}", f"tracking.tracking_uri={store}"]
-    options += ["evaluate.num_actors=1", "evaluate.max_samples=10"]
+    options += ["evaluate.num_actors=1", "evaluate.max_samples=10", f"evaluate.ray_address={s3_ray}"]
     done = run_pare("evaluate", *args, *options, env=s3_env)
     assert done.returncode == 0, (done.stdout + done.stderr)[-5000:]
     result = json.loads((out / "metrics.json").read_text())
