@@ -26,7 +26,7 @@ KINDS = (
         "Ray system processes (GCS, raylet, agents, dashboard)",
         ("gcs_server", "raylet", "ray/dashboard", "ray/_private"),
     ),
-    ("pytest processes", ("pytest", "execnet", "exec(eval(sys.stdin")),
+    ("pytest processes", ("pytest", "execnet", "sys.stdin.readline")),  # xdist starts its workers with -c reading stdin
     ("pare commands", ("bin/pare ", "pipelines.cli")),
     ("pip", ("pip install",)),
     ("lint (ruff, mypy)", ("ruff", "mypy")),
