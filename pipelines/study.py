@@ -26,11 +26,15 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pare_model.errors import UserFacingError
 from pipelines.config.loader import load_config
 from pipelines.config.schema import PareConfig
 from pipelines.config.train import DatasetConfig
+
+if TYPE_CHECKING:
+    from pipelines.evaluation.workers import EvaluationActors
 
 
 @dataclass(frozen=True)
@@ -89,10 +93,9 @@ def train_and_measure(config: PareConfig, train_shards: Path, test_shards: Path)
     ``test_shards``.
 
     The final model, not the "best" one: validation ran on the same test set, so choosing by it would bias the
-    figures. Evaluation logs into the training run. ``config`` is updated in place.
+    figures. Evaluation logs into the training run. The three measurements share one set of Ray actors, which
+    load the model once. ``config`` is updated in place.
     """
-    from pipelines.evaluation.job import run_evaluation
-    from pipelines.occlusion_sensitivity.job import run_occlusion_analysis
     from pipelines.training.job import run_training
 
     config.data.datasets = {"coco": DatasetConfig(shards=[str(train_shards)])}
@@ -104,22 +107,45 @@ def train_and_measure(config: PareConfig, train_shards: Path, test_shards: Path)
     config.tracking.tracking_uri = training.tracking_uri
     config.evaluate.checkpoint = training.checkpoint
     config.evaluate.shards = [str(test_shards)]
-    print("Evaluating the final model on the test shards ...")
-    with stage_timer(seconds, "evaluation"):
-        evaluation = run_evaluation(config)
-    print("Evaluating it on its own training images (no augmentation) ...")
     on_train = copy.deepcopy(config)
     on_train.evaluate.shards = [str(train_shards)]
     on_train.evaluate.subsets = []
     on_train.evaluate.output_dir = str(
         Path(config.evaluate.output_dir).with_name(Path(config.evaluate.output_dir).name + "_train")
     )
+    with _measuring_actors(config) as actors:
+        evaluation, train_evaluation, occlusion = _measure(config, on_train, actors, seconds)
+    return Measured(training, evaluation, train_evaluation, occlusion, seconds)
+
+
+def _measuring_actors(config: PareConfig) -> contextlib.AbstractContextManager:
+    """Evaluation actors that have loaded ``config.evaluate.checkpoint``'s model, for every measurement of it."""
+    from pipelines.evaluation.job import context_spec
+    from pipelines.evaluation.source import resolve_source
+    from pipelines.evaluation.workers import shared_actors
+    from pipelines.io.cluster import init_ray
+
+    evaluate = config.evaluate
+    init_ray(evaluate.ray_address)
+    spec = context_spec(config, resolve_source(config))
+    return shared_actors(spec, evaluate.num_actors, evaluate.cpus_per_actor, 1.0 if evaluate.use_gpu else 0.0)
+
+
+def _measure(config: PareConfig, on_train: PareConfig, actors: EvaluationActors, seconds: dict[str, float]) -> tuple:
+    """(evaluation on the test set, on the training images, occlusion analysis), timed into ``seconds``."""
+    from pipelines.evaluation.job import run_evaluation
+    from pipelines.occlusion_sensitivity.job import run_occlusion_analysis
+
+    print("Evaluating the final model on the test shards ...")
+    with stage_timer(seconds, "evaluation"):
+        evaluation = run_evaluation(config, actors)
+    print("Evaluating it on its own training images (no augmentation) ...")
     with stage_timer(seconds, "evaluation on the training images"):
-        train_evaluation = run_evaluation(on_train)
+        train_evaluation = run_evaluation(on_train, actors)
     print("Occlusion sensitivity analysis ...")
     with stage_timer(seconds, "occlusion analysis"):
-        occlusion = run_occlusion_analysis(config)
-    return Measured(training, evaluation, train_evaluation, occlusion, seconds)
+        occlusion = run_occlusion_analysis(config, actors)
+    return evaluation, train_evaluation, occlusion
 
 
 @contextlib.contextmanager

@@ -85,6 +85,35 @@ def test_ground_truth_as_the_prediction_gives_zero_on_every_subset(
     assert np.asarray(Image.open(out / "per_joint.png")).std() > 10
 
 
+def _pid(context, unit) -> int:
+    import os
+
+    return os.getpid()
+
+
+def test_shared_actors_serve_every_job_of_their_model_and_no_other(procedural_dir, ray_cluster):
+    """One set of actors (the model loaded once) serves several measurements; another model's job is refused (the
+    shared actors hold the CPUs its own actors would wait for)."""
+    import dataclasses
+
+    import ray
+
+    from pipelines.evaluation.workers import run_units, shared_actors
+
+    spec = ContextSpec(asset_dir=str(procedural_dir), predictor="ground_truth")
+    units = [(Unit((f"unit-{i}",)), 1) for i in range(4)]
+    with shared_actors(spec, 2, 1, 0.0) as actors:
+        pids = set(ray.get([handle.run.remote(_pid, units[0][0]) for handle in actors.handles]))
+        first = set(run_units(spec, _pid, units, 2, 1, 0.0, "first", actors))
+        second = set(run_units(spec, _pid, units, 2, 1, 0.0, "second", actors))
+        other = dataclasses.replace(spec, predictor="mean_pose")
+        with pytest.raises(ValueError, match="made for"):
+            next(run_units(other, _pid, units, 1, 1, 0.0, "another model", actors))
+    assert len(pids) == 2 and first <= pids and second <= pids, (pids, first, second)
+    with pytest.raises(ray.exceptions.RayActorError):  # killed when the block ended
+        ray.get(actors.handles[0].run.remote(_pid, units[0][0]), timeout=60)
+
+
 def test_a_known_rotation_gives_its_mpjpe_and_a_pa_mpjpe_of_zero(procedural_dir, training_shards):
     test = training_shards / "3dpw" / "test"
     angle = math.radians(30.0)

@@ -22,7 +22,7 @@ from pipelines.evaluation.shard_check import check_shards, expected_samples
 from pipelines.evaluation.source import EvaluationError, ModelSource, resolve_source
 from pipelines.evaluation.subsets import check_subsets
 from pipelines.evaluation.tracking import Logged, check_logging, log_results
-from pipelines.evaluation.workers import plan_units, run_units
+from pipelines.evaluation.workers import EvaluationActors, plan_units, run_units
 from pipelines.preflight import check_body_model, check_output_folder
 
 
@@ -81,8 +81,8 @@ def _check_gpu(config: PareConfig) -> None:
             raise EvaluationError("evaluate.use_gpu=true but this machine has no CUDA GPU; set evaluate.use_gpu=false")
 
 
-def _evaluate_on_actors(config: PareConfig, source, folders) -> EvalPart:
-    """Every sample of ``folders`` measured on ``evaluate.num_actors`` Ray actors, merged."""
+def _evaluate_on_actors(config: PareConfig, source, folders, shared: EvaluationActors | None) -> EvalPart:
+    """Every sample of ``folders`` measured on ``evaluate.num_actors`` Ray actors (``shared``'s if they fit), merged."""
     evaluate = config.evaluate
     units = plan_units(folders, evaluate.num_actors, evaluate.max_samples)
     job = functools.partial(evaluate_unit, batch_size=evaluate.batch_size, baseline=evaluate.baseline)
@@ -90,7 +90,7 @@ def _evaluate_on_actors(config: PareConfig, source, folders) -> EvalPart:
     gpus = 1.0 if evaluate.use_gpu else 0.0
     spec = context_spec(config, source)
     for result in run_units(
-        spec, job, units, evaluate.num_actors, evaluate.cpus_per_actor, gpus, f"evaluate {source.label}"
+        spec, job, units, evaluate.num_actors, evaluate.cpus_per_actor, gpus, f"evaluate {source.label}", shared
     ):
         part.extend(result)
     return part
@@ -113,8 +113,11 @@ def _run_info(config: PareConfig, source, folders, part: EvalPart, expected: int
     }
 
 
-def run_evaluation(config: PareConfig) -> EvaluationResult:
-    """Evaluate as configured; returns the summary and where the files and the MLflow run are."""
+def run_evaluation(config: PareConfig, shared: EvaluationActors | None = None) -> EvaluationResult:
+    """Evaluate as configured; returns the summary and where the files and the MLflow run are.
+
+    ``shared``: actors already running for this model and these settings
+    (:func:`~pipelines.evaluation.workers.shared_actors`), used instead of starting new ones."""
     from pipelines.io.cluster import init_ray
 
     start = time.monotonic()
@@ -125,7 +128,7 @@ def run_evaluation(config: PareConfig) -> EvaluationResult:
     check_logging(config, source)
     folders, damaged = shard_folders(config)
     init_ray(evaluate.ray_address)
-    part = _evaluate_on_actors(config, source, folders)
+    part = _evaluate_on_actors(config, source, folders, shared)
     if not len(part):
         raise EvaluationError(
             f"no sample of {[f.uri for f in folders]} has 3D ground truth (a fit or 3D joints); "

@@ -4,12 +4,16 @@ A folder with at least two shards per actor is split by shard (one unit each, so
 shard by shard and a slow shard does not hold the others); a smaller folder, or one read only
 up to ``max_samples``, is split by sample index into one unit per actor. Each actor builds its
 :class:`~pipelines.evaluation.predictors.EvalContext` (loads the model) once and then takes
-units as they come (``ray.util.ActorPool``), so fast actors do more.
+units as they come (``ray.util.ActorPool``), so fast actors do more. Several measurements of one
+model (the evaluation on the test set and on the training images, the occlusion analysis) can share
+one set of actors (:func:`shared_actors`) instead of starting and loading their own.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from tqdm import tqdm
@@ -54,6 +58,34 @@ class Worker:
         return job(self.context, unit)
 
 
+@dataclass(frozen=True)
+class EvaluationActors:
+    """Ray actors that have each built the context of ``spec`` (loaded its model), kept for several jobs."""
+
+    spec: ContextSpec
+    handles: tuple[Any, ...]
+
+
+def _start(spec: ContextSpec, count: int, cpus: int, gpus: float) -> tuple[Any, ...]:
+    import ray
+
+    remote = ray.remote(num_cpus=cpus, num_gpus=gpus)(Worker)
+    return tuple(remote.remote(spec) for _ in range(count))
+
+
+@contextlib.contextmanager
+def shared_actors(spec: ContextSpec, actors: int, cpus: int, gpus: float) -> Iterator[EvaluationActors]:
+    """``actors`` actors for ``spec``, to pass to several :func:`run_units` calls; killed when the block ends."""
+    import ray
+
+    started = EvaluationActors(spec, _start(spec, max(1, actors), cpus, gpus))
+    try:
+        yield started
+    finally:
+        for handle in started.handles:
+            ray.kill(handle)
+
+
 def run_units(
     spec: ContextSpec,
     job: Callable[[EvalContext, Unit], Any],
@@ -62,14 +94,17 @@ def run_units(
     cpus: int,
     gpus: float,
     description: str,
+    shared: EvaluationActors | None = None,
 ) -> Iterator[Any]:
-    """Results of ``job`` on every unit (in unit order), on ``actors`` Ray actors, with a progress bar."""
-    import ray
+    """Results of ``job`` on every unit (in unit order), with a progress bar: on ``shared``'s actors, which must
+    have been made for ``spec`` (they hold their CPUs, so others might never start beside them), otherwise on
+    ``actors`` new Ray actors (at most one per unit)."""
     from ray.util import ActorPool
 
-    remote = ray.remote(num_cpus=cpus, num_gpus=gpus)(Worker)
-    count = max(1, min(actors, len(units)))
-    pool = ActorPool([remote.remote(spec) for _ in range(count)])
+    if shared is not None and shared.spec != spec:
+        raise ValueError(f"the shared evaluation actors were made for {shared.spec}, not for {spec}")
+    handles = shared.handles if shared is not None else _start(spec, max(1, min(actors, len(units))), cpus, gpus)
+    pool = ActorPool(list(handles))
     expected = {id(unit): samples for unit, samples in units}
     with tqdm(total=sum(expected.values()), desc=description, unit="sample") as bar:
         ordered = [unit for unit, _ in units]

@@ -31,7 +31,7 @@ from pipelines.config.schema import PareConfig
 from pipelines.evaluation.job import context_spec, shard_folders
 from pipelines.evaluation.source import EvaluationError, ModelSource, resolve_source
 from pipelines.evaluation.tracking import Logged, check_logging, log_results
-from pipelines.evaluation.workers import plan_units, run_units
+from pipelines.evaluation.workers import EvaluationActors, plan_units, run_units
 from pipelines.file_names import safe_file_name
 from pipelines.occlusion_sensitivity.analysis import Grid, OcclusionPart, analyse_unit, local_sensitivity
 from pipelines.occlusion_sensitivity.figures import joint_heatmaps, part_sensitivity, part_sensitivity_figure
@@ -129,8 +129,9 @@ def _figures(
     return files
 
 
-def run_occlusion_analysis(config: PareConfig) -> OcclusionResult:
-    """Run the analysis as configured; returns the headline numbers and where the files are."""
+def run_occlusion_analysis(config: PareConfig, shared: EvaluationActors | None = None) -> OcclusionResult:
+    """Run the analysis as configured; returns the headline numbers and where the files are. ``shared``: as for
+    :func:`~pipelines.evaluation.job.run_evaluation`."""
     from pipelines.io.cluster import init_ray
 
     start = time.monotonic()
@@ -158,6 +159,7 @@ def run_occlusion_analysis(config: PareConfig) -> OcclusionResult:
         evaluate.cpus_per_actor,
         1.0 if evaluate.use_gpu else 0.0,
         f"occlusion {source.label}",
+        shared,
     ):
         part = result if part is None else part.extend(result)
     if part is None or not len(part):
