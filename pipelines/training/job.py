@@ -22,6 +22,7 @@ from pare_model.errors import UserFacingError
 from pipelines.body_model_source import prepare_assets
 from pipelines.config.loader import to_yaml
 from pipelines.config.schema import PareConfig
+from pipelines.config.train import TrainConfig
 from pipelines.console import verbose
 from pipelines.data.shard_folders import resolve_training_shards
 from pipelines.io.cluster import init_ray
@@ -282,6 +283,16 @@ START_TIMEOUT_ENV = "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S"
 """Ray Train's limit on starting its workers, read by its controller, which the driver's value reaches."""
 _USER_START_TIMEOUT = os.environ.get(START_TIMEOUT_ENV, "")
 """The limit the user set in the environment, which wins over ``train.worker_start_timeout_s``."""
+PREEMPTION_WATCHER_ENV = "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER"
+"""Ray Train's switch for its per-run actor that tells the workers when their node is about to be drained. The
+loop does not read that signal (it checkpoints every ``train.checkpoint_every`` steps, and a run resumes after a
+lost node), so the actor would only cost a process per run: off unless the environment sets it."""
+
+
+def _ray_train_environment(train: TrainConfig) -> None:
+    """Ray Train's settings read by its controller, which the driver's environment reaches."""
+    os.environ[START_TIMEOUT_ENV] = _USER_START_TIMEOUT or str(train.worker_start_timeout_s)
+    os.environ.setdefault(PREEMPTION_WATCHER_ENV, "0")
 
 
 def run_training(config: PareConfig) -> TrainingResult:
@@ -302,7 +313,7 @@ def run_training(config: PareConfig) -> TrainingResult:
     clear_progress(status)
     loop_config = _loop_config(config_yaml, asset_dir, handle, status, shards)
     os.environ.update(worker_environment())
-    os.environ[START_TIMEOUT_ENV] = _USER_START_TIMEOUT or str(train.worker_start_timeout_s)  # Ray Train passes it on
+    _ray_train_environment(train)
     init_ray(train.ray_address)
     trainer = _trainer(config, loop_config, storage)
     client = MlflowClient(handle.tracking_uri)
