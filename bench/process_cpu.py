@@ -2,12 +2,16 @@
 
     .venv/bin/python bench/process_cpu.py -- bash .ci/run     # the whole CI run
     .venv/bin/python bench/process_cpu.py -- make test
+    .venv/bin/python bench/process_cpu.py --busy 2 -- bash .ci/run   # with both cores kept busy elsewhere
 
 Samples /proc twice a second and keeps each process's user + system time at its last sighting, for
 the processes started after the command (Ray's workers are started by a raylet, not by the command,
 so they are found by start time, not by parentage). A process that lives less than half a second
 can be missed. Prints the wall time, how busy the cores were, and a table by kind of process. The
 figures in docs/benchmarks.md ("The test suite") come from it.
+
+``--busy N`` runs N processes that spin at normal priority beside the command, as outside load (is the suite's
+verdict independent of how busy the machine is?); they are stopped when the command ends and are not counted.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import argparse
 import os
 import statistics
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -42,12 +47,13 @@ def kind(cmdline: str) -> str:
     return "other"
 
 
-def sample(since_ticks: int, seen: dict[str, list], stop: threading.Event) -> None:
-    """pid:start -> [cpu seconds, command line], for processes started at or after ``since_ticks`` (not this one)."""
-    me = str(os.getpid())
+def sample(since_ticks: int, seen: dict[str, list], stop: threading.Event, skip: frozenset[str]) -> None:
+    """pid:start -> [cpu seconds, command line], for processes started at or after ``since_ticks`` (not this one,
+    nor those in ``skip``)."""
+    skip = skip | {str(os.getpid())}
     while not stop.is_set():
         for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit() or entry.name == me:
+            if not entry.name.isdigit() or entry.name in skip:
                 continue
             try:
                 stat = (entry / "stat").read_text()
@@ -73,14 +79,14 @@ def busy_ticks() -> tuple[int, int]:
     return sum(values) - idle, sum(values)
 
 
-def report(seen: dict[str, list], wall: float, busy: float) -> str:
+def report(seen: dict[str, list], wall: float, busy: float, load: int) -> str:
     groups: dict[str, list[float]] = {}
     for cpu, cmdline in seen.values():
         groups.setdefault(kind(cmdline), []).append(cpu)
     total = sum(sum(v) for v in groups.values())
     lines = [
         f"wall {wall:.0f} s on {os.cpu_count()} cores, cores {100 * busy:.0f} % busy; "
-        f"{len(seen)} processes used {total:.0f} s of CPU",
+        f"{len(seen)} processes used {total:.0f} s of CPU" + (f" (beside {load} busy processes)" if load else ""),
         "| kind of process | processes | CPU s | share | median CPU s per process |",
         "| --- | ---: | ---: | ---: | ---: |",
     ]
@@ -94,23 +100,31 @@ def report(seen: dict[str, list], wall: float, busy: float) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--busy", type=int, default=0, help="processes spinning beside the command (outside load)")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="the command, after --")
     args = parser.parse_args()
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         parser.error("give the command to measure after --")
     since = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+    load = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.busy)]
     seen: dict[str, list] = {}
     stop = threading.Event()
-    sampler = threading.Thread(target=sample, args=(since, seen, stop), daemon=True)
+    skip = frozenset(str(process.pid) for process in load)
+    sampler = threading.Thread(target=sample, args=(since, seen, stop, skip), daemon=True)
     busy0, total0 = busy_ticks()
     start = time.monotonic()
     sampler.start()
-    status = subprocess.call(command)
+    try:
+        status = subprocess.call(command)
+    finally:
+        for process in load:
+            process.kill()
+            process.wait()
     stop.set()
     sampler.join()
     busy1, total1 = busy_ticks()
-    print(report(seen, time.monotonic() - start, (busy1 - busy0) / max(total1 - total0, 1)))
+    print(report(seen, time.monotonic() - start, (busy1 - busy0) / max(total1 - total0, 1), args.busy))
     return status
 
 

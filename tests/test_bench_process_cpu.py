@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -24,3 +25,19 @@ def test_a_busy_child_is_counted_under_its_kind_and_its_status_passes_through():
     (row,) = [line for line in done.stdout.splitlines() if line.startswith("| lint (ruff, mypy) |")]
     processes, cpu = (cell.strip() for cell in row.split("|")[2:4])
     assert processes == "1" and int(cpu) >= 1, row
+
+
+def test_busy_processes_load_the_cores_beside_the_command_and_are_not_counted():
+    """--busy 1: a spinning process beside the command (a 2-s sleep), stopped after it, left out of the table."""
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "process_cpu.py"), "--busy", "1", "--", "sleep", "2"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    line = done.stdout.splitlines()[0]
+    assert re.search(r"\d+ processes used 0 s of CPU \(beside 1 busy processes\)$", line), line
+    busy = int(re.search(r"cores (\d+) % busy", line)[1])
+    assert busy >= 100 // (os.cpu_count() or 1) // 2, line  # the spinning process kept (about) one core busy
+    assert "while True" not in done.stdout
