@@ -50,22 +50,20 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 
-# pip installs without byte-compiling (--no-compile), then compileall compiles what was installed on every core
-# at once: pip compiles file by file on one core, about 40 s of the 85 s a fresh `make dev` took on 2 cores.
-# The .pyc files are kept because a Python with PYTHONDONTWRITEBYTECODE set would otherwise recompile torch, Ray
-# and MLflow in every process it starts (8 s instead of 3.6 s to import them). A file that does not compile
-# (a library's Python-2 example, say) is skipped here as pip skips it.
-COMPILE := $(BIN)/python -m compileall -q -j 0 $(VENV)/lib > /dev/null || true
+# pip installs without byte-compiling (--no-compile): it compiles file by file on one core, about 40 s of the 85 s
+# a fresh `make dev` took on 2 cores, for 22,000 files of which a run imports about a quarter. Those are compiled
+# when first imported and kept, also where PYTHONDONTWRITEBYTECODE is set (as on some machines and in many
+# container images), which would otherwise recompile torch, Ray and MLflow in every process a run starts (8 s
+# instead of 3.6 s to import them): the make targets unset it.
+unexport PYTHONDONTWRITEBYTECODE
 
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(PIP) install --quiet --no-compile $(TORCH_INDEX_ARG) $(TORCH_SPEC)
 	$(PIP) install --quiet --no-compile -e .
-	$(COMPILE)
 	touch $@
 
 $(DEV_STAMP): $(STAMP)
 	$(PIP) install --quiet --no-compile -e '.[dev]'
-	$(COMPILE)
 	touch $@
 
 clean:
