@@ -96,6 +96,7 @@ def train_and_measure(config: PareConfig, train_shards: Path, test_shards: Path)
     figures. Evaluation logs into the training run. The three measurements share one set of Ray actors, which
     load the model once. ``config`` is updated in place.
     """
+    from pipelines.evaluation.job import model_actors
     from pipelines.training.job import run_training
 
     config.data.datasets = {"coco": DatasetConfig(shards=[str(train_shards)])}
@@ -113,22 +114,9 @@ def train_and_measure(config: PareConfig, train_shards: Path, test_shards: Path)
     on_train.evaluate.output_dir = str(
         Path(config.evaluate.output_dir).with_name(Path(config.evaluate.output_dir).name + "_train")
     )
-    with _measuring_actors(config) as actors:
+    with model_actors(config) as actors:
         evaluation, train_evaluation, occlusion = _measure(config, on_train, actors, seconds)
     return Measured(training, evaluation, train_evaluation, occlusion, seconds)
-
-
-def _measuring_actors(config: PareConfig) -> contextlib.AbstractContextManager:
-    """Evaluation actors that have loaded ``config.evaluate.checkpoint``'s model, for every measurement of it."""
-    from pipelines.evaluation.job import context_spec
-    from pipelines.evaluation.source import resolve_source
-    from pipelines.evaluation.workers import shared_actors
-    from pipelines.io.cluster import init_ray
-
-    evaluate = config.evaluate
-    init_ray(evaluate.ray_address)
-    spec = context_spec(config, resolve_source(config))
-    return shared_actors(spec, evaluate.num_actors, evaluate.cpus_per_actor, 1.0 if evaluate.use_gpu else 0.0)
 
 
 def _measure(config: PareConfig, on_train: PareConfig, actors: EvaluationActors, seconds: dict[str, float]) -> tuple:

@@ -8,6 +8,7 @@ them to MLflow (:mod:`pipelines.evaluation.tracking`).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from pipelines.evaluation.shard_check import check_shards, expected_samples
 from pipelines.evaluation.source import EvaluationError, ModelSource, resolve_source
 from pipelines.evaluation.subsets import check_subsets
 from pipelines.evaluation.tracking import Logged, check_logging, log_results
-from pipelines.evaluation.workers import EvaluationActors, plan_units, run_units
+from pipelines.evaluation.workers import EvaluationActors, plan_units, run_units, shared_actors
 from pipelines.preflight import check_body_model, check_output_folder
 
 
@@ -81,16 +82,32 @@ def _check_gpu(config: PareConfig) -> None:
             raise EvaluationError("evaluate.use_gpu=true but this machine has no CUDA GPU; set evaluate.use_gpu=false")
 
 
+def actor_gpus(config: PareConfig) -> float:
+    """The GPUs each evaluation actor holds."""
+    return 1.0 if config.evaluate.use_gpu else 0.0
+
+
+def model_actors(config: PareConfig) -> contextlib.AbstractContextManager[EvaluationActors]:
+    """Evaluation actors that have loaded the model ``config.evaluate`` names, to pass to several evaluations and
+    occlusion analyses of it (``shared``); killed when the ``with`` block ends."""
+    from pipelines.io.cluster import init_ray
+
+    evaluate = config.evaluate
+    init_ray(evaluate.ray_address)
+    spec = context_spec(config, resolve_source(config))
+    return shared_actors(spec, evaluate.num_actors, evaluate.cpus_per_actor, actor_gpus(config))
+
+
 def _evaluate_on_actors(config: PareConfig, source, folders, shared: EvaluationActors | None) -> EvalPart:
     """Every sample of ``folders`` measured on ``evaluate.num_actors`` Ray actors (``shared``'s if they fit), merged."""
     evaluate = config.evaluate
     units = plan_units(folders, evaluate.num_actors, evaluate.max_samples)
     job = functools.partial(evaluate_unit, batch_size=evaluate.batch_size, baseline=evaluate.baseline)
     part = EvalPart()
-    gpus = 1.0 if evaluate.use_gpu else 0.0
     spec = context_spec(config, source)
+    label = f"evaluate {source.label}"
     for result in run_units(
-        spec, job, units, evaluate.num_actors, evaluate.cpus_per_actor, gpus, f"evaluate {source.label}", shared
+        spec, job, units, evaluate.num_actors, evaluate.cpus_per_actor, actor_gpus(config), label, shared
     ):
         part.extend(result)
     return part

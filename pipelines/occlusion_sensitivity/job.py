@@ -28,7 +28,7 @@ import numpy as np
 
 from pare_model.body_model.parts import PART_NAMES
 from pipelines.config.schema import PareConfig
-from pipelines.evaluation.job import context_spec, shard_folders
+from pipelines.evaluation.job import actor_gpus, context_spec, shard_folders
 from pipelines.evaluation.source import EvaluationError, ModelSource, resolve_source
 from pipelines.evaluation.tracking import Logged, check_logging, log_results
 from pipelines.evaluation.workers import EvaluationActors, plan_units, run_units
@@ -157,7 +157,7 @@ def run_occlusion_analysis(config: PareConfig, shared: EvaluationActors | None =
         units,
         evaluate.num_actors,
         evaluate.cpus_per_actor,
-        1.0 if evaluate.use_gpu else 0.0,
+        actor_gpus(config),
         f"occlusion {source.label}",
         shared,
     ):
