@@ -3,7 +3,8 @@
 - the CLI with the shipped small config and 2 workers: it learns (validation PA-MPJPE clearly
   below the mean-pose baseline) and the MLflow store holds params, metrics, system metrics,
   pictures, datasets (digest = manifest hash) and the registered model;
-- a NaN loss stops the run with a clear error (skipping and counting it: tests/test_train_s3.py);
+- a NaN loss stops the run with a clear error (skipping and counting it: tests/test_train_s3.py), and the run
+  starts neither Ray Train's dataset manager nor its preemption watcher, which it would not use;
 - the MLflow server dying mid-run: training finishes and says so.
 """
 
@@ -19,7 +20,7 @@ from pare_model.errors import UserFacingError
 from pipelines.data.manifest import manifest_digest
 from pipelines.data.shard_folders import resolve_folders
 from tests.mlflow_server import MlflowServer
-from tests.train_helpers import history, small_train_config
+from tests.train_helpers import history, ray_process_titles, small_train_config
 
 pytestmark = pytest.mark.slow
 
@@ -111,8 +112,11 @@ def test_a_nan_loss_stops_with_a_clear_error_naming_the_skip_policy(
         "data.validation_max_samples=8",
     ]
     config = small_train_config(procedural_dir, training_shards, tmp_path / "stop", *base, "train.run_name=nan")
-    with pytest.raises(UserFacingError, match="not finite at step 7.*nan_policy=skip"):
+    with ray_process_titles() as titles, pytest.raises(UserFacingError, match="not finite at step 7.*nan_policy=skip"):
         run_training(config)
+    # Ray Train's actors for a run, less the two it would start for nothing (pipelines/training/job.py)
+    assert {"ray::TrainController", "ray::RayTrainWorker"} <= titles, titles
+    assert not titles & {"ray::DatasetManager", "ray::PreemptionWatcher"}, titles
     client = client_for(f"sqlite:///{tmp_path / 'stop' / 'mlflow.db'}")
     (run,) = client.search_runs([client.get_experiment_by_name("pare").experiment_id])
     assert run.info.status == "FAILED" and run.data.tags["pare.stopped"] == "non_finite_loss"

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from pipelines.config.loader import load_config
@@ -102,3 +106,37 @@ def assert_resumed_once(client, experiment_id: str, run_name: str, logged_steps:
     steps = [m.step for m in history(client, run.info.run_id, "train/loss")]
     assert steps == logged_steps, steps
     return run
+
+
+@contextlib.contextmanager
+def ray_process_titles(interval_s: float = 0.2) -> Iterator[set[str]]:
+    """The titles Ray gives its worker processes (``ray::RayTrainWorker``, ``ray::TrainController``, ...) among
+    this process's descendants while the block runs, sampled from /proc every ``interval_s``: which actors a run
+    on the Ray instance this process started (the session's ``ray_cluster``) created. Other test processes'
+    clusters are not its descendants."""
+    from tests.ray_nodes import _processes
+
+    titles: set[str] = set()
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            table = _processes()
+            children: dict[int, list[int]] = {}
+            for pid, (parent, _, _) in table.items():
+                children.setdefault(parent, []).append(pid)
+            todo = list(children.get(os.getpid(), ()))
+            while todo:
+                pid = todo.pop()
+                todo.extend(children.get(pid, ()))
+                if table[pid][2].startswith("ray::"):
+                    titles.add(table[pid][2].split()[0].split(".")[0])
+            stop.wait(interval_s)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        yield titles
+    finally:
+        stop.set()
+        sampler.join()
