@@ -31,13 +31,21 @@ KINDS = (
         "Ray system processes (GCS, raylet, agents, dashboard)",
         ("gcs_server", "raylet", "ray/dashboard", "ray/_private"),
     ),
-    ("pytest processes", ("pytest", "execnet", "sys.stdin.readline")),  # xdist starts its workers with -c reading stdin
+    # xdist starts its test processes with -c reading stdin; a bare "pytest" would also match the arguments of
+    # commands the tests start in pytest's temporary folders (/tmp/pytest-of-...)
+    ("pytest processes", ("-m pytest", "bin/pytest", "execnet", "sys.stdin.readline")),
     ("pare commands", ("bin/pare ", "pipelines.cli")),
     ("pip", ("pip install",)),
     ("lint (ruff, mypy)", ("ruff", "mypy")),
     ("servers (MLflow, S3, PostgreSQL)", ("mlflow", "uvicorn", "moto", "postgres")),
 )
 TICK = os.sysconf("SC_CLK_TCK")
+
+
+def program(cmdline: bytes) -> str:
+    """The first arguments of a /proc command line (interpreter, script or module, subcommand), which say what
+    the process is; what follows (paths, options) is left out so that it cannot be mistaken for a kind."""
+    return " ".join(arg.decode(errors="replace") for arg in cmdline.split(b"\0")[:4])
 
 
 def kind(cmdline: str) -> str:
@@ -64,7 +72,7 @@ def sample(since_ticks: int, seen: dict[str, list], stop: threading.Event, skip:
                 cpu = (int(fields[11]) + int(fields[12])) / TICK
                 key = f"{entry.name}:{start}"
                 if key not in seen:
-                    cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                    cmdline = program(entry.joinpath("cmdline").read_bytes())
                     seen[key] = [cpu, cmdline]
                 else:
                     seen[key][0] = cpu
