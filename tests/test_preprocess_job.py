@@ -378,3 +378,21 @@ def test_mistakes_fail_before_any_ray_work(procedural_dir, sources, tmp_path):
     for result in (wrong_root, no_model, broken, unknown):
         assert "Ray instance" not in result.stderr + result.stdout  # failed before Ray started
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.tar"))
+
+
+def test_small_jobs_start_fewer_builders_than_cpus_and_an_explicit_count_wins():
+    from pipelines.config.preprocess import PreprocessConfig
+    from pipelines.preprocess.job import builder_count
+
+    def items(*sizes: int) -> list[dict]:
+        return [{"size": size} for size in sizes]
+
+    auto = PreprocessConfig(records_per_worker=1000)
+    assert builder_count(auto, 8, items(40, 40, 40)) == 1  # 120 records: one builder's start-up is worth it
+    assert builder_count(auto, 8, items(1000, 1000, 500)) == 3
+    assert builder_count(auto, 2, items(*[1000] * 10)) == 2  # never more than the CPUs
+    assert builder_count(auto, 8, items(5000)) == 1  # nor than the shards
+    assert builder_count(PreprocessConfig(num_workers=2), 8, items(40, 40, 40)) == 2
+    assert builder_count(PreprocessConfig(num_workers=4), 8, items(40, 40)) == 2
+    with pytest.raises(ValueError, match="records_per_worker must be >= 1"):
+        PreprocessConfig(records_per_worker=0)

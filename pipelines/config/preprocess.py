@@ -51,7 +51,13 @@ class PreprocessConfig:
     batches spread the per-batch cost; smaller ones hold fewer built samples in memory at a time."""
 
     num_workers: int = 0
-    """Parallel sample builders (Ray actors, one CPU each); 0: one per CPU of the cluster."""
+    """Parallel sample builders (Ray actors, one CPU each); 0: one per CPU of the cluster, and at most one per
+    ``records_per_worker`` records still to build."""
+
+    records_per_worker: int = 1000
+    """With ``num_workers`` 0, the fewest records to build that justify one more builder. Starting one (a Ray
+    actor that imports torch and OpenCV and loads the body models) takes 3 to 7 s of a core, the time a builder
+    takes for about 1000 records, so a small job runs on fewer builders than there are CPUs."""
 
     ray_address: str = ""
     """Ray cluster to use: empty starts a local one (``ray.init()``), ``auto`` joins the running one, or ``ray://host:10001``."""
@@ -76,5 +82,7 @@ class PreprocessConfig:
             raise ValueError(f"samples_per_shard must be >= 1, got {self.samples_per_shard}")
         if self.chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {self.chunk_size}")
+        if self.records_per_worker < 1:
+            raise ValueError(f"records_per_worker must be >= 1, got {self.records_per_worker}")
         if self.num_workers < 0:
             raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")

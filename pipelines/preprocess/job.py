@@ -146,8 +146,19 @@ def _work_items(storage: Storage, plans: list[SourcePlan]) -> list[dict]:
             encoded = encode_records(records)
             digest = input_digest(encoded, plan.config_hash)
             if not shard_done(storage, plan.folder, index, digest):
-                items.append({"folder": plan.folder, "shard": index, "records": encoded, "digest": digest})
+                items.append(
+                    {"folder": plan.folder, "shard": index, "records": encoded, "digest": digest, "size": len(records)}
+                )
     return items
+
+
+def builder_count(pre, cluster_cpus: int, items: list[dict]) -> int:
+    """How many shard builders to start: ``num_workers`` if set, else one per CPU and per ``records_per_worker``
+    records to build; never more than there are shards to build."""
+    if pre.num_workers:
+        return min(pre.num_workers, len(items))
+    records = sum(item["size"] for item in items)
+    return max(1, min(cluster_cpus, -(-records // pre.records_per_worker), len(items)))
 
 
 def _build(
@@ -169,7 +180,7 @@ def _build(
     report.shards_reused = total - len(items)
     if not items:
         return
-    workers = min(pre.num_workers or cluster_cpus(), len(items))
+    workers = builder_count(pre, cluster_cpus(), items)
     dataset = ray.data.from_items(items, override_num_blocks=len(items)).map(
         ShardBuilder,
         fn_constructor_kwargs={
