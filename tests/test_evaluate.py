@@ -432,3 +432,20 @@ def test_a_truncated_shard_fails_evaluation_or_is_counted_exactly(
     assert metrics["subsets"]["3dpw"]["num_samples"] == total - lost
     assert len(metrics["damaged_shards"]) == 1 and first["name"] in metrics["damaged_shards"][0]
     assert f"{lost} of the {total} samples" in out and first["name"] in out
+
+
+def test_a_small_evaluation_starts_fewer_actors():
+    from pipelines.config.evaluate import EvaluateConfig
+    from pipelines.data.shard_folders import ShardFolder
+    from pipelines.evaluation.job import actors_for
+
+    def folder(*samples: int) -> ShardFolder:
+        return ShardFolder("f", tuple(f"f/shard-{i:06d}.tar" for i in range(len(samples))), samples, {})
+
+    config = EvaluateConfig(num_actors=4, samples_per_actor=500)
+    assert actors_for(config, [folder(30, 30)]) == 1  # one actor's start-up is worth more than 60 samples
+    assert actors_for(config, [folder(500, 500), folder(1)]) == 3
+    assert actors_for(config, [folder(*[1000] * 9)]) == 4
+    assert actors_for(EvaluateConfig(num_actors=4, samples_per_actor=500, max_samples=200), [folder(*[1000] * 9)]) == 1
+    with pytest.raises(ValueError, match="samples_per_actor must be >= 1"):
+        EvaluateConfig(samples_per_actor=0)

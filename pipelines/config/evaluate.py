@@ -67,7 +67,13 @@ class EvaluateConfig:
     """Images per forward pass."""
 
     num_actors: int = 2
-    """Ray actors evaluating shards in parallel (each loads the model once)."""
+    """Ray actors evaluating shards in parallel (each loads the model once); at most one per
+    ``samples_per_actor`` samples to evaluate."""
+
+    samples_per_actor: int = 500
+    """The fewest samples to evaluate that justify one more actor of ``pare evaluate``. Starting one (a Ray actor
+    that imports torch and loads the model) takes 4 to 8 s of a core, about the time the small CPU model takes
+    for 500 samples, so a small evaluation runs on fewer actors."""
 
     cpus_per_actor: int = 1
     """CPUs reserved per actor (its torch threads)."""
@@ -97,7 +103,7 @@ class EvaluateConfig:
     """``pare occlusion-analysis``: patch, grid and figures."""
 
     def __post_init__(self) -> None:
-        for name in ("batch_size", "num_actors", "cpus_per_actor"):
+        for name in ("batch_size", "num_actors", "samples_per_actor", "cpus_per_actor"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.max_samples < 0:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipelines.body_model_source import prepare_assets
+from pipelines.config.evaluate import EvaluateConfig
 from pipelines.config.schema import PareConfig
 from pipelines.evaluation.measure import EvalPart, evaluate_unit
 from pipelines.evaluation.predictors import ContextSpec
@@ -98,17 +99,23 @@ def model_actors(config: PareConfig) -> contextlib.AbstractContextManager[Evalua
     return shared_actors(spec, evaluate.num_actors, evaluate.cpus_per_actor, actor_gpus(config))
 
 
+def actors_for(evaluate: EvaluateConfig, folders) -> int:
+    """How many new actors an evaluation of ``folders`` starts: ``num_actors``, but at most one per
+    ``samples_per_actor`` samples it reads."""
+    samples = sum(min(f.total, evaluate.max_samples) if evaluate.max_samples else f.total for f in folders)
+    return max(1, min(evaluate.num_actors, -(-samples // evaluate.samples_per_actor)))
+
+
 def _evaluate_on_actors(config: PareConfig, source, folders, shared: EvaluationActors | None) -> EvalPart:
     """Every sample of ``folders`` measured on ``evaluate.num_actors`` Ray actors (``shared``'s if they fit), merged."""
     evaluate = config.evaluate
-    units = plan_units(folders, evaluate.num_actors, evaluate.max_samples)
+    actors = actors_for(evaluate, folders)
+    units = plan_units(folders, actors, evaluate.max_samples)
     job = functools.partial(evaluate_unit, batch_size=evaluate.batch_size, baseline=evaluate.baseline)
     part = EvalPart()
     spec = context_spec(config, source)
     label = f"evaluate {source.label}"
-    for result in run_units(
-        spec, job, units, evaluate.num_actors, evaluate.cpus_per_actor, actor_gpus(config), label, shared
-    ):
+    for result in run_units(spec, job, units, actors, evaluate.cpus_per_actor, actor_gpus(config), label, shared):
         part.extend(result)
     return part
 
