@@ -7,19 +7,26 @@ original PARE loader fell into). Only the image changes; labels and keypoints ar
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from preprocessing.augment.config import AugmentConfig
 
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # albumentations checks PyPI at import otherwise
-import albumentations as A  # noqa: E402
+if TYPE_CHECKING:
+    import albumentations as A
 
 
 def build_photometric(config: AugmentConfig, seed: int) -> A.Compose | None:
-    """The albumentations pipeline for ``config``; None when augmentation is off."""
+    """The albumentations pipeline for ``config``; None when augmentation is off.
+
+    albumentations is imported here, not with the module: it takes most of a second, which the processes that
+    only read un-augmented samples (validation, evaluation actors) need not pay."""
     if not config.enabled:
         return None
+    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # albumentations checks PyPI at import otherwise
+    import albumentations as A
+
     transforms = [
         # PARE: every channel times its own U(0.6, 1.4) gain.
         A.MultiplicativeNoise(
