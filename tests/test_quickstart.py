@@ -150,6 +150,10 @@ def test_the_occlusion_study_trains_both_models_and_compares_them(procedural_dir
             "study.train_samples=32",
             "study.test_frames=12",
             "study.seeds=[0]",
+            # one training worker and one evaluation actor per model: the quickstart test runs the pipeline as
+            # users do (2 of each, DDP), and each one more costs this test a Ray worker's start-up per model
+            "train.num_workers=1",
+            "evaluate.num_actors=1",
         ],
         tmp_path,
         ray_cluster,
