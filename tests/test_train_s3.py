@@ -106,6 +106,7 @@ def s3_ray(s3_env):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # three commands, a restarted worker and a Ray head: 170-220 s on 2 idle cores
 def test_checkpoints_on_s3_survive_a_killed_worker_and_a_rerun_resumes_and_evaluate_reads_them(
     procedural_dir, training_shards, tmp_path, s3_env, s3_ray
 ):
