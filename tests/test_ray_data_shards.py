@@ -54,6 +54,7 @@ def explore(location: str):
     """docs/preprocessing.md's Ray Data example, verbatim but for the return: the annotations only (no image is
     decoded), samples per sequence, and how many have most of their keypoints inside the fit's silhouette."""
     import ray
+    from ray.data.expressions import col
 
     ds = ray.data.read_webdataset(location, file_extensions=["tar"], suffixes=["json"])
     rows = ds.map(
@@ -64,7 +65,7 @@ def explore(location: str):
         }
     )
     per_sequence = rows.groupby("sequence").count().to_pandas()
-    good = rows.filter(lambda row: row["in_silhouette"] >= 0.9)
+    good = rows.filter(expr=col("in_silhouette") >= 0.9)
     return per_sequence, good.count(), rows.count()
 
 
