@@ -154,7 +154,9 @@ def test_preprocessing_on_two_nodes_survives_losing_one(two_nodes, reference, pr
     # Ray Data starts its builders one by one and gives work to those that are up; waiting for the whole pool
     # first gives the second node its share from the start, so that it has built a shard when it is killed.
     env = ray_environment() | {"RAY_DATA_DEFAULT_WAIT_FOR_MIN_ACTORS_S": "600"}
-    job = start_preprocess(preprocess_args(procedural_dir, sources, output), two_nodes.address, env)
+    # one builder per node: 80 records would otherwise get one (preprocess.records_per_worker)
+    arguments = [*preprocess_args(procedural_dir, sources, output), "preprocess.num_workers=2"]
+    job = start_preprocess(arguments, two_nodes.address, env)
     try:
         built = wait_for(
             lambda: {s for s, n in summary_nodes(output).items() if n == second.node_id},
