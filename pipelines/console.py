@@ -45,3 +45,5 @@ def quiet_libraries() -> None:
         logging.getLogger(name).setLevel(level)
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # MLflow sets its loggers' level from it at import
     os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
+    # mlflow.pyfunc.log_model loads the logged model back to check its input example, with a download bar
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")

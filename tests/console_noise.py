@@ -16,6 +16,7 @@ NOISE = (
     "WARNING",
     " INFO ",
     "Traceback",
+    "Downloading artifacts",  # MLflow's bar while it logs the model
 )
 """Markers of Ray's actors and core, library logging and Python warnings in a line."""
 
