@@ -11,12 +11,14 @@ from __future__ import annotations
 import contextlib
 import functools
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from pipelines.body_model_source import prepare_assets
 from pipelines.config.evaluate import EvaluateConfig
 from pipelines.config.schema import PareConfig
+from pipelines.data.shard_folders import ShardFolder
 from pipelines.evaluation.measure import EvalPart, evaluate_unit
 from pipelines.evaluation.predictors import ContextSpec
 from pipelines.evaluation.report import mlflow_metrics, summarise, write_reports
@@ -25,6 +27,7 @@ from pipelines.evaluation.source import EvaluationError, ModelSource, resolve_so
 from pipelines.evaluation.subsets import check_subsets
 from pipelines.evaluation.tracking import Logged, check_logging, log_results
 from pipelines.evaluation.workers import EvaluationActors, plan_units, run_units, shared_actors
+from pipelines.io.cluster import actors_for_work, init_ray
 from pipelines.preflight import check_body_model, check_output_folder
 
 
@@ -91,23 +94,21 @@ def actor_gpus(config: PareConfig) -> float:
 def model_actors(config: PareConfig) -> contextlib.AbstractContextManager[EvaluationActors]:
     """Evaluation actors that have loaded the model ``config.evaluate`` names, to pass to several evaluations and
     occlusion analyses of it (``shared``); killed when the ``with`` block ends."""
-    from pipelines.io.cluster import init_ray
-
     evaluate = config.evaluate
     init_ray(evaluate.ray_address)
     spec = context_spec(config, resolve_source(config))
     return shared_actors(spec, evaluate.num_actors, evaluate.cpus_per_actor, actor_gpus(config))
 
 
-def actors_for(evaluate: EvaluateConfig, folders) -> int:
+def actors_for(evaluate: EvaluateConfig, folders: Sequence[ShardFolder]) -> int:
     """How many new actors an evaluation of ``folders`` starts: ``num_actors``, but at most one per
     ``samples_per_actor`` samples it reads."""
     samples = sum(min(f.total, evaluate.max_samples) if evaluate.max_samples else f.total for f in folders)
-    return max(1, min(evaluate.num_actors, -(-samples // evaluate.samples_per_actor)))
+    return actors_for_work(samples, evaluate.samples_per_actor, evaluate.num_actors)
 
 
 def _evaluate_on_actors(config: PareConfig, source, folders, shared: EvaluationActors | None) -> EvalPart:
-    """Every sample of ``folders`` measured on ``evaluate.num_actors`` Ray actors (``shared``'s if they fit), merged."""
+    """Every sample of ``folders`` measured on :func:`actors_for` new Ray actors, or on ``shared``'s, merged."""
     evaluate = config.evaluate
     actors = actors_for(evaluate, folders)
     units = plan_units(folders, actors, evaluate.max_samples)
@@ -142,8 +143,6 @@ def run_evaluation(config: PareConfig, shared: EvaluationActors | None = None) -
 
     ``shared``: actors already running for this model and these settings
     (:func:`~pipelines.evaluation.workers.shared_actors`), used instead of starting new ones."""
-    from pipelines.io.cluster import init_ray
-
     start = time.monotonic()
     evaluate = config.evaluate
     _check_gpu(config)

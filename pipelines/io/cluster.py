@@ -169,6 +169,13 @@ def cluster_cpus() -> int:
     return max(1, int(ray.cluster_resources().get("CPU", 1)))
 
 
+def actors_for_work(work: int, work_per_actor: int, most: int) -> int:
+    """How many Ray actors a job of ``work`` units (records, samples) is worth: one per ``work_per_actor`` units,
+    at least 1 and at most ``most``. An actor's start-up (a process that imports torch and loads a model) costs
+    about as much as its ``work_per_actor`` units do, so a small job starts fewer actors than it may."""
+    return max(1, min(most, -(-work // work_per_actor)))
+
+
 def current_node() -> dict[str, str]:
     """The Ray node this worker runs on: ``{"id": its node id (hex), "ip": its address}``.
 

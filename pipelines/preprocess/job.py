@@ -21,6 +21,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from pare_model.errors import UserFacingError
+from pipelines.config.preprocess import PreprocessConfig
 from pipelines.data.manifest import (
     MANIFEST_FILE,
     REJECTS_FILE,
@@ -30,6 +31,7 @@ from pipelines.data.manifest import (
     shard_name,
     shard_problems,
 )
+from pipelines.io.cluster import actors_for_work, cluster_cpus
 from pipelines.io.storage import Storage
 from pipelines.preprocess.plan import SourcePlan, build_readers, config_hash, plan_records
 from pipelines.preprocess.throughput import ChunkTiming, steady_throughput
@@ -152,13 +154,13 @@ def _work_items(storage: Storage, plans: list[SourcePlan]) -> list[dict]:
     return items
 
 
-def builder_count(pre, cluster_cpus: int, items: list[dict]) -> int:
+def builder_count(pre: PreprocessConfig, cpus: int, items: list[dict]) -> int:
     """How many shard builders to start: ``num_workers`` if set, else one per CPU and per ``records_per_worker``
     records to build; never more than there are shards to build."""
     if pre.num_workers:
         return min(pre.num_workers, len(items))
     records = sum(item["size"] for item in items)
-    return max(1, min(cluster_cpus, -(-records // pre.records_per_worker), len(items)))
+    return actors_for_work(records, pre.records_per_worker, min(cpus, len(items)))
 
 
 def _build(
@@ -171,8 +173,6 @@ def _build(
     build's throughput in that window (:mod:`pipelines.preprocess.throughput`).
     """
     import ray
-
-    from pipelines.io.cluster import cluster_cpus
 
     pre, stages = config.preprocess, report.stage_seconds
     items = _work_items(storage, plans)
