@@ -40,6 +40,8 @@ KINDS = (
     ("servers (MLflow, S3, PostgreSQL)", ("mlflow", "uvicorn", "moto", "postgres")),
 )
 TICK = os.sysconf("SC_CLK_TCK")
+UNNAMED_RAY_WORKER = "ray::IDLE"
+"""The title of a Ray worker process that no actor or task holds (yet)."""
 
 
 def program(cmdline: bytes) -> str:
@@ -76,6 +78,9 @@ def sample(since_ticks: int, seen: dict[str, list], stop: threading.Event, skip:
                     seen[key] = [cpu, cmdline]
                 else:
                     seen[key][0] = cpu
+                    if seen[key][1].startswith(UNNAMED_RAY_WORKER) or "default_worker.py" in seen[key][1]:
+                        # a Ray worker not yet seen as the actor or task it became
+                        seen[key][1] = program(entry.joinpath("cmdline").read_bytes()) or seen[key][1]
             except (OSError, ValueError, IndexError):
                 continue
         stop.wait(0.5)
@@ -103,7 +108,28 @@ def report(seen: dict[str, list], wall: float, busy: float, load: int) -> str:
             f"| {name} | {len(cpus)} | {sum(cpus):.0f} | {100 * sum(cpus) / max(total, 1e-9):.0f} % "
             f"| {statistics.median(cpus):.1f} |"
         )
-    return "\n".join(lines)
+    return "\n".join(lines + ray_workers_by_title(seen))
+
+
+def ray_workers_by_title(seen: dict[str, list], top: int = 12) -> list[str]:
+    """The Ray worker processes grouped by the title Ray gave them (``ray::TrainController``, ``ray::IDLE``, ...;
+    a method name after the class is left out): which actors the CPU went to."""
+    groups: dict[str, list[float]] = {}
+    for cpu, cmdline in seen.values():
+        if kind(cmdline) != KINDS[0][0]:
+            continue
+        title = cmdline.split()[0] if cmdline.startswith("ray::") else "(never given a title)"
+        groups.setdefault(title.split(".")[0], []).append(cpu)
+    if not groups:
+        return []
+    lines = [
+        "",
+        "| Ray worker, by title | processes | CPU s | median CPU s per process |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for title, cpus in sorted(groups.items(), key=lambda item: -sum(item[1]))[:top]:
+        lines.append(f"| {title} | {len(cpus)} | {sum(cpus):.0f} | {statistics.median(cpus):.1f} |")
+    return lines
 
 
 def main() -> int:
