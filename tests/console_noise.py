@@ -17,6 +17,8 @@ NOISE = (
     " INFO ",
     "Traceback",
     "Downloading artifacts",  # MLflow's bar while it logs the model
+    "Successfully registered model",  # mlflow.register_model's own lines on stderr
+    "Created version '",
 )
 """Markers of Ray's actors and core, library logging and Python warnings in a line."""
 

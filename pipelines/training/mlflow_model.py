@@ -101,10 +101,27 @@ def log_model(handle, checkpoint_file: Path, body_model_dir: str, registered_nam
             artifacts={"checkpoint": str(checkpoint_file)},
             pip_requirements=["pare-pipeline"],
         )
-        if not registered_name:
-            return ""
-        version = mlflow.register_model(info.model_uri, registered_name)
-    MlflowClient(handle.tracking_uri).set_tag(
-        handle.run_id, "pare.registered_model", f"{registered_name}/{version.version}"
-    )
-    return f"{registered_name}/{version.version}"
+    if not registered_name:
+        return ""
+    client = MlflowClient(handle.tracking_uri)
+    version = register(client, registered_name, info, handle.run_id)
+    client.set_tag(handle.run_id, "pare.registered_model", f"{registered_name}/{version}")
+    return f"{registered_name}/{version}"
+
+
+def register(client, name: str, info, run_id: str) -> str:
+    """A new version of the registered model ``name`` (made if new) for the logged model ``info``; its number.
+
+    What ``mlflow.register_model`` does for a ``models:/<model_id>`` URI, through the client, which prints
+    nothing: ``register_model`` writes "Successfully registered model ..." and "Created version ..." to stderr,
+    in the middle of the command's own output."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
+
+    try:
+        client.create_registered_model(name)
+    except MlflowException as error:
+        if error.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS):
+            raise
+    version = client.create_model_version(name, source=info.model_uri, run_id=run_id, model_id=info.model_id)
+    return str(version.version)
