@@ -101,10 +101,11 @@ def log_model(handle, checkpoint_file: Path, body_model_dir: str, registered_nam
             artifacts={"checkpoint": str(checkpoint_file)},
             pip_requirements=["pare-pipeline"],
         )
-    if not registered_name:
-        return ""
-    client = MlflowClient(handle.tracking_uri)
-    version = register(client, registered_name, info, handle.run_id)
+        if not registered_name:
+            return ""
+        # inside the store's tracking URI: the registry finds the logged model of a models:/<id> source there
+        client = MlflowClient(handle.tracking_uri)
+        version = register(client, registered_name, info, handle.run_id)
     client.set_tag(handle.run_id, "pare.registered_model", f"{registered_name}/{version}")
     return f"{registered_name}/{version}"
 
