@@ -59,3 +59,26 @@ def test_a_command_is_counted_by_its_program_not_by_a_path_among_its_arguments()
     assert done.returncode == 3, done.stderr
     assert "| lint (ruff, mypy) | 1 |" in done.stdout, done.stdout
     assert "| pytest processes |" not in done.stdout, done.stdout
+
+
+def test_ray_workers_are_grouped_by_the_actor_they_became():
+    """The second table: Ray worker processes by title, a method name left out, other processes not counted."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("process_cpu", ROOT / "bench" / "process_cpu.py")
+    process_cpu = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(process_cpu)
+    seen = {
+        "1:1": [20.0, "ray::RayTrainWorker.run_train_fn"],
+        "2:1": [10.0, "ray::RayTrainWorker"],
+        "3:1": [7.0, "ray::TrainController.run"],
+        "4:1": [1.0, "python default_worker.py --node-ip-address"],
+        "5:1": [50.0, "python -m pytest -n 2"],
+    }
+    lines = process_cpu.ray_workers_by_title(seen)
+    assert lines[3:] == [
+        "| ray::RayTrainWorker | 2 | 30 | 15.0 |",
+        "| ray::TrainController | 1 | 7 | 7.0 |",
+        "| (never given a title) | 1 | 1 | 1.0 |",
+    ], lines
+    assert process_cpu.ray_workers_by_title({"5:1": [50.0, "python -m pytest -n 2"]}) == []
