@@ -47,7 +47,7 @@ UNNAMED_RAY_WORKER = "ray::IDLE"
 def program(cmdline: bytes) -> str:
     """The first arguments of a /proc command line (interpreter, script or module, subcommand), which say what
     the process is; what follows (paths, options) is left out so that it cannot be mistaken for a kind."""
-    return " ".join(arg.decode(errors="replace") for arg in cmdline.split(b"\0")[:4])
+    return " ".join(arg.decode(errors="replace") for arg in cmdline.rstrip(b"\0").split(b"\0")[:4])
 
 
 def kind(cmdline: str) -> str:
@@ -66,24 +66,27 @@ def sample(since_ticks: int, seen: dict[str, list], stop: threading.Event, skip:
             if not entry.name.isdigit() or entry.name in skip:
                 continue
             try:
-                stat = (entry / "stat").read_text()
-                fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)": state, ppid, ...
-                start = int(fields[19])
-                if start < since_ticks:
-                    continue
-                cpu = (int(fields[11]) + int(fields[12])) / TICK
-                key = f"{entry.name}:{start}"
-                if key not in seen:
-                    cmdline = program(entry.joinpath("cmdline").read_bytes())
-                    seen[key] = [cpu, cmdline]
-                else:
-                    seen[key][0] = cpu
-                    if seen[key][1].startswith(UNNAMED_RAY_WORKER) or "default_worker.py" in seen[key][1]:
-                        # a Ray worker not yet seen as the actor or task it became
-                        seen[key][1] = program(entry.joinpath("cmdline").read_bytes()) or seen[key][1]
+                sample_process(entry, since_ticks, seen)
             except (OSError, ValueError, IndexError):
                 continue
         stop.wait(0.5)
+
+
+def sample_process(entry: Path, since_ticks: int, seen: dict[str, list]) -> None:
+    """Record one /proc entry's CPU time and its command line, read again at every sighting: a process first seen
+    between fork and exec shows its parent's command line (under load that window is wide), and a Ray worker takes
+    the title of the actor or task it becomes. A titled Ray worker keeps its title when it goes back to idle."""
+    fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()  # after "pid (comm)": state, ppid, ...
+    start = int(fields[19])
+    if start < since_ticks:
+        return
+    cpu = (int(fields[11]) + int(fields[12])) / TICK
+    cmdline = program(entry.joinpath("cmdline").read_bytes())  # empty once the process has exited (a zombie)
+    record = seen.setdefault(f"{entry.name}:{start}", [cpu, cmdline])
+    record[0] = cpu
+    titled = record[1].startswith("ray::") and not record[1].startswith(UNNAMED_RAY_WORKER)
+    if cmdline and not (titled and cmdline.startswith(UNNAMED_RAY_WORKER)):
+        record[1] = cmdline
 
 
 def busy_ticks() -> tuple[int, int]:

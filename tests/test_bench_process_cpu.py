@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,11 +64,7 @@ def test_a_command_is_counted_by_its_program_not_by_a_path_among_its_arguments()
 
 def test_ray_workers_are_grouped_by_the_actor_they_became():
     """The second table: Ray worker processes by title, a method name left out, other processes not counted."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("process_cpu", ROOT / "bench" / "process_cpu.py")
-    process_cpu = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(process_cpu)
+    process_cpu = _load_process_cpu()
     seen = {
         "1:1": [20.0, "ray::RayTrainWorker.run_train_fn"],
         "2:1": [10.0, "ray::RayTrainWorker"],
@@ -82,3 +79,59 @@ def test_ray_workers_are_grouped_by_the_actor_they_became():
         "| (never given a title) | 1 | 1 | 1.0 |",
     ], lines
     assert process_cpu.ray_workers_by_title({"5:1": [50.0, "python -m pytest -n 2"]}) == []
+
+
+def test_a_process_first_seen_before_its_exec_is_counted_as_the_program_it_became():
+    """A process sampled between fork and exec shows its parent's command line; after exec it is what it ran.
+    (Under load that window is wide: a lint child once counted as "other" in the loaded suite run.)"""
+    process_cpu = _load_process_cpu()
+    # its command line names the lint tool only after the exec (the name is joined from two halves before it)
+    exec_later = "\n".join(
+        (
+            "import os, sys, time",
+            "time.sleep(1.0)",
+            f"os.execv(sys.executable, [sys.executable, '-c', {BUSY!r}, 'my' + 'py'])",
+        )
+    )
+    child = subprocess.Popen([sys.executable, "-c", exec_later])
+    entry = Path("/proc") / str(child.pid)
+    seen: dict[str, list] = {}
+    process_cpu.sample_process(entry, 0, seen)  # before the exec: a Python sleeping, "other"
+    ((cpu, before),) = seen.values()
+    assert process_cpu.kind(before) == "other", before
+    while not process_cpu.kind(seen[next(iter(seen))][1]).startswith("lint"):
+        assert child.poll() is None, "the child exited before it was seen after its exec"
+        time.sleep(0.1)
+        process_cpu.sample_process(entry, 0, seen)
+    assert child.wait(timeout=60) == 3
+
+
+def test_a_ray_worker_keeps_the_title_it_had_when_it_goes_back_to_idle(tmp_path):
+    """Read from a /proc-like entry: the title follows the worker from idle to an actor, and stays when it idles."""
+    process_cpu = _load_process_cpu()
+    entry = tmp_path / "4242"
+    entry.mkdir()
+    seen: dict[str, list] = {}
+
+    def sighting(cpu_ticks: int, title: bytes) -> list:
+        fields = ["S", *["0"] * 10, str(cpu_ticks), "0", *["0"] * 6, "500", "0"]  # utime at 11, start at 19
+        (entry / "stat").write_text(f"4242 (ray::IDLE) {' '.join(fields)}")
+        (entry / "cmdline").write_bytes(title + b"\0")
+        process_cpu.sample_process(entry, 0, seen)
+        return seen["4242:500"]
+
+    tick = process_cpu.TICK
+    assert sighting(tick, b"ray::IDLE") == [1.0, "ray::IDLE"]
+    assert sighting(3 * tick, b"ray::TrainController.run") == [3.0, "ray::TrainController.run"]
+    assert sighting(4 * tick, b"ray::IDLE") == [4.0, "ray::TrainController.run"]
+    assert sighting(5 * tick, b"") == [5.0, "ray::TrainController.run"]  # exited: no command line any more
+    assert process_cpu.sample_process(entry, 501, {}) is None  # started before the command: not counted
+
+
+def _load_process_cpu():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("process_cpu", ROOT / "bench" / "process_cpu.py")
+    process_cpu = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(process_cpu)
+    return process_cpu
