@@ -27,6 +27,9 @@ QUIET_LOGGERS = {
     "mlflow": "WARNING",  # "Creating initial MLflow database tables...", system-metrics start and stop
     "alembic": "WARNING",  # the tracking store's schema migrations
     "ray.data._internal.progress": "ERROR",  # "Progress bars disabled": we turn them off to show our own
+    # "Retrying (Retry(total=1, ...)) after connection broken by ReadTimeoutError": a command's MLflow request retried
+    # (pipelines.tracking_store.COMMAND_RETRIES); the last failure is reported as one line of ours
+    "urllib3.connectionpool": "ERROR",
 }
 
 

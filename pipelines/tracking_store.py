@@ -1,7 +1,8 @@
 """Every command that talks to MLflow goes through here first: short timeouts, then a cheap probe.
 
 MLflow's HTTP client retries 7 times with exponential backoff and waits 120 s per request by
-default, so an unreachable server used to hold a command for minutes without a word.
+default, so an unreachable server used to hold a command for minutes without a word. Commands now
+retry twice (:data:`COMMAND_RETRIES`), training's rank 0 not at all.
 :func:`prepare_tracking` sets MLflow's request settings (``MLFLOW_HTTP_REQUEST_TIMEOUT``,
 ``MLFLOW_HTTP_REQUEST_MAX_RETRIES``, ``MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR``) before the first
 call, then checks the store:
@@ -15,8 +16,10 @@ call, then checks the store:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -31,10 +34,19 @@ class TrackingStoreError(UserFacingError):
     """The MLflow tracking store cannot be reached or does not exist."""
 
 
-def quiet_mlflow_env(timeout_s: float) -> None:
-    """Short timeouts and no retries, so an unreachable server costs seconds, not minutes."""
-    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
-    os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = "0"
+COMMAND_RETRIES = 2
+"""A command's (the driver's) MLflow request is tried up to this many more times (at once, then about 2 s later:
+urllib3's backoff with factor 1 plus MLflow's jitter) before it fails: a server that is slow for a moment
+(measured: a ``log-batch`` to a local ``mlflow server`` took over 2 s with both cores busy) must not end a run that
+has not started. A dead server is still named in seconds by the probe."""
+
+
+def quiet_mlflow_env(timeout_s: float, retries: int = COMMAND_RETRIES) -> None:
+    """Short timeouts and few retries, so an unreachable server costs seconds, not minutes. Training's rank 0 asks
+    for no retries (its logging must not hold the step loop; :class:`~pipelines.training.tracking.RunLogger` tries
+    again later on its own)."""
+    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(retries)
+    os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = "1" if retries else "0"
     os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(max(1, int(timeout_s)))
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
@@ -88,3 +100,21 @@ def prepare_tracking(
             "(pare train's default: sqlite:///<train.storage_path>/mlflow.db)"
         )
     return uri
+
+
+@contextlib.contextmanager
+def failing_clearly(uri: str, timeout_s: float, doing: str, setting: str = "tracking.tracking_uri") -> Iterator[None]:
+    """MLflow requests a command cannot go on without (``doing``: what they are for): one that still fails after
+    its retries ends the command with one line naming the server, the error and the fixes, not a traceback."""
+    import requests
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except (MlflowException, requests.RequestException, OSError) as error:
+        raise TrackingStoreError(
+            f"MLflow at {uri} failed while {doing} ({type(error).__name__}: {str(error)[:300]}), after "
+            f"{1 + COMMAND_RETRIES} tries of up to {max(1, int(timeout_s))} s each; if the server is busy, raise "
+            f"tracking.timeout_s; if it is down, start it, or set {setting} to a local store such as "
+            "sqlite:///outputs/mlflow.db"
+        ) from None

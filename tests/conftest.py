@@ -119,7 +119,10 @@ def ray_cluster():
     import ray
 
     if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, configure_logging=False)
+        # log_to_driver=False, as `pare` connects: the tests that run a command in their own process see the console
+        # a user sees, without the workers' and raylets' lines Ray would forward (under load a raylet's start-up line
+        # once reached a test's captured stderr), and a message reaches them only if the command shows it itself.
+        ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
     yield ray
     ray.shutdown()
 

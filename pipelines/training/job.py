@@ -27,7 +27,7 @@ from pipelines.console import verbose
 from pipelines.data.shard_folders import resolve_training_shards
 from pipelines.io.cluster import init_ray
 from pipelines.preflight import check_body_model, check_shard_folders
-from pipelines.tracking_store import prepare_tracking
+from pipelines.tracking_store import failing_clearly, prepare_tracking
 from pipelines.training import faults
 from pipelines.training.loop_config import LoopConfig
 from pipelines.training.progress import ProgressWatcher, clear_progress
@@ -171,17 +171,19 @@ def _open_logged_run(config: PareConfig, storage: str, shards) -> tuple:
     """The MLflow run of ``train.run_name`` (made or found) with the config and datasets logged; (handle, yaml)."""
     from omegaconf import OmegaConf
 
-    from pipelines.training.tracking import log_setup, open_run
+    from pipelines.training.tracking import log_setup, open_run, resolve_tracking_uri
 
     config_yaml = to_yaml(config)
-    handle = open_run(config.tracking, config.train.run_name, storage)
-    log_setup(
-        handle,
-        OmegaConf.to_container(OmegaConf.create(config_yaml)),
-        config_yaml,
-        _config_hash(config_yaml),
-        shards.all_folders(),
-    )
+    uri = resolve_tracking_uri(config.tracking, storage)
+    with failing_clearly(uri, config.tracking.timeout_s, f"setting up the run {config.train.run_name!r}"):
+        handle = open_run(config.tracking, config.train.run_name, storage)
+        log_setup(
+            handle,
+            OmegaConf.to_container(OmegaConf.create(config_yaml)),
+            config_yaml,
+            _config_hash(config_yaml),
+            shards.all_folders(),
+        )
     return handle, config_yaml
 
 

@@ -318,6 +318,8 @@ def train_loop(loop_config: LoopConfig) -> None:
     )
     faults = Faults.parse(loop_config.faults)
     trainer.register([*default_hooks(w, loop_config.status_uri), *([FaultInjection(faults)] if faults.any() else [])])
+    if w.logger is not None:
+        w.logger.attach(trainer.say)  # the logger's notices reach the user through the driver's progress
     if w.state.step:
         trainer.say(f"resuming at step {w.state.step} (restart {w.state.restarts})")
     trainer.run()

@@ -17,6 +17,7 @@ import os
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -152,15 +153,29 @@ class RunLogger:
     def __init__(self, tracking_uri: str, run_id: str, timeout_s: float, system_metrics: bool) -> None:
         from mlflow.tracking import MlflowClient
 
-        quiet_mlflow_env(timeout_s)
+        quiet_mlflow_env(timeout_s, retries=0)
         self.client = MlflowClient(tracking_uri)
         self.tracking_uri, self.run_id = tracking_uri, run_id
+        self.held: list[str] = []  # notices before :meth:`attach`
+        self.say: Callable[[str], None] = self._hold
         self.pending: list = []
         self.unreachable_since: float | None = None
         self.dropped = 0
         self.monitor = None
         if system_metrics:
             self._guard(self._start_monitor)
+
+    def _hold(self, message: str) -> None:
+        print(message, flush=True)
+        self.held.append(message)
+
+    def attach(self, say: Callable[[str], None]) -> None:
+        """Send the notices (server lost, server back) to ``say`` from now on, the trainer's line for the user
+        that the driver shows; those said before go there first."""
+        self.say = say
+        for message in self.held:
+            say(message)
+        self.held.clear()
 
     def _start_monitor(self) -> None:
         from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
@@ -175,18 +190,14 @@ class RunLogger:
             action(*args)
         except Exception as error:  # the server, the network or the store: training must go on
             if self.unreachable_since is None:
-                print(
+                self.say(
                     f"MLflow at {self.tracking_uri} is unreachable ({type(error).__name__}: {str(error)[:200]}); "
-                    "training continues and will retry logging",
-                    flush=True,
+                    "training continues and will retry logging"
                 )
             self.unreachable_since = time.monotonic()
             return False
         if self.unreachable_since is not None:
-            print(
-                f"MLflow at {self.tracking_uri} is reachable again; {self.dropped} values could not be logged",
-                flush=True,
-            )
+            self.say(f"MLflow at {self.tracking_uri} is reachable again; {self.dropped} values could not be logged")
             self.unreachable_since = None
         return True
 
