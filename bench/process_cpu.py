@@ -50,7 +50,13 @@ def program(cmdline: bytes) -> str:
     return " ".join(arg.decode(errors="replace") for arg in cmdline.rstrip(b"\0").split(b"\0")[:4])
 
 
+RAY_SYSTEM_TITLES = ("ray::DashboardAgent", "ray::RuntimeEnvAgent")
+"""Ray's per-node agents retitle themselves like workers (``ray::<name>``) once started; they are system processes."""
+
+
 def kind(cmdline: str) -> str:
+    if cmdline.startswith(RAY_SYSTEM_TITLES):
+        return KINDS[1][0]
     for name, marks in KINDS:
         if any(mark in cmdline for mark in marks):
             return name

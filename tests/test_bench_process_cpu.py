@@ -71,6 +71,7 @@ def test_ray_workers_are_grouped_by_the_actor_they_became():
         "3:1": [7.0, "ray::TrainController.run"],
         "4:1": [1.0, "python default_worker.py --node-ip-address"],
         "5:1": [50.0, "python -m pytest -n 2"],
+        "6:1": [3.0, "ray::DashboardAgent --node-ip-address=127.0.0.1"],  # an agent, retitled: a system process
     }
     lines = process_cpu.ray_workers_by_title(seen)
     assert lines[3:] == [
