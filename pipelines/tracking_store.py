@@ -102,19 +102,28 @@ def prepare_tracking(
     return uri
 
 
+def first_line(error: BaseException) -> str:
+    """An error's message for a one-line report: its first line (SQLAlchemy's run over several), or its type."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 @contextlib.contextmanager
 def failing_clearly(uri: str, timeout_s: float, doing: str, setting: str = "tracking.tracking_uri") -> Iterator[None]:
     """MLflow requests a command cannot go on without (``doing``: what they are for): one that still fails after
     its retries ends the command with one line naming the server, the error and the fixes, not a traceback."""
     import requests
     from mlflow.exceptions import MlflowException
+    from sqlalchemy.exc import SQLAlchemyError
 
     try:
         yield
-    except (MlflowException, requests.RequestException, OSError) as error:
+    except (MlflowException, SQLAlchemyError, requests.RequestException, OSError) as error:
+        failed = f"MLflow at {uri} failed while {doing} ({type(error).__name__}: {first_line(error)[:300]})"
+        if local_store_path(uri) is not None:  # no HTTP, so no timeout or retries to speak of
+            raise TrackingStoreError(f"{failed}; check the store, or set {setting} to another one") from None
         raise TrackingStoreError(
-            f"MLflow at {uri} failed while {doing} ({type(error).__name__}: {str(error)[:300]}), after "
-            f"{1 + COMMAND_RETRIES} tries of up to {max(1, int(timeout_s))} s each; if the server is busy, raise "
-            f"tracking.timeout_s; if it is down, start it, or set {setting} to a local store such as "
+            f"{failed}, after {1 + COMMAND_RETRIES} tries of up to {max(1, int(timeout_s))} s each; if the server is "
+            f"busy, raise tracking.timeout_s; if it is down, start it, or set {setting} to a local store such as "
             "sqlite:///outputs/mlflow.db"
         ) from None

@@ -86,3 +86,15 @@ def test_the_run_loggers_notices_reach_whoever_is_attached_those_said_before_fir
         server.close()
     assert len(said) == 1 and said[0].startswith(f"MLflow at {server.uri} is unreachable"), said
     assert "training continues" in said[0] and said[0] in capsys.readouterr().out  # also in the worker's log
+
+
+def test_a_local_store_that_fails_at_set_up_is_one_line_without_talk_of_timeouts(tmp_path, mlflow_env):
+    store = tmp_path / "mlflow.db"
+    store.write_text("not a database")
+    uri = f"sqlite:///{store}"
+    with pytest.raises(TrackingStoreError) as raised:
+        with failing_clearly(uri, 1, "setting up the run 'r'"):
+            open_run(TrackingConfig(tracking_uri=uri), "r", str(tmp_path))
+    message = str(raised.value)
+    assert "\n" not in message and uri in message and "check the store" in message, message
+    assert "tries" not in message and "timeout" not in message, message

@@ -23,7 +23,7 @@ from mlflow.entities import Experiment, Run, ViewType
 from mlflow.tracking import MlflowClient
 
 from pare_model.errors import UserFacingError
-from pipelines.tracking_store import prepare_tracking
+from pipelines.tracking_store import first_line, prepare_tracking
 
 COMPARE_TAG = "pare.compare_runs"
 """Tag of a comparison run: the comma-separated ids of the runs it compares."""
@@ -201,8 +201,7 @@ def _open_store(uri: str, experiment: str) -> tuple[MlflowClient, Experiment]:
         client = MlflowClient(tracking_uri=uri)
         return client, find_experiment(client, experiment)
     except (MlflowException, SQLAlchemyError) as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise CompareError(f"cannot read the MLflow store {uri}: {reason}") from None
+        raise CompareError(f"cannot read the MLflow store {uri}: {first_line(error)}") from None
 
 
 def read_comparison(
