@@ -14,6 +14,8 @@ CONFIG ?= configs/quickstart.yaml
 PYTEST_ARGS ?=
 # Test processes (pytest-xdist): much of the suite waits on process and server start-ups, which two overlap; the
 # trained model and the shards the tests share are made once per run (tests/conftest.py, under a file lock).
+# Whole modules go to the processes as they free up (their module fixtures made once), the slow modules first
+# (tests/conftest.py's slow_modules_first), so that both processes end together.
 TEST_WORKERS ?= 2
 
 BIN := $(VENV)/bin
@@ -33,7 +35,7 @@ quickstart: $(STAMP)
 	$(BIN)/pare quickstart $(CONFIG)
 
 test: $(DEV_STAMP)
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder $(PYTEST_ARGS)
 
 # mypy checks the files listed in pyproject.toml's [tool.mypy]: pare_model and pipelines' typed-contract modules.
 lint: $(DEV_STAMP)

@@ -53,12 +53,27 @@ on 2026-12-04, and 670-750 s with both cores busy elsewhere), and under pytest-x
 
 
 def pytest_collection_modifyitems(items) -> None:
-    """Tests that use the shared trained model get :data:`TRAINED_RUN_TIMEOUT_S` (the suite's default is 600 s)."""
+    """Tests that use the shared trained model get :data:`TRAINED_RUN_TIMEOUT_S` (the suite's default is 600 s),
+    and count as slow; then the slow modules run first (:func:`slow_modules_first`)."""
     for item in items:
         if "trained_run" in getattr(item, "fixturenames", ()):
             marker = item.get_closest_marker("timeout")
             if marker is None or (marker.args and marker.args[0] < TRAINED_RUN_TIMEOUT_S):
                 item.add_marker(pytest.mark.timeout(TRAINED_RUN_TIMEOUT_S), append=False)
+            item.add_marker(pytest.mark.slow)
+    items[:] = slow_modules_first(items)
+
+
+def slow_modules_first(items: list) -> list:
+    """The modules holding a ``slow`` test first, each module's tests together and in their order.
+
+    `make test` hands whole modules to its two pytest-xdist processes as they free up (``--dist loadscope``, so a
+    module's fixtures are made once), in this order. With the slow modules (10-300 s each) first, the fast ones
+    fill the end of the run on both processes. In alphabetical order the two-node tests (about 140 s) came last,
+    and one process ran them alone while the other had finished: 50 s of a 864-s suite (2026-12-07).
+    """
+    slow_modules = {item.module.__name__ for item in items if item.get_closest_marker("slow") and item.module}
+    return sorted(items, key=lambda item: item.module is None or item.module.__name__ not in slow_modules)
 
 
 @pytest.fixture(scope="session")

@@ -450,13 +450,13 @@ def test_a_user_error_raised_while_an_actor_starts_reaches_the_user_as_its_messa
     assert message and "SMPL_NEUTRAL.pkl" in message and "\n" not in message
 
 
-def test_a_user_error_in_a_train_worker_stops_the_run_instead_of_being_retried(ray_cluster, bad, tmp_path):
+def test_a_user_error_in_a_train_worker_stops_the_run_instead_of_being_retried(ray_cluster, bad, tmp_path, monkeypatch):
     """Three attempts of a deterministic failure used to cost minutes before the message."""
     from ray.train import FailureConfig, RunConfig, ScalingConfig
-    from ray.train.torch import TorchConfig, TorchTrainer
+    from ray.train.torch import TorchConfig
 
     from pipelines.config.loader import load_config, to_yaml
-    from pipelines.training.job import train_loop_stopping_on_user_errors
+    from pipelines.training.job import PREEMPTION_WATCHER_ENV, _torch_trainer_class, train_loop_stopping_on_user_errors
     from pipelines.training.loop_config import LoopConfig
     from pipelines.training.status import read_status
 
@@ -470,7 +470,10 @@ def test_a_user_error_in_a_train_worker_stops_the_run_instead_of_being_retried(r
         status_uri=str(status),
         shards={},
     )
-    trainer = TorchTrainer(
+    monkeypatch.setenv(
+        PREEMPTION_WATCHER_ENV, "0"
+    )  # as `pare train` runs it: no preemption watcher, no dataset manager
+    trainer = _torch_trainer_class()(
         train_loop_stopping_on_user_errors,
         train_loop_config=dataclasses.asdict(loop_config),
         torch_config=TorchConfig(backend="gloo"),

@@ -153,6 +153,7 @@ def _assert_fitted(name: str, orient: np.ndarray, error: np.ndarray, limits: str
     assert np.median(error) < max_mpjpe, message
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_fits_a_handful_of_samples_without_augmentation(raw_samples, procedural_dir, body_model):
     config = _config(procedural_dir)
@@ -167,6 +168,7 @@ def test_fits_a_handful_of_samples_without_augmentation(raw_samples, procedural_
     assert np.median(before[1]) > 2 * LIMITS["augmented"][1]  # the samples are not trivially near the start
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_fits_a_handful_of_samples_with_full_augmentation(raw_samples, procedural_dir, body_model):
     """Flip, rotation, scale, shift, colour, blur and synthetic occlusion all on; then the plain and mirrored views."""

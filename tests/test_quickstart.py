@@ -26,7 +26,7 @@ PIPELINE_TIMEOUT_S = 1500
 """Each test runs the whole pipeline: about 9 Ray jobs, 90-140 s on 2 idle cores inside the suite. With both cores
 also kept busy by two other processes it took over 600 s (measured 2026-12-03), so these tests get the shared
 trained model's limit, which keeps an idle run well under a third of it."""
-pytestmark = pytest.mark.timeout(PIPELINE_TIMEOUT_S)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(PIPELINE_TIMEOUT_S)]
 
 SMALL_TRAINING = [
     "train.max_steps=12",

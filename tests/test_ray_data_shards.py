@@ -7,6 +7,7 @@ import json
 
 import cv2
 import numpy as np
+import pytest
 
 from pipelines.data.reading import iter_samples, read_manifest
 from pipelines.data.samples import decode_raw
@@ -69,6 +70,7 @@ def explore(location: str):
     return per_sequence, good.count(), rows.count()
 
 
+@pytest.mark.slow
 def test_the_documented_exploration_counts_like_the_manifest(training_shards, ray_cluster):
     from collections import Counter
 
