@@ -12,6 +12,9 @@ figures in docs/benchmarks.md ("The test suite") come from it.
 
 ``--busy N`` runs N processes that spin at normal priority beside the command, as outside load (is the suite's
 verdict independent of how busy the machine is?); they are stopped when the command ends and are not counted.
+
+``--tree`` counts only the command's own descendants, for a machine where other work starts processes too; a
+process whose parent exited before it was first seen, such as the daemons of ``ray start``, is then left out.
 """
 
 from __future__ import annotations
@@ -63,22 +66,24 @@ def kind(cmdline: str) -> str:
     return "other"
 
 
-def sample(since_ticks: int, seen: dict[str, list], stop: threading.Event, skip: frozenset[str]) -> None:
+def sample(
+    since_ticks: int, seen: dict[str, list], stop: threading.Event, skip: frozenset[str], parents: dict[str, str]
+) -> None:
     """pid:start -> [cpu seconds, command line], for processes started at or after ``since_ticks`` (not this one,
-    nor those in ``skip``)."""
+    nor those in ``skip``); ``parents`` gets pid -> parent pid of each."""
     skip = skip | {str(os.getpid())}
     while not stop.is_set():
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit() or entry.name in skip:
                 continue
             try:
-                sample_process(entry, since_ticks, seen)
+                sample_process(entry, since_ticks, seen, parents)
             except (OSError, ValueError, IndexError):
                 continue
         stop.wait(0.5)
 
 
-def sample_process(entry: Path, since_ticks: int, seen: dict[str, list]) -> None:
+def sample_process(entry: Path, since_ticks: int, seen: dict[str, list], parents: dict[str, str] | None = None) -> None:
     """Record one /proc entry's CPU time and its command line, read again at every sighting: a process first seen
     between fork and exec shows its parent's command line (under load that window is wide), and a Ray worker takes
     the title of the actor or task it becomes. A titled Ray worker keeps its title when it goes back to idle."""
@@ -87,12 +92,29 @@ def sample_process(entry: Path, since_ticks: int, seen: dict[str, list]) -> None
     if start < since_ticks:
         return
     cpu = (int(fields[11]) + int(fields[12])) / TICK
+    if parents is not None:
+        parents.setdefault(entry.name, fields[1])  # the first parent seen: a reparented orphan keeps its own
     cmdline = program(entry.joinpath("cmdline").read_bytes())  # empty once the process has exited (a zombie)
     record = seen.setdefault(f"{entry.name}:{start}", [cpu, cmdline])
     record[0] = cpu
     titled = record[1].startswith("ray::") and not record[1].startswith(UNNAMED_RAY_WORKER)
     if cmdline and not (titled and cmdline.startswith(UNNAMED_RAY_WORKER)):
         record[1] = cmdline
+
+
+def descendants(seen: dict[str, list], parents: dict[str, str], root: str) -> dict[str, list]:
+    """The records of ``seen`` whose chain of parents reaches ``root``."""
+
+    def reaches(pid: str) -> bool:
+        for _ in range(64):  # deeper than any process tree here; also ends a cycle of reused pids
+            pid = parents.get(pid, "")
+            if pid == root:
+                return True
+            if not pid:
+                return False
+        return False
+
+    return {key: record for key, record in seen.items() if reaches(key.split(":")[0])}
 
 
 def busy_ticks() -> tuple[int, int]:
@@ -144,6 +166,7 @@ def ray_workers_by_title(seen: dict[str, list], top: int = 12) -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--busy", type=int, default=0, help="processes spinning beside the command (outside load)")
+    parser.add_argument("--tree", action="store_true", help="count only the command's descendants")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="the command, after --")
     args = parser.parse_args()
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
@@ -152,9 +175,10 @@ def main() -> int:
     since = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
     load = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.busy)]
     seen: dict[str, list] = {}
+    parents: dict[str, str] = {}
     stop = threading.Event()
     skip = frozenset(str(process.pid) for process in load)
-    sampler = threading.Thread(target=sample, args=(since, seen, stop, skip), daemon=True)
+    sampler = threading.Thread(target=sample, args=(since, seen, stop, skip, parents), daemon=True)
     busy0, total0 = busy_ticks()
     start = time.monotonic()
     sampler.start()
@@ -167,6 +191,8 @@ def main() -> int:
     stop.set()
     sampler.join()
     busy1, total1 = busy_ticks()
+    if args.tree:
+        seen = descendants(seen, parents, str(os.getpid()))
     print(report(seen, time.monotonic() - start, (busy1 - busy0) / max(total1 - total0, 1), args.busy))
     return status
 

@@ -10,6 +10,8 @@ command was pointed at that path.
 
 from __future__ import annotations
 
+import sys
+
 from pare_model.errors import UserFacingError
 
 MAX_CHARS = 2000
@@ -38,6 +40,8 @@ def _causes(error: BaseException) -> list[BaseException]:
 
 
 def _is_ray_wrapper(error: BaseException) -> bool:
+    if "ray" not in sys.modules:  # nothing imported Ray, so no Ray error can exist (and a config error stays fast)
+        return False
     try:
         from ray.exceptions import RayError
     except ImportError:  # pragma: no cover - ray is a dependency

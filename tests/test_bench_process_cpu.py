@@ -29,16 +29,19 @@ def test_a_busy_child_is_counted_under_its_kind_and_its_status_passes_through():
 
 
 def test_busy_processes_load_the_cores_beside_the_command_and_are_not_counted():
-    """--busy 1: a spinning process beside the command (a 2-s sleep), stopped after it, left out of the table."""
+    """--busy 1: a spinning process beside the command (a 2-s sleep), stopped after it, left out of the table.
+
+    --tree: only the sleep counts, not the processes the other tests start meanwhile (in the suite, one of
+    them counted 1 s while its neighbour started its own)."""
     done = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "process_cpu.py"), "--busy", "1", "--", "sleep", "2"],
+        [sys.executable, str(ROOT / "bench" / "process_cpu.py"), "--busy", "1", "--tree", "--", "sleep", "2"],
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
     line = done.stdout.splitlines()[0]
-    assert re.search(r"\d+ processes used 0 s of CPU \(beside 1 busy processes\)$", line), line
+    assert re.search(r" 1 processes used 0 s of CPU \(beside 1 busy processes\)$", line), line
     busy = int(re.search(r"cores (\d+) % busy", line)[1])
     assert busy >= 100 // (os.cpu_count() or 1) // 2, line  # the spinning process kept (about) one core busy
     assert "while True" not in done.stdout
@@ -136,3 +139,11 @@ def _load_process_cpu():
     process_cpu = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(process_cpu)
     return process_cpu
+
+
+def test_tree_keeps_the_command_s_descendants_only():
+    """--tree: children and grandchildren of the root count; a stranger's process and an orphan do not."""
+    process_cpu = _load_process_cpu()
+    seen = {f"{pid}:1": [1.0, "x"] for pid in ("10", "11", "12", "20", "30")}
+    parents = {"10": "1000", "11": "10", "12": "11", "20": "2000", "30": "1"}
+    assert sorted(process_cpu.descendants(seen, parents, "1000")) == ["10:1", "11:1", "12:1"]

@@ -14,12 +14,13 @@ FORMATS = ("onnx", "torchscript")  # pipelines.export.check.FORMATS, spelled out
 
 def _run(args: argparse.Namespace) -> int:
     from pipelines.config.loader import load_config
-    from pipelines.export.job import ExportRequest, run_export, summary_text
 
     if args.body_model_dir and not args.with_body_model:
         raise UserFacingError("--body-model-dir is only read with --with-body-model: add it, or drop --body-model-dir")
     path, overrides = _split_config_args(args.args)
-    config = load_config(path, overrides)
+    config = load_config(path, overrides)  # a mistake in it is reported before torch is imported
+    from pipelines.export.job import ExportRequest, run_export, summary_text
+
     request = ExportRequest(
         checkpoint=args.checkpoint,
         format=args.format,

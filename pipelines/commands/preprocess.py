@@ -29,10 +29,11 @@ def _run(args: argparse.Namespace) -> int:
     if args.readers:
         return _list_readers()
     from pipelines.config.loader import load_config
-    from pipelines.preprocess.job import run_preprocess
 
     path, overrides = _split_config_args(args.args)
-    config = load_config(path, overrides)
+    config = load_config(path, overrides)  # a mistake in it is reported before torch and Ray are imported
+    from pipelines.preprocess.job import run_preprocess
+
     report = run_preprocess(config, show_progress=not args.quiet)
     print(f"Shards in {report.output} ({report.seconds:.1f} s):")
     if report.shards_reused:

@@ -9,10 +9,11 @@ from pipelines.commands.config import _split_config_args
 
 def _run(args: argparse.Namespace) -> int:
     from pipelines.config.loader import load_config
-    from pipelines.quickstart import run_quickstart, summary
 
     path, overrides = _split_config_args(args.args)
-    config = load_config(path, overrides)
+    config = load_config(path, overrides)  # a mistake in it is reported before torch and Ray are imported
+    from pipelines.quickstart import run_quickstart, summary
+
     print(summary(run_quickstart(config)))
     return 0
 

@@ -9,10 +9,12 @@ from pipelines.commands.config import _split_config_args
 
 def _run(args: argparse.Namespace) -> int:
     from pipelines.config.loader import load_config
-    from pipelines.training.job import run_training
 
     path, overrides = _split_config_args(args.args)
-    result = run_training(load_config(path, overrides))
+    config = load_config(path, overrides)  # a mistake in it is reported before torch and Ray are imported
+    from pipelines.training.job import run_training
+
+    result = run_training(config)
     resumed = " (resumed)" if result.resumed else ""
     print(
         "\n".join(

@@ -106,9 +106,8 @@ def _is_up_to_date(storage: Storage, plan: SourcePlan, overwrite: bool) -> bool:
     return False
 
 
-def _plans(config, storage: Storage, body_fingerprint: str, show_progress: bool):
+def _plans(config, readers: dict, storage: Storage, body_fingerprint: str, show_progress: bool):
     pre = config.preprocess
-    readers = build_readers(pre)
     plans, done = [], []
     for name, reader in readers.items():
         plan = SourcePlan(
@@ -291,15 +290,17 @@ def _sample_format(crop) -> dict:
 
 def run_preprocess(config, show_progress: bool = True) -> PreprocessReport:
     """Run the whole job for ``config.preprocess``; returns what happened per folder."""
-    from pipelines.body_model_source import prepare_assets
     from pipelines.io.cluster import init_ray, quiet_ray_data
 
     start = time.perf_counter()
     pre = config.preprocess
     storage = Storage(pre.output)
+    readers = build_readers(pre)  # a wrong source root or option fails here, before the body model (and torch)
+    from pipelines.body_model_source import prepare_assets
+
     body_dir = prepare_assets(config.body_model)
     storage.check_writable()
-    plans, done = _plans(config, storage, folder_fingerprint(body_dir), show_progress)
+    plans, done = _plans(config, readers, storage, folder_fingerprint(body_dir), show_progress)
     report = PreprocessReport(storage.uri, list(done))
     stages = report.stage_seconds
     stages["plan"] = time.perf_counter() - start
