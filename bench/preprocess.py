@@ -51,7 +51,8 @@ def build_in_process(root: Path, asset_dir: Path, passes: int = 1):
 
     from preprocessing.bodies import BodyModels
     from preprocessing.readers import build_reader, validated
-    from preprocessing.samples import CropConfig, QualityConfig, SampleBuilder
+    from preprocessing.samples import CropConfig, QualityConfig
+    from preprocessing.samples.build import SampleBuilder
 
     cv2.setNumThreads(1)
     torch.set_num_threads(1)

@@ -17,7 +17,8 @@ from scipy.spatial.transform import Rotation
 from preprocessing.bodies import BodyModels
 from preprocessing.readers import SourceError
 from preprocessing.record import Rejected, SampleRecord
-from preprocessing.samples import CropConfig, QualityConfig, SampleBuilder
+from preprocessing.samples import CropConfig, QualityConfig
+from preprocessing.samples.build import SampleBuilder
 from tests.reader_helpers import read_source
 from tests.synth_helpers import generate
 

@@ -27,7 +27,8 @@ from preprocessing.readers.h36m_cameras import CAMERA_IDS, load_cameras
 from preprocessing.record import Rejected
 from preprocessing.render import render_part_labels
 from preprocessing.render.cameras import perspective_to_screen
-from preprocessing.samples import CropConfig, QualityConfig, SampleBuilder
+from preprocessing.samples import CropConfig, QualityConfig
+from preprocessing.samples.build import SampleBuilder
 from preprocessing.synth.framing import camera_root
 from preprocessing.synth.poses import matrix_to_axis_angle, sample_betas, sample_body_poses
 from tests.conftest import require_real_fixture

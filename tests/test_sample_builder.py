@@ -21,7 +21,8 @@ from preprocessing.bodies import BodyModels, pose_bodies
 from preprocessing.record import CropCamera, ImageRef, PerspectiveCamera, RecordRejected, Rejected, SampleRecord
 from preprocessing.render import affine_for_cv2, apply_affine, crop_affine, invert_affine, render_part_labels
 from preprocessing.render.cameras import weak_perspective_translation
-from preprocessing.samples import CropConfig, QualityConfig, SampleBuilder
+from preprocessing.samples import CropConfig, QualityConfig
+from preprocessing.samples.build import SampleBuilder
 from preprocessing.samples.camera_fit import CROP_INTRINSICS, fit_translation
 from preprocessing.samples.encode import member_key, read_tar_members, sample_members, tar_bytes
 from preprocessing.samples.images import ImageLoader, reduction_for

@@ -100,7 +100,7 @@ class ShardBuilder:
     def __init__(self, output: str, body_model_dir: str, part_map: str | None, crop, quality, batch_size: int):
         _configure_worker()
         from preprocessing.bodies import BodyModels
-        from preprocessing.samples import SampleBuilder
+        from preprocessing.samples.build import SampleBuilder
 
         self.storage = Storage(output)
         self.builder = SampleBuilder(BodyModels(body_model_dir, part_map), crop, quality)
