@@ -82,7 +82,9 @@ def read_shard(stream, url: str) -> bytes:
         chunks.append(chunk)
         size += len(chunk)
         if size > cap:
-            raise ShardContentError(f"shard {url} holds more than {cap:,} bytes ({MAX_SHARD_BYTES}); raise it if genuine")
+            raise ShardContentError(
+                f"shard {url} holds more than {cap:,} bytes ({MAX_SHARD_BYTES}); raise it if genuine"
+            )
     data = b"".join(chunks)
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:

@@ -75,7 +75,9 @@ def _check_pixels(data: bytes, url: str) -> None:
     except (OSError, ValueError):
         return
     if width * height > cap:
-        raise RecordRejected("unreadable_image", f"{url} declares {width} x {height} pixels, more than {MAX_IMAGE_PIXELS}")
+        raise RecordRejected(
+            "unreadable_image", f"{url} declares {width} x {height} pixels, more than {MAX_IMAGE_PIXELS}"
+        )
 
 
 def decode_image(data: bytes, url: str, reduction: int = 1) -> np.ndarray:
