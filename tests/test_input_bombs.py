@@ -341,3 +341,30 @@ def test_the_sample_builder_rejects_each_hostile_image_and_builds_the_rest(hosti
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads(done.stdout.strip().splitlines()[-1]) == ["unreadable_image"] * 4 + ["built"]
+
+
+def test_checkpoints_and_configs_nested_thousands_deep_are_one_line_errors(checkpoints, tmp_path, capsys):
+    """Nesting past the depth limit is refused before anything recurses through it (a RecursionError before)."""
+    import torch
+
+    from pipelines.cli import main
+
+    deep: list = []
+    for _ in range(3000):
+        deep = [deep]
+    payload = torch.load(checkpoints / "good.pt", weights_only=True)
+    payload["metadata"] = {"notes": deep}
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(20_000)  # for pickle to write it
+    try:
+        torch.save(payload, tmp_path / "deep.pt")
+    finally:
+        sys.setrecursionlimit(limit)
+    (tmp_path / "deep.yaml").write_text("a: " + "[" * 5000 + "]" * 5000 + "\n")
+    for args, phrase in (
+        (["checkpoint", "info", str(tmp_path / "deep.pt")], "nested deeper than 100 levels"),
+        (["config", "show", str(tmp_path / "deep.yaml")], "nested too deeply"),
+    ):
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and phrase in err and args[-1] in err, err
