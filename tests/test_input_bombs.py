@@ -298,19 +298,40 @@ def hostile_humandata(procedural_dir, tmp_path_factory) -> Path:
     return root
 
 
-def test_image_paths_outside_the_source_root_are_rejected_unless_allowed(hostile_humandata, tmp_path):
-    """Planning rejects them (nothing is read); preprocess.images_outside_root=true plans them."""
+@pytest.fixture(scope="module")
+def hostile_coco(procedural_dir, tmp_path_factory) -> Path:
+    """A synthetic COCO-EFT source of three people whose first image's ``file_name`` climbs to /dev/zero."""
+    from tests.synth_helpers import generate
+
+    root = tmp_path_factory.mktemp("hostile") / "coco"
+    generate(procedural_dir, root, "coco_eft", 3, seed=1)
+    annotations = root / "annotations/person_keypoints_train2014.json"
+    coco = json.loads(annotations.read_text())
+    first = next(image for image in coco["images"] if image["id"] == coco["annotations"][0]["image_id"])
+    first["file_name"] = "../" * 12 + "dev/zero"
+    annotations.write_text(json.dumps(coco))
+    return root
+
+
+@pytest.mark.parametrize("layout", ["humandata", "coco_eft"])
+def test_image_paths_outside_the_source_root_are_rejected_unless_allowed(layout, request):
+    """A HumanData `image_path` or a COCO `file_name` of ../../../dev/zero: planning rejects it (nothing is read);
+    preprocess.images_outside_root=true plans it."""
     from pipelines.config.loader import load_config
     from pipelines.preprocess.plan import SourcePlan, build_readers, plan_records
 
-    overrides = ["preprocess.sources.h.reader=humandata", f"preprocess.sources.h.root={hostile_humandata}"]
+    root = request.getfixturevalue("hostile_humandata" if layout == "humandata" else "hostile_coco")
+    overrides = [f"preprocess.sources.h.reader={layout}", f"preprocess.sources.h.root={root}"]
+    if layout == "coco_eft":
+        overrides += ["preprocess.sources.h.options.images=images/train2014"]
+        overrides += ["preprocess.sources.h.options.eft=eft_fits/COCO2014-All-ver01.json"]
     reader = build_readers(load_config(None, overrides).preprocess)["h"]
     for allowed in (False, True):
-        plan = SourcePlan("h", reader, "humandata/train", "", "")
+        plan = SourcePlan("h", reader, "x/train", "", "")
         plan_records(plan, 100, 1, show_progress=False, images_outside_root=allowed)
         planned = [record.image.path for shard in plan.shards for record in shard]
-        assert plan.inputs == 5 and len(planned) + len(plan.rejects) == 5
-        assert any(path.endswith("/dev/zero") and "images" not in path for path in planned) is allowed
+        assert len(planned) + len(plan.rejects) == plan.inputs >= 3
+        assert (planned.count("/dev/zero"), len(plan.rejects)) == ((1, 0) if allowed else (0, 1))
         if not allowed:
             (reject,) = plan.rejects
             assert reject.reason == "image_outside_root" and "preprocess.images_outside_root=true" in reject.detail
