@@ -389,3 +389,25 @@ def test_checkpoints_and_configs_nested_thousands_deep_are_one_line_errors(check
         assert main(args) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and phrase in err and args[-1] in err, err
+
+
+def test_each_limit_is_raised_or_lowered_by_its_environment_variable(tmp_path, monkeypatch, capsys):
+    """80 MiB of zeros saved with np.savez_compressed (80 KB): over the default expansion limit (100 times the file
+    plus 64 MiB), read once PARE_MAX_EXPANSION allows it; a malformed value is a one-line error of any command."""
+    from pare_model.input_limits import InputLimitError
+    from pipelines.cli import main
+    from preprocessing.readers.npz_arrays import read_npz
+
+    path = tmp_path / "zeros.npz"
+    np.savez_compressed(path, zeros=np.zeros((10, 1024, 1024)))
+    assert path.stat().st_size < 200_000
+    with pytest.raises(InputLimitError, match=r"declare 83,886,208 bytes .*PARE_MAX_EXPANSION=100 times"):
+        read_npz(str(path))
+    monkeypatch.setenv("PARE_MAX_EXPANSION", "2_000")
+    assert read_npz(str(path))["zeros"].shape == (10, 1024, 1024)
+    monkeypatch.setenv("PARE_MAX_LOAD_BYTES", "1000000")
+    with pytest.raises(InputLimitError, match=r"at most PARE_MAX_LOAD_BYTES=1,000,000\)"):
+        read_npz(str(path))
+    monkeypatch.setenv("PARE_MAX_OBJECTS", "lots")
+    assert main(["config", "show"]) == 2
+    assert capsys.readouterr().err == "pare config: error: PARE_MAX_OBJECTS='lots' must be a positive whole number\n"
