@@ -102,8 +102,8 @@ def _read(path: Path, backbone: Backbone) -> Any:
         raise BackboneWeightsError(
             f"initial backbone weights file {path} does not exist; {what}. Nothing is downloaded."
         )
-    check_torch_file(path)  # the sizes its zip declares, before torch.load reads a record
     try:
+        check_torch_file(path)  # the sizes its zip declares, before torch.load reads a record
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch.load raises many types (pickle, zip, EOF, OS) for a bad file
         raise BackboneWeightsError(f"cannot read {path} as a PyTorch weights file ({error}); {what}") from error
