@@ -30,6 +30,7 @@ import numpy as np
 import scipy.sparse
 
 from pare_model.errors import PickleLoadError, UnsafePickleError
+from pare_model.input_limits import MAX_DEPTH, BoundedWalk
 
 
 class _ChumpyArray:
@@ -160,8 +161,6 @@ def _rebuild_chumpy(state: Any, source: str) -> np.ndarray:
     return np.asarray(state["x"])
 
 
-MAX_DEPTH = 100
-"""Deepest nesting of containers a pickle may hold; SMPL, 3DPW and camera files nest 3 levels."""
 OBJECTS_PER_BYTE = 4
 """Objects the loaded data may hold per byte of input, counting a shared object each time it is reached.
 
@@ -171,68 +170,49 @@ to 2**61 objects through shared references, and is refused after a few thousand.
 """
 OBJECTS_SLACK = 10_000
 
-_CONTAINERS = (dict, list, tuple, set, frozenset, np.ndarray, *_STAND_INS)
 
-
-class _BoundedWalk:
+class _BoundedWalk(BoundedWalk):
     """The pass that turns stand-ins into arrays, with its work bounded by the input's size.
 
-    Each container is walked once (memoised by id); reaching it again shares the result, as the
-    input shares it, and counts its objects again, so data that expands far beyond its file is
-    refused before a consumer walks it as a tree. A container that holds itself, or nesting deeper
-    than :data:`MAX_DEPTH`, is refused too: plain numeric data has neither.
+    :class:`~pare_model.input_limits.BoundedWalk` over the stand-ins and object arrays too: reaching a
+    shared container again shares the result, as the input shares it, and counts its objects again, so
+    data that expands far beyond its file is refused before a consumer walks it as a tree. A container
+    that holds itself, or nesting deeper than :data:`MAX_DEPTH`, is refused too: plain numeric data has
+    neither.
     """
 
-    def __init__(self, source: str, num_bytes: int):
-        self.source, self.num_bytes = source, num_bytes
-        self.limit = OBJECTS_PER_BYTE * num_bytes + OBJECTS_SLACK
-        self.count = 0
-        self.done: dict[int, tuple[Any, int]] = {}  # id -> (result, objects under it, itself included)
-        self.open: set[int] = set()  # ids of the containers being walked (the current path)
+    containers = (dict, list, tuple, set, frozenset, np.ndarray, *_STAND_INS)
 
-    def _counted(self, objects: int) -> None:
-        self.count += objects
-        if self.count > self.limit:
-            raise UnsafePickleError(
+    def __init__(self, source: str, num_bytes: int):
+        super().__init__(OBJECTS_PER_BYTE * num_bytes + OBJECTS_SLACK)
+        self.source, self.num_bytes = source, num_bytes
+
+    def refuse(self, problem: str, kind: str = "") -> Exception:
+        if problem == "too many":
+            return UnsafePickleError(
                 f"refusing to load {self.source}: its {self.num_bytes:,} bytes expand to more than "
                 f"{self.limit:,} objects through shared references (a 'billion laughs' pickle); "
                 "plain numeric data never does. Check where the file came from."
             )
-
-    def visit(self, value: Any, depth: int = 0) -> Any:
-        if not isinstance(value, _CONTAINERS) or (isinstance(value, np.ndarray) and value.dtype != object):
-            self._counted(1)
-            return value
-        key = id(value)
-        if key in self.done:
-            result, objects = self.done[key]
-            self._counted(objects)
-            return result
-        if key in self.open:
-            raise UnsafePickleError(
-                f"refusing to load {self.source}: a {type(value).__name__} in it holds itself; plain numeric "
-                "data never does"
+        if problem == "itself":
+            return UnsafePickleError(
+                f"refusing to load {self.source}: a {kind} in it holds itself; plain numeric data never does"
             )
-        if depth >= MAX_DEPTH:
-            raise UnsafePickleError(
-                f"refusing to load {self.source}: its containers are nested deeper than {MAX_DEPTH} levels; "
-                "plain numeric data never is"
-            )
-        self.open.add(key)
-        start = self.count
-        self._counted(1)
-        result = self._rebuild(value, depth + 1)
-        self.open.discard(key)
-        self.done[key] = (result, self.count - start)
-        return result
+        return UnsafePickleError(
+            f"refusing to load {self.source}: its containers are nested deeper than {MAX_DEPTH} levels; "
+            "plain numeric data never is"
+        )
 
-    def _rebuild(self, value: Any, depth: int) -> Any:
+    def is_container(self, value: Any) -> bool:
+        return isinstance(value, self.containers) and not (isinstance(value, np.ndarray) and value.dtype != object)
+
+    def rebuild(self, value: Any, depth: int) -> Any:
         if isinstance(value, _ChumpyArray):
             return _rebuild_chumpy(self.visit(getattr(value, "state", None), depth), self.source)
         if isinstance(value, _SparseMatrix):
             return _rebuild_sparse(value.format, self.visit(getattr(value, "state", None), depth), self.source)
         if isinstance(value, dict):
-            self._counted(len(value))  # the keys
+            self.counted(len(value))  # the keys
             return {key: self.visit(item, depth) for key, item in value.items()}
         if isinstance(value, (list, tuple)):
             return type(value)(self.visit(item, depth) for item in value)
@@ -241,8 +221,7 @@ class _BoundedWalk:
             for index, item in enumerate(value.flat):
                 result[index] = self.visit(item, depth)
             return result.reshape(value.shape)
-        self._counted(len(value))  # a set: its items are hashable scalars or tuples
-        return value
+        return super().rebuild(value, depth)  # a set
 
 
 def loads_pickle(data: bytes, source: str = "pickle data") -> Any:

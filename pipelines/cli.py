@@ -18,6 +18,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 
+from pare_model.input_limits import limits_environment
 from pipelines.commands import (
     body_model,
     checkpoint,
@@ -91,6 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     set_verbose(args.verbose)
     quiet_libraries()
     try:
+        limits_environment()  # a malformed PARE_MAX_* variable fails here, not in a worker
         return int(args.handler(args) or 0)
     except KeyboardInterrupt:
         print(f"pare {args.command}: interrupted", file=sys.stderr)

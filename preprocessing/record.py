@@ -40,6 +40,9 @@ REJECT_REASONS: dict[str, str] = {
     "duplicate_id": "another record of the same dataset and split has the same sample key",
     "missing_image": "the image or video file does not exist",
     "corrupt_image": "the image or video frame cannot be decoded",
+    "image_outside_root": "the annotation names an image outside the source's root (preprocess.images_outside_root)",
+    "unreadable_image": "the image path names a device, FIFO or folder, or an image over PARE_MAX_IMAGE_BYTES "
+    "or PARE_MAX_IMAGE_PIXELS",
     "invalid_camera_pose": "the dataset marks the camera pose of this frame invalid for this person (3DPW campose_valid)",
     "no_fit": "the annotation has no matching SMPL fit and the source requires one",
     "not_in_subset": "the record is outside the subset the reader's options keep (humandata: occlusion_only)",

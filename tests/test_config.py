@@ -235,12 +235,20 @@ def test_a_cycle_of_bases_is_refused_naming_the_chain(tmp_path):
         load_config(_file(tmp_path / "self.yaml", "_base_: ./self.yaml\n"))
 
 
-def test_a_base_named_twice_is_no_cycle(tmp_path):
+def test_a_base_named_twice_is_refused_naming_both_places(tmp_path):
+    """A file read twice would be applied twice, and files that each name the next one twice would be read 2**N
+    times: a base named twice in one list, or by two files (a diamond), is refused."""
     _file(tmp_path / "common.yaml", "body_model:\n  seed: 1\n")
-    _file(tmp_path / "left.yaml", "_base_: common.yaml\nbody_model:\n  gender: male\n")
-    _file(tmp_path / "right.yaml", "_base_: common.yaml\nquickstart:\n  pose: wave\n")
-    config = load_config(_file(tmp_path / "top.yaml", "_base_: [left.yaml, right.yaml]\n"))
-    assert (config.body_model.seed, config.body_model.gender, config.quickstart.pose) == (1, "male", "wave")
+    left = _file(tmp_path / "left.yaml", "_base_: common.yaml\nbody_model:\n  gender: male\n")
+    right = _file(tmp_path / "right.yaml", "_base_: common.yaml\nquickstart:\n  pose: wave\n")
+    with pytest.raises(ConfigError) as raised:
+        load_config(_file(tmp_path / "top.yaml", "_base_: [left.yaml, right.yaml]\n"))
+    message = str(raised.value)
+    assert f"_base_ 'common.yaml' in {right}" in message and f"already named by {left}" in message
+    twice = _file(tmp_path / "twice.yaml", "_base_: [common.yaml, ./common.yaml]\n")
+    with pytest.raises(ConfigError, match="already named earlier in the same _base_ list") as raised:
+        load_config(twice)
+    assert f"_base_ './common.yaml' in {twice}" in str(raised.value) and "\n" not in str(raised.value)
 
 
 def test_a_missing_base_names_the_file_that_names_it_and_the_path_tried(tmp_path):

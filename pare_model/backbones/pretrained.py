@@ -20,6 +20,7 @@ import torch
 
 from pare_model.backbones.base import Backbone
 from pare_model.errors import UserFacingError
+from pare_model.input_limits import check_torch_file
 
 COUNTER_SUFFIX = "num_batches_tracked"
 DATA_PARALLEL_PREFIX = "module."
@@ -102,6 +103,7 @@ def _read(path: Path, backbone: Backbone) -> Any:
             f"initial backbone weights file {path} does not exist; {what}. Nothing is downloaded."
         )
     try:
+        check_torch_file(path)  # the sizes its zip declares, before torch.load reads a record
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch.load raises many types (pickle, zip, EOF, OS) for a bad file
         raise BackboneWeightsError(f"cannot read {path} as a PyTorch weights file ({error}); {what}") from error

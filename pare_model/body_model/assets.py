@@ -26,6 +26,7 @@ import numpy as np
 import scipy.sparse
 
 from pare_model.errors import AssetError
+from pare_model.input_limits import check_npz
 from pare_model.safe_pickle import load_pickle
 
 Gender = Literal["neutral", "male", "female"]
@@ -108,6 +109,7 @@ def read_model_file(path: Path) -> dict[str, np.ndarray]:
     """Arrays of one SMPL model file (.pkl or .npz), validated against SMPL's shapes."""
     if path.suffix == ".npz":
         try:
+            check_npz(path)  # what its arrays declare, before np.load allocates them
             with np.load(path, allow_pickle=False) as archive:
                 raw = {key: archive[key] for key in archive.files}
         except (OSError, ValueError, zipfile.BadZipFile) as error:
@@ -150,6 +152,7 @@ def _read_mean_params(folder: Path) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise AssetError(f"{folder} lacks {MEAN_PARAMS_FILE}. " + DOWNLOAD_HINT)
     try:
+        check_npz(path, ("pose", "shape", "cam"))
         with np.load(path, allow_pickle=False) as archive:
             params = {key: np.asarray(archive[key], dtype=np.float32) for key in ("pose", "shape", "cam")}
     except KeyError as error:

@@ -5,6 +5,12 @@ they are yacs ``CfgNode`` objects (dict subclasses); Lightning itself may store 
 ``AttributeDict``. With weights_only these would be refused, so those known dict-like classes
 are read as plain ordered dicts; nothing in the file can run code. Any other class is refused
 with a message that says how to strip the file down to its state dict.
+
+Before ``torch.load`` reads a record, the sizes the zip declares for its members are checked against
+the file's size and :data:`~pare_model.input_limits.MAX_LOAD_BYTES` (torch itself refuses a storage
+whose declared size differs from its record, but only after reading the record); after, the payload
+is walked with a bound on its values and depth (:func:`~pare_model.input_limits.check_loaded`), so
+metadata that shares one list 2**60 times is refused before anything prints or converts it.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from typing import Any
 import torch
 
 from pare_model.errors import UserFacingError
+from pare_model.input_limits import check_loaded, check_torch_file
 
 # Dict-like hyper-parameter containers known to appear in Lightning checkpoints.
 DICT_LIKE_GLOBALS = (
@@ -45,6 +52,7 @@ def read_checkpoint_file(path: str | Path) -> Any:
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist; pass the path of a .ckpt or .pt file")
     try:
+        check_torch_file(path)
         unsafe = set(torch.serialization.get_unsafe_globals_in_checkpoint(str(path)))
     except (zipfile.BadZipFile, RuntimeError, ValueError, pickle.UnpicklingError, EOFError, OSError) as error:
         raise CheckpointError(
@@ -58,6 +66,8 @@ def read_checkpoint_file(path: str | Path) -> Any:
     ]
     try:
         with torch.serialization.safe_globals(as_dicts):
-            return torch.load(path, map_location="cpu", weights_only=True)
+            payload = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError) as error:
         raise CheckpointError(f"cannot read {path} with weights_only=True: {error}. {STRIP_HINT}") from error
+    check_loaded(payload, str(path), "its content")
+    return payload

@@ -101,8 +101,9 @@ def markdown_reference(config: Any) -> str:
         "list of paths applied in order) names YAML files, relative to the folder of the file that names",
         "them, that are read first; a base may have bases of its own. The file's keys win over its",
         "bases' (mappings merge key by key; lists and single values replace), and command-line",
-        "overrides win over every file. `_base_` is read only at the top level of a file, and a cycle",
-        "of bases is refused. `pare config show FILE --origin` follows each value with where it came",
+        "overrides win over every file. `_base_` is read only at the top level of a file; a cycle",
+        "of bases, a file named as a base twice (in one list, or by two files) and more than 64 files",
+        "in all are refused. `pare config show FILE --origin` follows each value with where it came",
         "from: `default`, the file or one of its bases, or `override`. The blocks the shipped configs",
         "share are in `configs/base/`.",
     ]

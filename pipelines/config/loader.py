@@ -28,10 +28,13 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from pare_model.errors import UserFacingError
+from pare_model.input_limits import check_loaded
 from pipelines.config.schema import PareConfig
 
 BASE_KEY = "_base_"
 """The top-level key of a config file that names the files it builds on."""
+MAX_BASE_FILES = 64
+"""Most files one config may be built from, its bases and theirs included (the shipped configs use 5)."""
 
 
 class ConfigError(UserFacingError):
@@ -147,6 +150,10 @@ def read_yaml(path: str | Path) -> dict:
         raise ConfigError(f"config file {path} is not UTF-8 text ({error.reason} at byte {error.start})") from None
     except yaml.YAMLError as error:
         raise ConfigError(f"config file {path} is not valid YAML: {error}") from error
+    except RecursionError:
+        raise ConfigError(f"config file {path} is nested too deeply to read; real configs nest a few levels") from None
+    # YAML aliases share one value among many places: a few hundred bytes can stand for 2**60 values
+    check_loaded(data, f"config file {path}", "with its aliases expanded,")
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -164,13 +171,25 @@ def base_names(value: Any, path: Path) -> list[str]:
     return names
 
 
-def _check_base(base: Path, name: str, referrer: Path, chain: Sequence[Path]) -> None:
-    """Refuse a base that is missing or already on the chain of files that led to it (a cycle)."""
-    seen = [link.resolve() for link in chain]
-    if base.resolve() in seen:
+def _check_base(base: Path, name: str, referrer: Path, chain: Sequence[Path], read: dict[Path, Path]) -> None:
+    """Refuse a base that is missing, already on the chain of files that led to it (a cycle), or already read.
+
+    ``read`` maps each file read so far to the file that named it: a file named twice (in one ``_base_``
+    list, or by two files) would be read and applied twice, and files that each name the next one twice
+    would be read 2**N times.
+    """
+    on_chain = [link.resolve() for link in chain]
+    if base.resolve() in on_chain:
         cycle = " -> ".join(str(link) for link in [*chain, base])
         raise ConfigError(
             f"config files name each other as _base_ in a cycle: {cycle}; remove {name!r} from _base_ in {referrer}"
+        )
+    if base.resolve() in read:
+        first = read[base.resolve()]
+        where = "earlier in the same _base_ list" if first == referrer else f"by {first}"
+        raise ConfigError(
+            f"_base_ {name!r} in {referrer}: {base} is already named {where}; a config is built on each file "
+            f"once: remove it from one of the _base_ lists"
         )
     if not base.is_file():
         problem = "is a folder" if base.is_dir() else "does not exist"
@@ -180,21 +199,28 @@ def _check_base(base: Path, name: str, referrer: Path, chain: Sequence[Path]) ->
         )
 
 
-def file_layers(path: str | Path, chain: Sequence[Path] = ()) -> list[ConfigLayer]:
+def file_layers(
+    path: str | Path, chain: Sequence[Path] = (), read: dict[Path, Path] | None = None
+) -> list[ConfigLayer]:
     """The layers of a config file: each of its bases' layers in ``_base_`` order, then its own keys.
 
     ``chain`` is the files that named this one as a base, so a cycle is refused instead of recursing
-    forever; a base shared by two bases (a diamond) is no cycle and is applied where each names it.
+    forever; ``read`` is every file read for this config so far, so no file is read twice: a base named
+    twice, or shared by two bases (a diamond), is refused (:func:`_check_base`).
     """
     path = Path(path)
+    read = {path.resolve(): path} if read is None else read
     data = read_yaml(path)
     chain = [*chain, path]
     layers: list[ConfigLayer] = []
     if BASE_KEY in data:
         for name in base_names(data.pop(BASE_KEY), path):
             base = path.parent / name
-            _check_base(base, name, path, chain)
-            layers += file_layers(base, chain)
+            _check_base(base, name, path, chain, read)
+            read[base.resolve()] = path
+            if len(read) > MAX_BASE_FILES:
+                raise ConfigError(f"{chain[0]} is built from more than {MAX_BASE_FILES} files through _base_")
+            layers += file_layers(base, chain, read)
     return [*layers, ConfigLayer(str(path), f"in {path}", data)]
 
 

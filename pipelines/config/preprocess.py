@@ -65,6 +65,10 @@ class PreprocessConfig:
     min_keypoints: int = 1
     """Records with fewer labelled 2D keypoints are rejected as no_visible_keypoints."""
 
+    images_outside_root: bool = False
+    """Read images that an annotation file places outside its source's root (``../``, absolute paths). Off: such
+    records are rejected as image_outside_root, so an annotation file cannot make the job read other files."""
+
     keep_work: bool = False
     """Keep the per-shard summaries (``_work/``) after the manifest is written (for debugging)."""
 

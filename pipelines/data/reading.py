@@ -5,12 +5,14 @@ from __future__ import annotations
 import io
 import json
 import re
+import tarfile
 from collections.abc import Iterator
 
 import numpy as np
 from PIL import Image
 
 from pare_model.errors import UserFacingError
+from pare_model.input_limits import MAX_SHARD_BYTES
 from pipelines.data.manifest import MANIFEST_FILE, in_folder
 from pipelines.io.storage import Storage
 
@@ -60,6 +62,48 @@ def decode_labels(data: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(data)))
 
 
+_CHUNK = 64 << 20
+
+
+class ShardContentError(UserFacingError):
+    """A shard is larger than the limit, or its tar members declare more bytes than the shard holds."""
+
+
+def read_shard(stream, url: str) -> bytes:
+    """The bytes of the shard at ``url`` from the open ``stream``, refused before its members are read when it is
+    larger than :data:`~pare_model.input_limits.MAX_SHARD_BYTES` or a member would expand beyond the shard.
+
+    A GNU sparse member stores a map of its data and declares any size: reading it fills the holes with zeros
+    (a 1 MB shard can hold a 16 GB member), and ``pare preprocess`` never writes one. A member declaring more
+    bytes than the shard holds, or a header that is not a tar header, makes the shard unreadable.
+    """
+    cap, chunks, size = MAX_SHARD_BYTES.value(), [], 0
+    while chunk := stream.read(min(_CHUNK, cap + 1 - size)):  # in pieces: some streams allocate what is asked
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > cap:
+            raise ShardContentError(
+                f"shard {url} holds more than {cap:,} bytes ({MAX_SHARD_BYTES}); raise it if genuine"
+            )
+    data = b"".join(chunks)
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+            for member in tar:
+                if member.issparse() or member.sparse is not None:
+                    raise ShardContentError(
+                        f"shard {url}: member {member.name} is a sparse file declaring {member.size:,} bytes; shards "
+                        "hold plain files only (a sparse member expands when read), so the shard is damaged or crafted"
+                    )
+                if member.size > len(data):
+                    raise ShardContentError(
+                        f"shard {url}: member {member.name} declares {member.size:,} bytes, more than the "
+                        f"{len(data):,} bytes of the shard; the shard is damaged"
+                    )
+    except (tarfile.TarError, ValueError, EOFError) as error:
+        raise ShardContentError(f"shard {url} is not a readable tar file ({error}); the shard is damaged") from None
+    return data
+
+
 def iter_samples(storage: Storage, folder: str, manifest: dict) -> Iterator[tuple[str, dict]]:
     """(shard name, raw sample dict) for every sample, read with the plain webdataset library."""
     import webdataset as wds
@@ -67,7 +111,7 @@ def iter_samples(storage: Storage, folder: str, manifest: dict) -> Iterator[tupl
     for shard in manifest["shards"]:
         url = shard_url(storage, folder, shard["name"])
         with storage.fs.open_input_stream(url) as stream:
-            data = stream.read()
+            data = read_shard(stream, url)
         files = ({**member, "__url__": url} for member in wds.tariterators.tar_file_iterator(io.BytesIO(data)))
         for sample in wds.tariterators.group_by_keys(files):
             yield shard["name"], sample

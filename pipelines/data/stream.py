@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from pare_model.errors import UserFacingError
 from pipelines.config.train import LoaderConfig
+from pipelines.data.reading import ShardContentError, read_shard
 from pipelines.data.samples import SKIPPED, SampleTransform
 from pipelines.io.storage import is_remote
 
@@ -54,12 +55,13 @@ def count_and_continue(error: Exception) -> bool:
 
 
 def _opened(urls: Iterator[str]) -> Iterator[dict]:
-    """Each shard read whole into memory (shards are ~100 MB at most): one read instead of thousands."""
+    """Each shard read whole into memory (shards are ~100 MB at most): one read instead of thousands; a shard over
+    the size limit, or whose members would expand beyond it, is skipped (:func:`~pipelines.data.reading.read_shard`)."""
     for url in urls:
         try:
             with open_url(url) as stream:
-                data = stream.read()
-        except OSError as error:
+                data = read_shard(stream, url)
+        except (OSError, ShardContentError) as error:
             count_and_continue(error)
             continue
         yield {"url": url, "stream": io.BytesIO(data)}

@@ -22,10 +22,12 @@ def init_ray(address: str = "") -> None:
     By default the workers' output stays in Ray's log folder, whose path is printed once, and Ray's
     own messages below warnings are not shown; what Ray reports about its cluster (a lost node, a task
     retried) goes to a file there too, announced by one line (:func:`_keep_ray_messages`);
-    ``pare --verbose`` streams all of it to the console.
+    ``pare --verbose`` streams all of it to the console. The ``PARE_MAX_*`` input limits set in this
+    process's environment are handed to the workers (:mod:`pare_model.input_limits`).
     """
     import ray
 
+    from pare_model.input_limits import limits_environment
     from pipelines.console import verbose
 
     if ray.is_initialized():
@@ -40,6 +42,8 @@ def init_ray(address: str = "") -> None:
             log_to_driver=loud,
             include_dashboard=False if not address else None,
             logging_level=logging.INFO if loud else logging.ERROR,
+            # the input limits raised for this command hold in its workers too
+            runtime_env={"env_vars": limits} if (limits := limits_environment()) else None,
         )
     if not loud:
         folder = ray_log_folder(context)

@@ -126,7 +126,7 @@ def _plans(config, readers: dict, storage: Storage, body_fingerprint: str, show_
                 )
             )
             continue
-        plan_records(plan, pre.samples_per_shard, pre.min_keypoints, show_progress)
+        plan_records(plan, pre.samples_per_shard, pre.min_keypoints, show_progress, pre.images_outside_root)
         plans.append(plan)
     return plans, done
 

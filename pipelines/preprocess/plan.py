@@ -78,14 +78,24 @@ def config_hash(source: SourceConfig, config: PreprocessConfig, body_model_finge
         "quality": asdict(config.quality),
         "body_model": body_model_fingerprint,
     }
+    if config.images_outside_root:  # only when set, so that the folders made before the option stay up to date
+        identity["images_outside_root"] = True
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def plan_records(plan: SourcePlan, samples_per_shard: int, min_keypoints: int, show_progress: bool = True) -> None:
-    """Stream the reader's records into ``plan``: validated, de-duplicated and cut into shards."""
+def plan_records(
+    plan: SourcePlan,
+    samples_per_shard: int,
+    min_keypoints: int,
+    show_progress: bool = True,
+    images_outside_root: bool = False,
+) -> None:
+    """Stream the reader's records into ``plan``: validated, de-duplicated and cut into shards; unless
+    ``images_outside_root``, a record whose image lies outside the source root is rejected."""
     seen: set[str] = set()
     shard: list[SampleRecord] = []
-    items = validated(plan.reader.records(), min_keypoints)
+    confine = None if images_outside_root else plan.reader.files
+    items = validated(plan.reader.records(), min_keypoints, confine)
     for item in tqdm(items, desc=f"read {plan.folder}", unit="record", disable=not show_progress, leave=False):
         plan.inputs += 1
         if isinstance(item, Rejected):

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from pare_model.input_limits import limits_environment
 from pare_model.losses import PareLoss
 from pare_model.model import build_model_from_assets
 from pipelines.config.loader import load_config_text
@@ -342,8 +343,9 @@ def share_rank0_buffers(module, world_size: int) -> None:
 
 
 def worker_environment() -> dict[str, str]:
-    """Environment of the training workers (numba cache, quiet libraries, MLflow system-metric settings)."""
+    """Environment of the training workers (numba cache, quiet libraries, MLflow system-metric settings, input limits)."""
     passed = {k: v for k, v in os.environ.items() if k.startswith("MLFLOW_SYSTEM_METRICS_") or k == VERBOSE_ENV}
+    passed |= limits_environment()
     return passed | {
         "NUMBA_CACHE_DIR": os.environ.get("NUMBA_CACHE_DIR", os.path.join(tempfile.gettempdir(), "pare-numba")),
         "NO_ALBUMENTATIONS_UPDATE": "1",

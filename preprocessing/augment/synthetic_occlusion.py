@@ -13,12 +13,14 @@ Bank file: an ``.npz`` with one (h, w, 4) uint8 RGBA array per cut-out, named
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from pare_model.errors import UserFacingError
+from pare_model.input_limits import check_npz
 from preprocessing.augment.config import OcclusionConfig
 from preprocessing.synth.textures import random_polygon, random_texture
 
@@ -51,10 +53,11 @@ def load_bank(path: str | Path) -> list[np.ndarray]:
             f"--out {path}` or set loader.occlusion.bank='' for procedural occluders"
         )
     try:
+        check_npz(path)  # what its cut-outs declare, against its size and the limits, before np.load allocates them
         with np.load(path, allow_pickle=False) as data:
             names = sorted(k for k in data.files if k.startswith(BANK_PREFIX))
             cutouts = [data[k] for k in names]
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, zipfile.BadZipFile) as error:
         raise OccluderBankError(f"{path} is not a readable occluder bank (.npz): {error}") from error
     bad = [n for n, c in zip(names, cutouts, strict=True) if c.ndim != 3 or c.shape[2] != 4 or c.dtype != np.uint8]
     if not cutouts or bad:

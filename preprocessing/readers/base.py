@@ -84,12 +84,22 @@ def pixel_offset(files: SourceFiles, configured: float | None) -> float:
     return 0.0 if files.exists(SYNTHETIC_MARKER) else 0.5
 
 
-def validated(items: Iterator[Item], min_keypoints: int = 1) -> Iterator[Item]:
-    """Pass rejected items through and turn records that fail :func:`validate_record` into rejects."""
+def validated(items: Iterator[Item], min_keypoints: int = 1, confine_to: SourceFiles | None = None) -> Iterator[Item]:
+    """Pass rejected items through and turn records that fail :func:`validate_record` into rejects.
+
+    With ``confine_to``, a record whose image lies outside that source's root (its annotation named
+    ``../../etc/...`` or an absolute path) is rejected as ``image_outside_root`` before anything reads it.
+    """
     for item in items:
         if isinstance(item, SampleRecord):
             try:
                 validate_record(item, min_keypoints)
+                if confine_to is not None and not confine_to.contains(item.image.path):
+                    raise RecordRejected(
+                        "image_outside_root",
+                        f"image {item.image.path} is outside the source root {confine_to.url('.')}; set "
+                        "preprocess.images_outside_root=true if the annotation files are trusted",
+                    )
             except RecordRejected as error:
                 item = reject(item, error)
         yield item

@@ -16,6 +16,7 @@ from pathlib import Path
 import fsspec
 
 from pare_model.errors import UserFacingError
+from pare_model.input_limits import MAX_LOAD_BYTES, read_regular_file
 
 
 class SourceError(UserFacingError):
@@ -43,6 +44,12 @@ class SourceFiles:
         path = self.path(relative)
         return path if self.is_local else self.fs.unstrip_protocol(path)
 
+    def contains(self, url: str) -> bool:
+        """Whether ``url`` (as :meth:`url` makes them) lies under the root: image paths in annotation files
+        are joined to the root, and ``..`` or an absolute path would leave it."""
+        root = self.url(".")
+        return url == root or url.startswith(root if root.endswith("/") else root + "/")
+
     def exists(self, relative: str) -> bool:
         return self.fs.exists(self.path(relative))
 
@@ -50,6 +57,9 @@ class SourceFiles:
         return self.fs.isdir(self.path(relative))
 
     def read_bytes(self, relative: str) -> bytes:
+        """The bytes of a file; a local one must be a regular file within :data:`~pare_model.input_limits.MAX_LOAD_BYTES`."""
+        if self.is_local:
+            return read_regular_file(self.path(relative), MAX_LOAD_BYTES, "annotation file")
         with self.fs.open(self.path(relative), "rb") as f:
             return f.read()
 
@@ -66,9 +76,15 @@ class SourceFiles:
         return self.path(relative)
 
     def local_path(self, relative: str) -> str:
-        """A local file with the content of ``relative`` (the file itself when the source is local)."""
+        """A local file with the content of ``relative`` (the file itself when the source is local, which must be a
+        regular file: a FIFO would block the library that opens it, ``/dev/zero`` never end)."""
         if self.is_local:
-            return self.path(relative)
+            path = self.path(relative)
+            if os.path.exists(path) and not os.path.isfile(path):
+                raise SourceError(
+                    f"{path} is not a regular file (a folder, device or FIFO); check the reader's options"
+                )
+            return path
         url = self.url(relative)
         target = _cache_root() / hashlib.sha256(url.encode()).hexdigest()[:24] / posixpath.basename(relative)
         if not target.exists():

@@ -6,11 +6,13 @@ member uncompressed and contiguous, so it can be mapped with :class:`numpy.memma
 offset in the file: reading row ``i`` then touches only that row, and a million-row file costs
 no memory up front. Compressed members (``np.savez_compressed``) are read once. Object arrays
 (``imgname`` saved as Python strings) are pickles inside the member: they go through the
-restricted unpickler, never ``allow_pickle=True``.
+restricted unpickler, never ``allow_pickle=True``. What the members declare is checked against
+the file's size and the limits of :mod:`pare_model.input_limits` before anything is decompressed.
 """
 
 from __future__ import annotations
 
+import math
 import struct
 import zipfile
 from collections.abc import Collection
@@ -18,11 +20,11 @@ from collections.abc import Collection
 import numpy as np
 
 from pare_model.errors import PickleLoadError
+from pare_model.input_limits import check_npz, npy_header
 from pare_model.safe_pickle import loads_pickle
 from preprocessing.readers.files import SourceError, SourceFiles
 
 _LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, ..., file name length, extra field length
-_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
 
 
 def _data_offset(handle, info: zipfile.ZipInfo) -> int:
@@ -35,21 +37,18 @@ def _data_offset(handle, info: zipfile.ZipInfo) -> int:
 
 
 def _read_member(path: str, handle, archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:
-    with archive.open(info) as member:
-        version = np.lib.format.read_magic(member)
-        if version not in _HEADER_READERS:
-            raise ValueError(f"member {info.filename} is .npy format {version}, not 1.0 or 2.0")
-        shape, fortran, dtype = _HEADER_READERS[version](member)
-        header_length = member.tell()
-        order = "F" if fortran else "C"
-        if dtype.hasobject:
+    shape, fortran, dtype, header_length = npy_header(archive, info, path)  # its size checked against the member
+    order = "F" if fortran else "C"
+    count = math.prod(shape)
+    if dtype.hasobject or info.compress_type != zipfile.ZIP_STORED or count == 0 or shape == ():
+        with archive.open(info) as member:
+            member.read(header_length)
+            if not dtype.hasobject:
+                return np.frombuffer(member.read(), dtype, count).reshape(shape, order=order)
             array = loads_pickle(member.read(), f"{path}:{info.filename}")
-            if not isinstance(array, np.ndarray) or array.shape != shape:
-                raise ValueError(f"member {info.filename} does not hold an array of shape {shape}")
-            return array
-        count = int(np.prod(shape))
-        if info.compress_type != zipfile.ZIP_STORED or count == 0 or shape == ():
-            return np.frombuffer(member.read(), dtype, count).reshape(shape, order=order)
+        if not isinstance(array, np.ndarray) or array.shape != shape:
+            raise ValueError(f"member {info.filename} does not hold an array of shape {shape}")
+        return array
     offset = _data_offset(handle, info) + header_length
     return np.memmap(path, dtype, "r", offset=offset, shape=shape, order=order)
 
@@ -59,8 +58,11 @@ def read_npz(path: str, keys: Collection[str] | None = None) -> dict[str, np.nda
 
     ``keys`` limits the members read (those present; None: all of them), so that a small member
     of a large file costs little. Raises ``zipfile.BadZipFile``, ``ValueError`` or
-    :class:`~pare_model.errors.PickleLoadError` for a file that is not a readable npz.
+    :class:`~pare_model.errors.PickleLoadError` for a file that is not a readable npz, and
+    :class:`~pare_model.input_limits.InputLimitError` for one whose members declare more than
+    the limits allow (:func:`~pare_model.input_limits.check_npz`).
     """
+    check_npz(path, keys, mapped=True)  # what its members declare, before anything is decompressed
     with open(path, "rb") as handle, zipfile.ZipFile(handle) as archive:
         return {
             info.filename[: -len(".npy")]: _read_member(path, handle, archive, info)

@@ -7,12 +7,16 @@ where most of the time of preprocessing in-the-wild datasets goes.
 
 from __future__ import annotations
 
+import io
 import os
+import warnings
 
 import cv2
 import numpy as np
 import simplejpeg
+from PIL import Image
 
+from pare_model.input_limits import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, InputLimitError, read_regular_file
 from preprocessing.readers.files import open_url
 from preprocessing.record import ImageRef, RecordRejected
 
@@ -32,19 +36,54 @@ def reduction_for(source_side: float, target_side: int) -> int:
     return factor
 
 
+def _is_local(url: str) -> bool:
+    return "://" not in url or url.startswith("file://")
+
+
 def read_bytes(url: str) -> bytes:
-    """The bytes of an image file; a missing one raises ``missing_image``."""
+    """The bytes of an image file; a missing one raises ``missing_image``, and one that is not a regular file
+    (``/dev/zero``, a FIFO) or is larger than :data:`~pare_model.input_limits.MAX_IMAGE_BYTES`
+    ``unreadable_image``, before it is read."""
     try:
+        if _is_local(url):
+            return read_regular_file(url.removeprefix("file://"), MAX_IMAGE_BYTES, "image")
+        cap = MAX_IMAGE_BYTES.value()
         with open_url(url) as f:
-            return f.read()
+            data = f.read(cap + 1)
+        if len(data) > cap:
+            raise InputLimitError(f"image {url} holds more than {cap:,} bytes ({MAX_IMAGE_BYTES})")
+        return data
+    except InputLimitError as error:
+        raise RecordRejected("unreadable_image", str(error)) from None
     except FileNotFoundError:
         raise RecordRejected("missing_image", f"no file at {url}") from None
     except OSError as error:
         raise RecordRejected("missing_image", f"cannot read {url}: {error}") from None
 
 
+def _check_pixels(data: bytes, url: str) -> None:
+    """Refuse an image whose header declares more than :data:`~pare_model.input_limits.MAX_IMAGE_PIXELS`, before
+    decoding it; a header PIL cannot read is left to the decoder."""
+    cap = MAX_IMAGE_PIXELS.value()
+    try:
+        with warnings.catch_warnings():  # PIL warns above its own limit; ours decides
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as header:
+                width, height = header.size
+    except Image.DecompressionBombError as error:  # twice PIL's limit, itself above ours by default
+        raise RecordRejected("unreadable_image", f"{url}: {error} ({MAX_IMAGE_PIXELS})") from None
+    except (OSError, ValueError):
+        return
+    if width * height > cap:
+        raise RecordRejected(
+            "unreadable_image", f"{url} declares {width} x {height} pixels, more than {MAX_IMAGE_PIXELS}"
+        )
+
+
 def decode_image(data: bytes, url: str, reduction: int = 1) -> np.ndarray:
-    """(H, W, 3) uint8 RGB from encoded bytes, decoded at ``1/reduction`` size; undecodable raises ``corrupt_image``."""
+    """(H, W, 3) uint8 RGB from encoded bytes, decoded at ``1/reduction`` size; undecodable raises ``corrupt_image``,
+    and one declaring more pixels than the limit ``unreadable_image``."""
+    _check_pixels(data, url)
     image = cv2.imdecode(np.frombuffer(data, np.uint8), _REDUCED[reduction]) if data else None
     if image is None:
         raise RecordRejected("corrupt_image", f"{url} ({len(data)} bytes) is not a decodable image")
@@ -110,7 +149,7 @@ class VideoFrames:
 
 def local_video_path(url: str) -> str:
     """A local path for a video URL (remote videos are copied to the source cache once)."""
-    if "://" not in url or url.startswith("file://"):
+    if _is_local(url):
         return url.removeprefix("file://")
     from preprocessing.readers.files import SourceFiles
 
