@@ -13,8 +13,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from pipelines.config.loader import load_config
 from pipelines.config.train import OcclusionConfig
+from pipelines.training.job import PROCEDURAL_OCCLUDERS, _check_occluders
 from preprocessing.augment.synthetic_occlusion import BANK_PREFIX, Occluder, OccluderBankError, load_bank, paste
+
+ROOT = Path(__file__).resolve().parents[1]
 
 # A Pascal VOC 2012 folder in the real layout: JPEG, annotation XML (filename, segmented, objects with VOC's
 # 1-based inclusive bndbox) and a palette SegmentationObject PNG (object index per pixel, 255 = 'void' outline).
@@ -250,3 +254,42 @@ def test_occluder_counts_and_scales_follow_the_config(tmp_path):
     bank = tmp_path / "bank.npz"
     np.savez(bank, **{f"{BANK_PREFIX}00000": np.full((8, 8, 4), 255, np.uint8)})
     assert Occluder(OcclusionConfig(bank=str(bank)), seed=0).kind == "voc"
+
+
+@pytest.mark.parametrize("stage", ["train_stage1.yaml", "train_stage2.yaml"])
+def test_the_published_stages_name_a_voc_bank(stage):
+    occlusion = load_config(ROOT / "configs" / stage).loader.occlusion
+    assert occlusion.enabled and occlusion.probability == 1.0 and occlusion.bank == "outputs/occluders.npz"
+
+
+def test_train_refuses_a_configured_bank_that_is_missing(tmp_path):
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("pare")),
+            "train",
+            str(ROOT / "configs" / "train_stage1.yaml"),
+            "train.use_gpu=false",
+            "train.precision=fp32",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,  # no outputs/occluders.npz here
+        timeout=300,
+    )
+    assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-3000:]
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("pare train: error: loader.occlusion.bank: occluder bank outputs/occluders.npz does not")
+    assert "pare occluders build --voc VOCdevkit/VOC2012 --out outputs/occluders.npz" in line
+    assert PROCEDURAL_OCCLUDERS not in done.stdout
+
+
+def test_training_without_a_bank_says_so_in_one_line(tmp_path, capsys):
+    config = load_config(ROOT / "configs" / "train_synthetic.yaml")
+    assert config.loader.occlusion.enabled and not config.loader.occlusion.bank
+    _check_occluders(config)
+    assert capsys.readouterr().out.splitlines() == [PROCEDURAL_OCCLUDERS]
+    _check_occluders(load_config(None, ["loader.occlusion.probability=0"]))  # no occluders at all: nothing to say
+    bank = tmp_path / "bank.npz"
+    np.savez(bank, **{f"{BANK_PREFIX}00000": np.full((8, 8, 4), 255, np.uint8)})
+    _check_occluders(load_config(None, [f"loader.occlusion.bank={bank}"]))
+    assert capsys.readouterr().out == ""
