@@ -219,7 +219,7 @@ def _cases(procedural_dir: Path) -> list[tuple[str, list[str], str]]:
         (
             "train-occluder-bank-missing",
             [*train, "loader.occlusion.enabled=true", "loader.occlusion.bank={bad}/nothing.npz"],
-            "occluder bank",
+            "loader.occlusion.bank: occluder bank {bad}/nothing.npz does not exist; make it with `pare occluders build",
         ),
         ("train-shards-not-shards", [*train, "data.datasets.coco.shards=[{bad}/not_shards]"], "not valid JSON"),
         # evaluate, occlusion-analysis, attention

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from pipelines.training.job import PROCEDURAL_OCCLUDERS
 from tests.console_noise import noise
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,6 +71,7 @@ def test_the_quickstart_runs_every_stage_and_prints_where_everything_is(
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
     assert noise(done.stdout) == [] and noise(done.stderr) == [], noise(done.stdout) + noise(done.stderr)
     assert "Ray workers' logs: " in done.stdout and "step 12: val/" in done.stdout  # one line per validation
+    assert done.stdout.count(PROCEDURAL_OCCLUDERS) == 1  # it trains with procedural occluders, and says so once
     assert "train: 100%" in done.stderr  # the driver's progress bar reached the last step
     out = tmp_path / "outputs" / "quickstart"
     summary = done.stdout[done.stdout.index("Quickstart finished.") :]

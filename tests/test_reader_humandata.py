@@ -233,6 +233,20 @@ def test_whole_file_problems_name_the_member_and_the_fix(tmp_path):
         build_reader("humandata", str(tmp_path), "train", {"protocol": 3})
 
 
+def test_an_early_humandata_file_is_named_with_the_fix(tmp_path):
+    """Early mmhuman3d files hold 144 keypoints (SMPL-X's) and one 'mask' member, not the 190 human_data ones with
+    'keypoints2d_mask': the error names that layout and the fix, not a member such a file never had."""
+    rows = spin_rows(3)
+    path = tmp_path / "data.npz"
+    write_human_data(path, rows, compressed=False, mask=False, keypoints3d=False)
+    data = reload(path)
+    early = data | {"keypoints2d": data["keypoints2d"][:, :144], "mask": np.ones(144, np.uint8)}
+    np.savez(path, **early)
+    with pytest.raises(SourceError, match=r"early mmhuman3d HumanData file.*144 keypoints.*current mmhuman3d") as error:
+        read(tmp_path)
+    assert "'keypoints2d_mask' keeps" not in str(error.value)
+
+
 def test_object_members_load_through_the_restricted_unpickler(tmp_path):
     rows = spin_rows(3)
     hostile = np.array([fractions.Fraction(1, 2)], dtype=object)  # pickles as a call to fractions.Fraction

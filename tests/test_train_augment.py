@@ -157,7 +157,34 @@ def test_draws_follow_the_configured_distribution():
     assert abs(np.mean([d.flip for d in draws]) - 0.5) < 0.03
     assert abs(np.mean(rotations != 0) - 0.4) < 0.03
     assert np.abs(rotations).max() <= 60.0
+    assert all(d.shift == (0.0, 0.0) for d in draws)  # PARE does not shift the box centre
     assert sample_draw(rng, AugmentConfig(enabled=False)) == Draw()
+
+
+def test_a_box_centre_shift_is_an_option_off_by_default():
+    assert AugmentConfig().translation_factor == 0.0
+    rng = np.random.default_rng(1)
+    shifts = np.array([sample_draw(rng, AugmentConfig(translation_factor=0.05)).shift for _ in range(2000)])
+    assert np.abs(shifts).max() <= 0.05 and np.abs(shifts).mean() > 0.02  # U(-0.05, 0.05) in x and y
+
+
+def test_motion_blur_comes_before_the_colour_gain_as_in_pare():
+    """PARE blurs, then multiplies by the gain and clips at 255 (base_dataset.py rgb_processing).
+
+    Two channels hold the same pattern, 0/200 and 0/100, under the same gain of 1.4. Blurring first, a pixel that
+    is the fraction f of the bright value becomes 1.4 x 200 f and 1.4 x 100 f: twice as much in the first channel
+    wherever 280 f stays under the clip. Clipping first (200 x 1.4 -> 255) and then blurring would give 255 f, 1.82x.
+    """
+    from preprocessing.augment.photometric import apply_photometric, build_photometric
+
+    pattern = (np.indices((96, 96)).sum(axis=0) // 5 % 2).astype(np.uint8)  # diagonal stripes, 5 px
+    image = np.dstack([pattern * 200, pattern * 100, pattern * 100]).astype(np.uint8)
+    config = AugmentConfig(color_gain_min=1.4, color_gain_max=1.4, motion_blur_prob=1.0)
+    for seed in range(3):
+        out = apply_photometric(build_photometric(config, seed), image.copy()).astype(int)
+        partial = (out[..., 1] > 30) & (out[..., 1] < 120)  # blurred edges, under the clip in both channels
+        assert partial.sum() > 200, seed
+        assert np.abs(out[..., 0] - 2 * out[..., 1])[partial].max() <= 3, seed
 
 
 def test_transform_outputs_the_loss_contract(training_shards):

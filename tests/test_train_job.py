@@ -19,6 +19,7 @@ import pytest
 from pare_model.errors import UserFacingError
 from pipelines.data.manifest import manifest_digest
 from pipelines.data.shard_folders import resolve_folders
+from pipelines.training.job import PROCEDURAL_OCCLUDERS
 from tests.mlflow_server import MlflowServer
 from tests.train_helpers import history, ray_process_titles, small_train_config
 
@@ -45,6 +46,7 @@ def test_the_small_config_learns(trained_run):
     assert ours[-1].value < 0.9 * baseline[-1].value, (ours, baseline)  # the baseline is the same every time
     assert ours[-1].value < ours[0].value
     assert "finished at step 600" in stdout and "mlflow ui --backend-store-uri" in stdout
+    assert stdout.count(PROCEDURAL_OCCLUDERS) == 1  # the driver's note, not one per worker or loader process
 
 
 def test_mlflow_holds_params_metrics_pictures_datasets_and_the_model(trained_run, training_shards):

@@ -25,7 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "build",
         help="cut Pascal VOC 2012 objects into an occluder bank (.npz)",
         description="Cut every segmented VOC object that is not a person, truncated or difficult and has at least "
-        "--min-pixels pixels into an RGBA cut-out with a softened border; write them to --out (.npz).",
+        "--min-pixels pixels in its box into an RGBA cut-out, its border eroded (8x8, alpha 192) and halved, as the "
+        "original PARE builds its Pascal occluders; write them to --out (.npz).",
     )
     build.add_argument("--voc", required=True, help="the VOCdevkit/VOC2012 folder")
     build.add_argument("--out", required=True, help="the bank file to write (.npz)")

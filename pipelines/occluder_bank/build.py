@@ -66,7 +66,8 @@ def build_bank(
             "source": str(voc_root),
             "images": len(ids),
             "min_pixels": min_pixels,
-            "rules": "not person, not truncated, not difficult, mask >= min_pixels, eroded border",
+            "rules": "segmented; not person, not truncated, not difficult; cut to the annotated box; mask >= "
+            "min_pixels; border eroded 8x8 at alpha 192; halved (as the original PARE's Pascal occluders)",
         },
     )
     rejects_path = out.with_name(out.name + ".rejects.jsonl")

@@ -94,10 +94,32 @@ def _check(config: PareConfig) -> None:
         raise TrainingError("train.precision=fp16 needs GPUs; use fp32 (or bf16) on CPU workers")
     if train.init_checkpoint:
         _check_init_checkpoint(train.init_checkpoint, config)
-    if config.loader.occlusion.enabled and config.loader.occlusion.bank:
-        from preprocessing.augment.synthetic_occlusion import load_bank
+    _check_occluders(config)
 
-        load_bank(config.loader.occlusion.bank)  # fails early, naming the fix
+
+PROCEDURAL_OCCLUDERS = (
+    "Synthetic occlusion: procedural occluders, as loader.occlusion.bank is not set (PARE pastes Pascal VOC "
+    "objects: build a bank with `pare occluders build --voc VOCdevkit/VOC2012 --out FILE`, then set "
+    "loader.occlusion.bank=FILE)."
+)
+"""The driver's one console line when training falls back to procedural occluders."""
+
+
+def _check_occluders(config: PareConfig) -> None:
+    """A configured occluder bank loads (every loader process would fail on it, on every restart); without one,
+    one line on the console says that procedural occluders stand in for the paper's Pascal VOC objects."""
+    occlusion = config.loader.occlusion
+    if not occlusion.enabled or occlusion.probability == 0.0:
+        return
+    if not occlusion.bank:
+        print(PROCEDURAL_OCCLUDERS, flush=True)
+        return
+    from preprocessing.augment.synthetic_occlusion import OccluderBankError, load_bank
+
+    try:
+        load_bank(occlusion.bank)
+    except OccluderBankError as error:
+        raise TrainingError(f"loader.occlusion.bank: {error}") from None
 
 
 def _user_message(error: UserFacingError) -> str:

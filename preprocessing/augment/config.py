@@ -27,14 +27,15 @@ class AugmentConfig:
     rotation_prob: float = 0.4
     """Probability of rotating at all (PARE: 0.4)."""
 
-    translation_factor: float = 0.05
-    """Box centre shift ~ U(-f, f) box sides in x and y (the stored crop has room for 0.05)."""
+    translation_factor: float = 0.0
+    """Box centre shift ~ U(-f, f) box sides in x and y; 0: none, as in PARE. Not in the original: a departure when
+    set (the stored crop has room for 0.05)."""
 
     flip_prob: float = 0.5
     """Probability of a horizontal flip (keypoints, pose, 3D joints and part ids are mirrored too)."""
 
     color_gain_min: float = 0.6
-    """Per-channel colour gain ~ U(color_gain_min, color_gain_max) (PARE: 0.6..1.4)."""
+    """Per-channel colour gain ~ U(color_gain_min, color_gain_max), applied after the motion blur (PARE: 0.6..1.4)."""
 
     color_gain_max: float = 1.4
     """Upper end of the colour gain."""

@@ -1,4 +1,4 @@
-"""Photometric augmentation with albumentations: PARE's colour gain and motion blur, plus optional extras.
+"""Photometric augmentation with albumentations: PARE's motion blur and colour gain, plus optional extras.
 
 Images stay uint8 throughout (albumentations 2 clips float images to [0, 1], the trap the
 original PARE loader fell into). Only the image changes; labels and keypoints are untouched.
@@ -28,11 +28,12 @@ def build_photometric(config: AugmentConfig, seed: int) -> A.Compose | None:
     import albumentations as A
 
     transforms = [
-        # PARE: every channel times its own U(0.6, 1.4) gain.
+        # PARE's order (rgb_processing in pare/dataset/base_dataset.py): motion blur, then every channel times its
+        # own U(0.6, 1.4) gain, clipped at 255 (blurring after the clip would soften saturated edges differently).
+        A.MotionBlur(blur_limit=(3, config.motion_blur_max_kernel), p=config.motion_blur_prob),
         A.MultiplicativeNoise(
             multiplier=(config.color_gain_min, config.color_gain_max), per_channel=True, elementwise=False, p=1.0
         ),
-        A.MotionBlur(blur_limit=(3, config.motion_blur_max_kernel), p=config.motion_blur_prob),
     ]
     if config.brightness_contrast_prob:
         transforms.append(A.RandomBrightnessContrast(p=config.brightness_contrast_prob))

@@ -37,6 +37,7 @@ MEMBERS = (
     ("image_path", "bbox_xywh", "smpl", "has_smpl", "meta", "config")
     + KEYPOINT_KEYS
     + tuple(f"{key}_{part}" for key in KEYPOINT_KEYS for part in ("mask", "convention"))
+    + ("mask",)  # early mmhuman3d files' one keypoint mask: read only to name that layout in the error
 )
 """The members read; the others are never unpickled."""
 CONVENTIONS: dict[str, np.ndarray] = {
@@ -177,6 +178,12 @@ def spin_columns(data: dict[str, np.ndarray], key: str, url: str) -> SpinColumns
         columns = np.maximum(positions, 0)
     elif stored == mask.sum():  # compressed: only the kept keypoints, in order
         columns = np.maximum(np.cumsum(mask) - 1, 0)[np.maximum(positions, 0)]
+    elif "mask" in data and f"{key}_mask" not in data:
+        raise SourceError(
+            f"{url} is an early mmhuman3d HumanData file ({key!r} holds {stored} keypoints, with a 'mask' member and "
+            f"no '{key}_mask'); this reader reads the current layout ({size} {convention} keypoints and "
+            f"'{key}_mask'): convert the dataset again with a current mmhuman3d (tools/convert_datasets.py)"
+        )
     else:
         raise SourceError(
             f"{url}: {key!r} holds {stored} keypoints; expected {size} ({convention}) "
