@@ -16,7 +16,8 @@ from tests.synth_helpers import generate, labels_from_screen, on_foreground
 
 NUM = 8  # four sequences of two frames
 PER_ACTOR = {"betas": (10,), "betas_clothed": (10,), "poses": (72,), "trans": (3,), "jointPositions": (72,)}
-# 3DPW-OCC: test sequences whose names start with one of these (pare-reference.md).
+# 3DPW-OCC: sequences (of every split) whose first two words are one of these (pare-reference.md; the original's
+# pw3d_occluded_sequences, pare/core/constants.py).
 OCC_PREFIXES = (
     "courtyard_backpack",
     "courtyard_basketball",
@@ -36,6 +37,24 @@ OCC_PREFIXES = (
     "outdoors_parcours",
     "outdoors_slalom",
 )
+# 3DPW's test split: the original's pw3d_test_sequences (pare/core/constants.py); validation sequences the original
+# names in pw3d_cam_sequences ("VALIDATION"); training sequences of the download's sequenceFiles/train.
+REAL_TEST = {
+    "flat_packBags_00", "downtown_weeklyMarket_00", "outdoors_fencing_01", "downtown_walkBridge_01",
+    "downtown_enterShop_00", "downtown_rampAndStairs_00", "downtown_bar_00", "downtown_runForBus_01",
+    "downtown_cafe_00", "flat_guitar_01", "downtown_runForBus_00", "downtown_sitOnStairs_00", "downtown_bus_00",
+    "downtown_arguing_00", "downtown_crossStreets_00", "downtown_walkUphill_00", "downtown_walking_00",
+    "downtown_car_00", "downtown_warmWelcome_00", "downtown_upstairs_00", "downtown_stairs_00",
+    "downtown_windowShopping_00", "office_phoneCall_00", "downtown_downstairs_00",
+}  # fmt: skip
+ORIGINAL_VALIDATION = {
+    "outdoors_parcours_01", "outdoors_crosscountry_00", "outdoors_freestyle_01", "downtown_walkDownhill_00",
+    "outdoors_parcours_00",
+}  # fmt: skip
+
+
+def occluded(name: str) -> bool:
+    return "_".join(name.split("_")[:2]) in OCC_PREFIXES
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +77,10 @@ def test_sequences_have_the_real_keys_shapes_and_splits(pw3d):
     out, sequences = pw3d
     assert {split for split, _ in sequences} == {"train", "validation", "test"}
     test_names = [name for split, name in sequences if split == "test"]
-    assert any(name.startswith(OCC_PREFIXES) for name in test_names)
-    assert any(not name.startswith(OCC_PREFIXES) for name in test_names)
+    assert any(occluded(name) for name in test_names) and any(not occluded(name) for name in test_names)
+    assert set(test_names) <= REAL_TEST
+    assert not {name for split, name in sequences if split != "test"} & REAL_TEST
+    assert all(occluded(name) for split, name in sequences if split != "test")  # 3DPW-OCC spans every split
     assert sum(len(s["img_frame_ids"]) for s in sequences.values()) == NUM
     for (_, name), seq in sequences.items():
         num_frames, num_actors = len(seq["img_frame_ids"]), len(seq["genders"])
@@ -125,6 +146,21 @@ def test_part_labels_sit_on_the_visible_2d_poses(pw3d, gendered):
             hits += on_foreground(labels, keypoints[:2, visible].T).sum()
             total += visible.sum()
     assert total > 20 and hits >= 0.9 * total
+
+
+def test_many_sequences_use_real_names_in_their_real_splits(procedural_dir, tmp_path):
+    """24 sequences: every split gets sequences with and without a 3DPW-OCC prefix, each a real one of its split."""
+    from preprocessing.synth.layouts.pw3d import plan_sequences
+
+    plans = plan_sequences(24, 1)
+    assert len({p.name for p in plans}) == 24
+    for split in ("train", "validation", "test"):
+        names = [p.name for p in plans if p.split == split]
+        assert any(occluded(n) for n in names) and any(not occluded(n) for n in names), split
+        assert (set(names) <= REAL_TEST) == (split == "test")
+    validation = {p.name for p in plan_sequences(10_000, 1) if p.split == "validation"}
+    assert ORIGINAL_VALIDATION <= validation and len(validation) == 12  # 48 sequences at most: 12 per cycle split
+    assert len(plan_sequences(10_000, 1)) == 48
 
 
 def test_motion_is_smooth_and_the_camera_drifts_slowly(procedural_dir, tmp_path):
