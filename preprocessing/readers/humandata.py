@@ -74,8 +74,7 @@ class HumanDataOptions:
     protocol: int = 2
     """Human3.6M test protocol (config h36m): 2 keeps the frontal camera 60457274 only, 1 all four."""
     occlusion_only: bool = False
-    """3DPW (config pw3d): keep only the sequences with 3DPW-OCC's prefixes (of a test file: the ``3dpw-test-occ`` part
-    of PARE's 3DPW-OCC, which spans all three 3DPW splits)."""
+    """3DPW (config pw3d): keep only the sequences with 3DPW-OCC's prefixes (of a test file: its ``3dpw-test-occ`` part)."""
     pixel_offset: float | None = None
     """Added to every coordinate to reach the project's pixel convention; None: 0.5 for real data, 0 for ``pare synth`` output."""
 

@@ -68,8 +68,7 @@ class Pw3dOptions:
     """Options of the ``3dpw`` reader."""
 
     occlusion_only: bool = False
-    """Keep only the sequences of 3DPW-OCC's prefixes (with split ``all``: exactly PARE's 3DPW-OCC set; with one
-    split: its part of it)."""
+    """Keep only the sequences with 3DPW-OCC's prefixes (split ``all``: PARE's 3DPW-OCC set; one split: its part)."""
     sequences: str = "sequenceFiles"
     """Folder of the split folders of sequence pickles, relative to the root."""
     images: str = "imageFiles"
