@@ -175,22 +175,7 @@ H36M17_TO_SPIN_GT: tuple[str, ...] = (
 )
 """Human3.6M's 17 joints (SPIN/PARE order) as SPIN ground-truth joints."""
 
-LSP14_TO_SPIN_GT: tuple[str, ...] = (
-    "Right Ankle",
-    "Right Knee",
-    "Right Hip",
-    "Left Hip",
-    "Left Knee",
-    "Left Ankle",
-    "Right Wrist",
-    "Right Elbow",
-    "Right Shoulder",
-    "Left Shoulder",
-    "Left Elbow",
-    "Left Wrist",
-    "Neck (LSP)",
-    "Top of Head (LSP)",
-)
+LSP14_TO_SPIN_GT: tuple[str, ...] = SPIN_JOINT_NAMES[25:39]
 """LSP's 14 joints (right ankle ... neck, head top; PARE's ``common`` set) as SPIN ground-truth joints: slots 0-13."""
 
 MPI_INF_3DHP17_TO_SPIN_GT: tuple[str, ...] = (

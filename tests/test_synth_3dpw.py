@@ -13,48 +13,15 @@ from preprocessing.bodies import pose_bodies
 from preprocessing.keypoints import OPENPOSE18_TO_SPIN, spin_indices
 from preprocessing.render import perspective_to_screen
 from tests.synth_helpers import generate, labels_from_screen, on_foreground
+from tests.test_pw3d_occ import ORIGINAL_CAM_VALIDATION, ORIGINAL_OCCLUDED, ORIGINAL_TEST
 
 NUM = 8  # four sequences of two frames
 PER_ACTOR = {"betas": (10,), "betas_clothed": (10,), "poses": (72,), "trans": (3,), "jointPositions": (72,)}
-# 3DPW-OCC: sequences (of every split) whose first two words are one of these (pare-reference.md; the original's
-# pw3d_occluded_sequences, pare/core/constants.py).
-OCC_PREFIXES = (
-    "courtyard_backpack",
-    "courtyard_basketball",
-    "courtyard_bodyScannerMotions",
-    "courtyard_box",
-    "courtyard_golf",
-    "courtyard_jacket",
-    "courtyard_laceShoe",
-    "downtown_stairs",
-    "flat_guitar",
-    "flat_packBags",
-    "outdoors_climbing",
-    "outdoors_crosscountry",
-    "outdoors_fencing",
-    "outdoors_freestyle",
-    "outdoors_golf",
-    "outdoors_parcours",
-    "outdoors_slalom",
-)
-# 3DPW's test split: the original's pw3d_test_sequences (pare/core/constants.py); validation sequences the original
-# names in pw3d_cam_sequences ("VALIDATION"); training sequences of the download's sequenceFiles/train.
-REAL_TEST = {
-    "flat_packBags_00", "downtown_weeklyMarket_00", "outdoors_fencing_01", "downtown_walkBridge_01",
-    "downtown_enterShop_00", "downtown_rampAndStairs_00", "downtown_bar_00", "downtown_runForBus_01",
-    "downtown_cafe_00", "flat_guitar_01", "downtown_runForBus_00", "downtown_sitOnStairs_00", "downtown_bus_00",
-    "downtown_arguing_00", "downtown_crossStreets_00", "downtown_walkUphill_00", "downtown_walking_00",
-    "downtown_car_00", "downtown_warmWelcome_00", "downtown_upstairs_00", "downtown_stairs_00",
-    "downtown_windowShopping_00", "office_phoneCall_00", "downtown_downstairs_00",
-}  # fmt: skip
-ORIGINAL_VALIDATION = {
-    "outdoors_parcours_01", "outdoors_crosscountry_00", "outdoors_freestyle_01", "downtown_walkDownhill_00",
-    "outdoors_parcours_00",
-}  # fmt: skip
 
 
 def occluded(name: str) -> bool:
-    return "_".join(name.split("_")[:2]) in OCC_PREFIXES
+    """The original's 3DPW-OCC rule: the first two words of the name are one of pw3d_occluded_sequences."""
+    return "_".join(name.split("_")[:2]) in ORIGINAL_OCCLUDED
 
 
 @pytest.fixture(scope="module")
@@ -78,8 +45,8 @@ def test_sequences_have_the_real_keys_shapes_and_splits(pw3d):
     assert {split for split, _ in sequences} == {"train", "validation", "test"}
     test_names = [name for split, name in sequences if split == "test"]
     assert any(occluded(name) for name in test_names) and any(not occluded(name) for name in test_names)
-    assert set(test_names) <= REAL_TEST
-    assert not {name for split, name in sequences if split != "test"} & REAL_TEST
+    assert set(test_names) <= ORIGINAL_TEST
+    assert not {name for split, name in sequences if split != "test"} & ORIGINAL_TEST
     assert all(occluded(name) for split, name in sequences if split != "test")  # 3DPW-OCC spans every split
     assert sum(len(s["img_frame_ids"]) for s in sequences.values()) == NUM
     for (_, name), seq in sequences.items():
@@ -157,9 +124,9 @@ def test_many_sequences_use_real_names_in_their_real_splits(procedural_dir, tmp_
     for split in ("train", "validation", "test"):
         names = [p.name for p in plans if p.split == split]
         assert any(occluded(n) for n in names) and any(not occluded(n) for n in names), split
-        assert (set(names) <= REAL_TEST) == (split == "test")
+        assert (set(names) <= ORIGINAL_TEST) == (split == "test")
     validation = {p.name for p in plan_sequences(10_000, 1) if p.split == "validation"}
-    assert ORIGINAL_VALIDATION <= validation and len(validation) == 12  # 48 sequences at most: 12 per cycle split
+    assert ORIGINAL_CAM_VALIDATION <= validation and len(validation) == 12  # 48 sequences at most: 12 per cycle split
     assert len(plan_sequences(10_000, 1)) == 48
 
 
