@@ -1,12 +1,12 @@
 """The quickstart job: the README's first command, the whole pipeline on the embedded procedural default.
 
 1. the body model: the procedural stand-in (NOT SMPL) is generated on first use, posed and drawn;
-2. synthetic data in the real layouts: COCO-EFT-like training images and 3DPW-like test frames;
+2. synthetic data in the real layouts: COCO-EFT-like training images and 3DPW-like frames (all three splits);
 3. ``pare preprocess`` (Ray Data) into WebDataset shards with part labels;
 4. ``pare train`` (Ray Train, ``train.num_workers`` CPU workers), tracked in MLflow;
 5. ``pare evaluate`` of the final model (not the "best" one: training validated on these same
-   frames) on the test frames (3DPW and 3DPW-OCC protocol) against the mean-pose baseline, and on
-   its own training images;
+   frames) on the 3DPW-like frames (3DPW: the test split; 3DPW-OCC: the occluded sequences of all
+   three splits, the paper's set) against the mean-pose baseline, and on its own training images;
 6. ``pare occlusion-analysis`` on a few test images (the paper's Figures 1 and 3);
 7. a summary: the metrics, the targets that show PARE working (:data:`TARGETS`), where the pictures
    are, and the ``mlflow ui`` command.
@@ -212,11 +212,11 @@ def run_pipeline(config: PareConfig) -> PipelineResult:
     )
     print(
         f"Synthetic data: {quick.train_samples} COCO-EFT-like training images and {quick.test_frames} 3DPW-like "
-        "test frames (procedural body model), preprocessed into shards on Ray ..."
+        "frames of its three splits (procedural body model), preprocessed into shards on Ray ..."
     )
     with stage_timer(seconds, "synthetic data and shards"):
         shards = quickstart_shards(config)
-    measured = train_and_measure(config, shards.train, shards.validation)
+    measured = train_and_measure(config, shards.train, shards.validation, shards.evaluation)
     return PipelineResult(
         shards.train.parent.parent,
         quick.train_samples,
@@ -284,7 +284,7 @@ def summary(result: QuickstartResult) -> str:
     training, evaluation, occlusion = run.training, run.evaluation, run.occlusion
     worst = ", ".join(f"{name} ({value:+.1f} mm)" for name, value in occlusion.worst_parts) or "none"
     lines += [
-        f"  synthetic data ({run.train_samples} training images, {run.test_frames} test frames) and shards: "
+        f"  synthetic data ({run.train_samples} training images, {run.test_frames} 3DPW-like frames) and shards: "
         f"{run.shards.resolve()}",
         f"  training: {training.steps} steps, final model {training.checkpoint}",
         "  evaluation of the final model (mm; mean-pose baseline = the average body for every image):",

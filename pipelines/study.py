@@ -5,8 +5,8 @@ HMR-style baseline (same backbone, same data, same steps; a lower learning rate,
 HMR head trains without diverging, see docs/evaluation.md) trained on synthetic data with synthetic occlusion, evaluated on an occluded synthetic 3DPW-like test set,
 and reported with ``pare compare``. Steps:
 
-1. synthetic COCO-EFT-like training data and a 3DPW-like test set (``study.test_occluders``),
-   preprocessed into shards (reused when they exist);
+1. synthetic COCO-EFT-like training data and a 3DPW-like test set (``study.test_occluders``; its three splits,
+   so that 3DPW-OCC is the paper's set), preprocessed into shards (reused when they exist);
 2. for each variant: ``pare train`` with the variant's overrides (run name = variant name; a
    rerun resumes or skips it), ``pare evaluate`` of its final model into its run (not the "best"
    model, which validation picked on the same test set) on the test set and on its own training
@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -87,10 +87,12 @@ def _shards(config: PareConfig):
     )
 
 
-def train_and_measure(config: PareConfig, train_shards: Path, test_shards: Path) -> Measured:
+def train_and_measure(
+    config: PareConfig, train_shards: Path, test_shards: Path, evaluation_shards: Sequence[Path] = ()
+) -> Measured:
     """``pare train`` on ``train_shards`` (validating on ``test_shards``), then ``pare evaluate`` of the final model
-    on ``test_shards`` and on the (un-augmented) training images, and ``pare occlusion-analysis`` on
-    ``test_shards``.
+    on ``evaluation_shards`` (default: ``test_shards``; the synthetic data's whole 3DPW, for 3DPW-OCC) and on the
+    (un-augmented) training images, and ``pare occlusion-analysis`` on ``test_shards``.
 
     The final model, not the "best" one: validation ran on the same test set, so choosing by it would bias the
     figures. Evaluation logs into the training run. The three measurements share one set of Ray actors, which
@@ -107,7 +109,9 @@ def train_and_measure(config: PareConfig, train_shards: Path, test_shards: Path)
         training = run_training(config)
     config.tracking.tracking_uri = training.tracking_uri
     config.evaluate.checkpoint = training.checkpoint
-    config.evaluate.shards = [str(test_shards)]
+    config.evaluate.shards = [str(folder) for folder in evaluation_shards or [test_shards]]
+    on_test = copy.deepcopy(config)
+    on_test.evaluate.shards = [str(test_shards)]
     on_train = copy.deepcopy(config)
     on_train.evaluate.shards = [str(train_shards)]
     on_train.evaluate.subsets = []
@@ -115,12 +119,15 @@ def train_and_measure(config: PareConfig, train_shards: Path, test_shards: Path)
         Path(config.evaluate.output_dir).with_name(Path(config.evaluate.output_dir).name + "_train")
     )
     with model_actors(config) as actors:
-        evaluation, train_evaluation, occlusion = _measure(config, on_train, actors, seconds)
+        evaluation, train_evaluation, occlusion = _measure(config, on_train, on_test, actors, seconds)
     return Measured(training, evaluation, train_evaluation, occlusion, seconds)
 
 
-def _measure(config: PareConfig, on_train: PareConfig, actors: EvaluationActors, seconds: dict[str, float]) -> tuple:
-    """(evaluation on the test set, on the training images, occlusion analysis), timed into ``seconds``."""
+def _measure(
+    config: PareConfig, on_train: PareConfig, on_test: PareConfig, actors: EvaluationActors, seconds: dict[str, float]
+) -> tuple:
+    """(evaluation on the test shards, on the training images, occlusion analysis on the test split), timed into
+    ``seconds``."""
     from pipelines.evaluation.job import run_evaluation
     from pipelines.occlusion_sensitivity.job import run_occlusion_analysis
 
@@ -132,7 +139,7 @@ def _measure(config: PareConfig, on_train: PareConfig, actors: EvaluationActors,
         train_evaluation = run_evaluation(on_train, actors)
     print("Occlusion sensitivity analysis ...")
     with stage_timer(seconds, "occlusion analysis"):
-        occlusion = run_occlusion_analysis(config, actors)
+        occlusion = run_occlusion_analysis(on_test, actors)
     return evaluation, train_evaluation, occlusion
 
 
@@ -205,7 +212,7 @@ def run_study(path: str | None, overrides: list[str]) -> StudyResult:
             name = variant if len(seeds) == 1 else f"{variant}-seed{seed}"
             print(f"Study variant {variant!r} ({' '.join(changes)}), seed {seed}:")
             config = _variant_config(path, overrides, name, changes, output_dir, seed)
-            measured = train_and_measure(config, shards.train, shards.validation)
+            measured = train_and_measure(config, shards.train, shards.validation, shards.evaluation)
             tracking_uri = measured.training.tracking_uri
             results.append(
                 VariantResult(

@@ -175,6 +175,9 @@ H36M17_TO_SPIN_GT: tuple[str, ...] = (
 )
 """Human3.6M's 17 joints (SPIN/PARE order) as SPIN ground-truth joints."""
 
+LSP14_TO_SPIN_GT: tuple[str, ...] = SPIN_JOINT_NAMES[25:39]
+"""LSP's 14 joints (right ankle ... neck, head top; PARE's ``common`` set) as SPIN ground-truth joints: slots 0-13."""
+
 MPI_INF_3DHP17_TO_SPIN_GT: tuple[str, ...] = (
     "Top of Head (LSP)",
     "Neck (LSP)",

@@ -41,6 +41,9 @@ def test_preprocess_readers_lists_every_reader_with_its_options():
     assert headers == sorted(READERS)
     assert "options.mosh = '': Folder of the MoSh fits" in result.stdout
     assert "options.max_join_distance = 0.05" in result.stdout and "splits: train, test" in result.stdout
+    assert (
+        "3doh: 3DOH50K" in result.stdout and "splits: train, validation, test, all; dataset name: 3dpw" in result.stdout
+    )
 
 
 def test_user_errors_are_one_clear_line_without_traceback():

@@ -104,6 +104,9 @@ def test_the_quickstart_runs_every_stage_and_prints_where_everything_is(
     metrics = json.loads((out / "evaluate" / "metrics.json").read_text())
     test_samples = json.loads((out / "data" / "shards" / "3dpw" / "test" / "manifest.json").read_text())
     assert metrics["subsets"]["3dpw"]["num_samples"] == test_samples["totals"]["samples"] > 0
+    # 3DPW-OCC the paper's way: the occluded sequences of all three splits, more than the test split's
+    assert set(metrics["subsets"]) == {"3dpw", "3dpw-occ", "3dpw-test-occ"}
+    assert metrics["subsets"]["3dpw-occ"]["num_samples"] > metrics["subsets"]["3dpw-test-occ"]["num_samples"] > 0
     assert metrics["step"] == 12  # the final model
     assert 0.0 <= metrics["subsets"]["3dpw"]["orient_error_median"] <= 180.0
     on_train = json.loads((out / "evaluate_train" / "metrics.json").read_text())
@@ -134,7 +137,7 @@ def assert_a_rerun_reuses_the_shards(args: list[str], cwd: Path, shards: Path, m
     from pipelines.quickstart import quickstart_shards
 
     manifests = sorted(shards.glob("*/*/manifest.json"))
-    assert len(manifests) == 2, manifests
+    assert len(manifests) == 4, manifests  # coco-eft/train, 3dpw/{test,train,validation}
     before = [m.stat().st_mtime_ns for m in manifests]
     monkeypatch.chdir(cwd)  # quickstart.output_dir is relative, as in the command
     made = quickstart_shards(load_config(args[1], [*args[2:], *SMALL_TRAINING]))

@@ -14,7 +14,7 @@ from pare_model.body_model import load_body_model
 from preprocessing.bodies import pose_bodies
 from preprocessing.keypoints import OPENPOSE18_TO_SPIN, spin_indices
 from preprocessing.readers import SourceError, build_reader
-from preprocessing.readers.pw3d import OCCLUSION_SEQUENCES
+from preprocessing.readers.pw3d_sequences import in_occlusion_subset
 from tests.reader_helpers import read_source
 from tests.synth_helpers import generate
 
@@ -94,11 +94,29 @@ def test_fit_and_camera_reproduce_the_rendered_joints(synth):
 
 def test_occlusion_only_keeps_the_3dpw_occ_sequences(synth):
     out, _, _ = synth
-    everything = {r.extra["sequence"] for r in read(out, "test")[0]}
-    occluded = {r.extra["sequence"] for r in read(out, "test", occlusion_only=True)[0]}
+    everything = {r.extra["sequence"] for r in read(out, "all")[0]}
+    occluded = {r.extra["sequence"] for r in read(out, "all", occlusion_only=True)[0]}
     assert occluded and occluded < everything
-    assert all(name.startswith(OCCLUSION_SEQUENCES) for name in occluded)
-    assert not any(name.startswith(OCCLUSION_SEQUENCES) for name in everything - occluded)
+    assert all(in_occlusion_subset(name) for name in occluded)
+    assert not any(in_occlusion_subset(name) for name in everything - occluded)
+
+
+def test_split_all_reads_the_three_splits_in_one_go(synth):
+    """The original's 3dpw-all set: train, validation and test sequences, each record tagged with its own split."""
+    out, _, _ = synth
+    every, rejected = read(out, "all")
+    assert not rejected and {r.split for r in every} == {"all"}
+    by_split = {split: read(out, split)[0] for split in ("train", "validation", "test")}
+    assert [r.sample_id for r in every] == [r.sample_id for s in ("train", "validation", "test") for r in by_split[s]]
+    for split, records in by_split.items():
+        assert {r.extra["split"] for r in records} == {split}
+    assert [r.extra["split"] for r in every] == [r.extra["split"] for s in by_split.values() for r in s]
+    (out / "sequenceFiles" / "validation").rename(out / "elsewhere")
+    try:
+        with pytest.raises(SourceError, match="sequenceFiles/validation.*split all needs"):
+            read(out, "all")
+    finally:
+        (out / "elsewhere").rename(out / "sequenceFiles" / "validation")
 
 
 class Py2Array:

@@ -280,12 +280,14 @@ def test_human36m_rows_follow_the_split_and_protocol_2(tmp_path):
 @pytest.mark.parametrize("config", ["pw3d", "3dpw"])
 def test_3dpw_rows_carry_their_sequence_and_the_occlusion_subset(tmp_path, config):
     rows = spin_rows(3)
-    sequences = ["courtyard_backpack_00", "downtown_walking_00", "outdoors_climbing_01"]
+    sequences = ["flat_packBags_00", "downtown_walking_00", "outdoors_fencing_01"]  # test sequences
     rows["image_path"] = np.array([f"imageFiles/{s}/image_{k:05d}.jpg" for k, s in enumerate(sequences)])
     write_human_data(tmp_path / "pw3d_test.npz", rows, config=config, keypoints3d=False)
     good, _ = read(tmp_path, "test")
     assert [r.extra["sequence"] for r in good] == sequences and {r.dataset for r in good} == {"3dpw"}
-    assert [subsets_of(r.dataset, r.extra) for r in good] == [["3dpw", "3dpw-occ"], ["3dpw"], ["3dpw", "3dpw-occ"]]
+    assert {r.extra["split"] for r in good} == {"test"}
+    occ = ["3dpw", "3dpw-occ", "3dpw-test-occ"]
+    assert [subsets_of(r.dataset, r.extra) for r in good] == [occ, ["3dpw"], occ]
     assert [r.gender for r in good] == ["male", "female", "neutral"] and good[0].fit_source == "3dpw"
     occluded, rejected = read(tmp_path, "test", occlusion_only=True)
     assert [r.extra["sequence"] for r in occluded] == [sequences[0], sequences[2]]

@@ -116,7 +116,8 @@ def test_build_reader_suggests_the_close_name(tmp_path):
     with pytest.raises(UnknownReaderError) as info:
         build_reader("coco_ef", str(tmp_path), "train")
     assert str(info.value) == (
-        "unknown reader 'coco_ef'; valid readers: 3dpw, coco_eft, h36m, h36m_npz, humandata, lspet, mpii, spin_npz; "
+        "unknown reader 'coco_ef'; valid readers: 3doh, 3dpw, coco_eft, h36m, h36m_npz, humandata, lspet, mpii, "
+        "spin_npz; "
         "did you mean 'coco_eft'?"
     )
     assert isinstance(info.value, SourceError)
@@ -129,7 +130,7 @@ def test_get_layout_suggests_the_close_name():
         get_layout("3dwp")
     assert (
         str(info.value)
-        == "unknown layout '3dwp'; valid layouts: 3dpw, coco_eft, h36m, humandata, mpii, spin_npz; did you mean '3dpw'?"
+        == "unknown layout '3dwp'; valid layouts: 3doh, 3dpw, coco_eft, h36m, humandata, mpii, spin_npz; did you mean '3dpw'?"
     )
     assert isinstance(info.value, KeyError) and isinstance(info.value, UserFacingError)
 

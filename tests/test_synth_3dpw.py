@@ -13,29 +13,15 @@ from preprocessing.bodies import pose_bodies
 from preprocessing.keypoints import OPENPOSE18_TO_SPIN, spin_indices
 from preprocessing.render import perspective_to_screen
 from tests.synth_helpers import generate, labels_from_screen, on_foreground
+from tests.test_pw3d_occ import ORIGINAL_CAM_VALIDATION, ORIGINAL_OCCLUDED, ORIGINAL_TEST
 
 NUM = 8  # four sequences of two frames
 PER_ACTOR = {"betas": (10,), "betas_clothed": (10,), "poses": (72,), "trans": (3,), "jointPositions": (72,)}
-# 3DPW-OCC: test sequences whose names start with one of these (pare-reference.md).
-OCC_PREFIXES = (
-    "courtyard_backpack",
-    "courtyard_basketball",
-    "courtyard_bodyScannerMotions",
-    "courtyard_box",
-    "courtyard_golf",
-    "courtyard_jacket",
-    "courtyard_laceShoe",
-    "downtown_stairs",
-    "flat_guitar",
-    "flat_packBags",
-    "outdoors_climbing",
-    "outdoors_crosscountry",
-    "outdoors_fencing",
-    "outdoors_freestyle",
-    "outdoors_golf",
-    "outdoors_parcours",
-    "outdoors_slalom",
-)
+
+
+def occluded(name: str) -> bool:
+    """The original's 3DPW-OCC rule: the first two words of the name are one of pw3d_occluded_sequences."""
+    return "_".join(name.split("_")[:2]) in ORIGINAL_OCCLUDED
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +44,10 @@ def test_sequences_have_the_real_keys_shapes_and_splits(pw3d):
     out, sequences = pw3d
     assert {split for split, _ in sequences} == {"train", "validation", "test"}
     test_names = [name for split, name in sequences if split == "test"]
-    assert any(name.startswith(OCC_PREFIXES) for name in test_names)
-    assert any(not name.startswith(OCC_PREFIXES) for name in test_names)
+    assert any(occluded(name) for name in test_names) and any(not occluded(name) for name in test_names)
+    assert set(test_names) <= ORIGINAL_TEST
+    assert not {name for split, name in sequences if split != "test"} & ORIGINAL_TEST
+    assert all(occluded(name) for split, name in sequences if split != "test")  # 3DPW-OCC spans every split
     assert sum(len(s["img_frame_ids"]) for s in sequences.values()) == NUM
     for (_, name), seq in sequences.items():
         num_frames, num_actors = len(seq["img_frame_ids"]), len(seq["genders"])
@@ -125,6 +113,21 @@ def test_part_labels_sit_on_the_visible_2d_poses(pw3d, gendered):
             hits += on_foreground(labels, keypoints[:2, visible].T).sum()
             total += visible.sum()
     assert total > 20 and hits >= 0.9 * total
+
+
+def test_many_sequences_use_real_names_in_their_real_splits(procedural_dir, tmp_path):
+    """24 sequences: every split gets sequences with and without a 3DPW-OCC prefix, each a real one of its split."""
+    from preprocessing.synth.layouts.pw3d import plan_sequences
+
+    plans = plan_sequences(24, 1)
+    assert len({p.name for p in plans}) == 24
+    for split in ("train", "validation", "test"):
+        names = [p.name for p in plans if p.split == split]
+        assert any(occluded(n) for n in names) and any(not occluded(n) for n in names), split
+        assert (set(names) <= ORIGINAL_TEST) == (split == "test")
+    validation = {p.name for p in plan_sequences(10_000, 1) if p.split == "validation"}
+    assert ORIGINAL_CAM_VALIDATION <= validation and len(validation) == 12  # 48 sequences at most: 12 per cycle split
+    assert len(plan_sequences(10_000, 1)) == 48
 
 
 def test_motion_is_smooth_and_the_camera_drifts_slowly(procedural_dir, tmp_path):

@@ -53,8 +53,9 @@ class EvaluateConfig:
     ``[outputs/shards/3dpw/test]``; a parent folder expands to every dataset/split under it."""
 
     subsets: list[str] = field(default_factory=list)
-    """Subsets reported: ``3dpw``, ``3dpw-occ``, ``h36m-p2`` or a dataset name; empty: every subset the shards
-    hold (3DPW shards give 3dpw and 3dpw-occ)."""
+    """Subsets reported: ``3dpw`` (test split), ``3dpw-occ`` (the paper's, over the whole 3DPW: needs shards of all
+    three splits), ``3dpw-test-occ``, ``3dpw-train``, ``3dpw-validation``, ``3doh``, ``h36m-p2`` or a dataset name;
+    empty: every subset the shards hold."""
 
     predictor: Literal["model", "mean_pose", "ground_truth"] = "model"
     """What predicts: the model; the mean pose and shape for every image (the baseline); or each sample's own

@@ -13,13 +13,14 @@ class SourceConfig:
     """One dataset split to preprocess: which reader, where its files are, and the reader's options."""
 
     reader: str = ""
-    """Reader name: coco_eft, mpii, lspet, h36m, h36m_npz, 3dpw, spin_npz, humandata (``pare preprocess --readers`` lists them and their options)."""
+    """Reader name: coco_eft, mpii, lspet, h36m, h36m_npz, 3dpw, 3doh, spin_npz, humandata (``pare preprocess --readers`` lists them and their options)."""
 
     root: str = ""
     """Folder or fsspec URI (s3://bucket/coco, gs://...) holding the source's files."""
 
     split: str = "train"
-    """Split to read: train, validation or test."""
+    """Split to read: train, validation or test (3doh: train or test); the 3dpw reader also takes ``all``, its three
+    splits into one folder (``3dpw/all``: the set 3DPW-OCC is measured on)."""
 
     dataset: str = ""
     """Dataset name used for the output folder and the sample keys; empty: the reader's default."""

@@ -28,7 +28,8 @@ class QuickstartConfig:
     """Synthetic COCO-EFT-like training images (one person each; the loader occludes them)."""
 
     test_frames: int = 180
-    """Synthetic 3DPW-like test frames (sequences of 12 frames, some named as 3DPW-OCC's)."""
+    """Synthetic 3DPW frames, all three splits (sequences of 12 with real 3DPW names): the test split's are the test
+    frames; every split's occluded-named sequences make 3DPW-OCC."""
 
     image_size: int = 320
     """Side of the synthetic source images in pixels."""

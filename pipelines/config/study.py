@@ -16,7 +16,8 @@ class StudyConfig:
     """Synthetic COCO-EFT-like training images (one person each)."""
 
     test_frames: int = 180
-    """Synthetic 3DPW-like test frames (sequences of 12; about two thirds become samples)."""
+    """Synthetic 3DPW frames, all three splits (sequences of 12 with real 3DPW names; the test split validates and is
+    analysed, all three are evaluated, so that 3DPW-OCC is the paper's set)."""
 
     test_occluders: float = 1.0
     """Probability that a test frame gets synthetic occluders (1.0: an occluded test set)."""

@@ -24,7 +24,7 @@ from pipelines.evaluation.predictors import ContextSpec
 from pipelines.evaluation.report import mlflow_metrics, summarise, write_reports
 from pipelines.evaluation.shard_check import check_shards, expected_samples
 from pipelines.evaluation.source import EvaluationError, ModelSource, resolve_source
-from pipelines.evaluation.subsets import check_subsets
+from pipelines.evaluation.subsets import check_subsets, incomplete_note
 from pipelines.evaluation.tracking import Logged, check_logging, log_results
 from pipelines.evaluation.workers import EvaluationActors, plan_units, run_units, shared_actors
 from pipelines.io.cluster import actors_for_work, init_ray
@@ -157,7 +157,10 @@ def run_evaluation(config: PareConfig, shared: EvaluationActors | None = None) -
             f"no sample of {[f.uri for f in folders]} has 3D ground truth (a fit or 3D joints); "
             "evaluate on test shards such as 3dpw/test or h36m/test"
         )
-    subsets = check_subsets(evaluate.subsets, [name for names in part.subsets for name in names])
+    found = [name for names in part.subsets for name in names]
+    subsets = check_subsets(evaluate.subsets, found)
+    if not evaluate.subsets and incomplete_note(found):
+        print(incomplete_note(found))
     summary = summarise(part, subsets, evaluate.baseline)
     expected = expected_samples(folders, evaluate.max_samples)
     lost = expected - len(part) - part.without_ground_truth

@@ -24,9 +24,9 @@ reader:
   (``S1_Directions_1.54138969_000001.jpg``), the split's subjects and protocol 2's frontal
   camera for ``test`` (:func:`.h36m.split_frame`: other rows are rejected as ``bad_annotation``);
   the fits are MoSh's;
-- ``pw3d`` (``3dpw`` in older files): dataset ``3dpw``; the sequence is the image's folder, and
-  ``options.occlusion_only`` keeps 3DPW-OCC's sequences (the others are rejected as
-  ``not_in_subset``);
+- ``pw3d`` (``3dpw`` in older files): dataset ``3dpw``; the sequence is the image's folder, the
+  3DPW split is the source's (``extra["split"]``), and ``options.occlusion_only`` keeps the sequences
+  with 3DPW-OCC's prefixes (the others are rejected as ``not_in_subset``);
 - ``eft``: EFT's fits; any other config: no dataset rules.
 
 The shards' dataset (when the source names none) is ``h36m`` or ``3dpw`` for those configs, so
@@ -48,7 +48,7 @@ from preprocessing.keypoints import NUM_OPENPOSE
 from preprocessing.readers.base import Item, Reader, pixel_offset
 from preprocessing.readers.h36m import split_frame
 from preprocessing.readers.humandata_file import HumanDataFile, load_humandata, read_config
-from preprocessing.readers.pw3d import in_occlusion_subset
+from preprocessing.readers.pw3d_sequences import in_occlusion_subset
 from preprocessing.readers.spin_npz import gender_name, only_npz
 from preprocessing.record import GENDERS, ImageRef, RecordRejected, SampleRecord
 
@@ -74,7 +74,7 @@ class HumanDataOptions:
     protocol: int = 2
     """Human3.6M test protocol (config h36m): 2 keeps the frontal camera 60457274 only, 1 all four."""
     occlusion_only: bool = False
-    """3DPW (config pw3d): keep only the 3DPW-OCC sequences (PARE's occlusion subset)."""
+    """3DPW (config pw3d): keep only the sequences with 3DPW-OCC's prefixes (of a test file: its ``3dpw-test-occ`` part)."""
     pixel_offset: float | None = None
     """Added to every coordinate to reach the project's pixel convention; None: 0.5 for real data, 0 for ``pare synth`` output."""
 
@@ -164,7 +164,7 @@ class HumanDataReader(Reader):
                 raise RecordRejected(
                     "not_in_subset", f"sequence {sequence!r} is not in 3DPW-OCC (options.occlusion_only)"
                 )
-            return {"sequence": sequence}
+            return {"sequence": sequence, "split": self.split}
         return {}
 
     def record(self, data: HumanDataFile, index: int, offset: float) -> SampleRecord:

@@ -1,4 +1,11 @@
-"""3DPW sequence pickles and frames (``3dpw``), all three splits.
+"""3DPW sequence pickles and frames (``3dpw``): one split, or the whole 3DPW (split ``all``).
+
+Split ``train``, ``validation`` or ``test`` reads that folder of ``sequenceFiles``; split ``all`` reads
+all three (train, validation, test, in that order): the original's ``3dpw-all`` set, on which PARE
+measures 3DPW-OCC (:mod:`.pw3d_sequences`; ``pare evaluate`` reports it only for shards that hold all
+three splits). Every record's ``extra["split"]`` is the folder its sequence came from (3DPW's own split).
+Like the original's ``3dpw-all`` preprocessing (SPIN's ``pw3d_extract`` run over the three folders),
+every frame of every actor whose ``campose_valid`` is set is kept.
 
 Per sequence ``sequenceFiles/<split>/<seq>.pkl`` (read only through the restricted unpickler
 :func:`pare_model.safe_pickle.load_pickle`, latin1, as the files are Python 2 pickles) and
@@ -44,30 +51,11 @@ from pare_model.safe_pickle import load_pickle
 from preprocessing.keypoints import OPENPOSE18_TO_SPIN, spin_indices
 from preprocessing.readers.base import Item, Reader, pixel_offset
 from preprocessing.readers.files import SourceError, open_url
+from preprocessing.readers.pw3d_sequences import SPLITS, in_occlusion_subset
 from preprocessing.record import ImageRef, PerspectiveCamera, RecordRejected, SampleRecord
 
 OPENPOSE_TO_SPIN = spin_indices(OPENPOSE18_TO_SPIN)
 GENDERS = {"m": "male", "male": "male", "f": "female", "female": "female"}
-OCCLUSION_SEQUENCES = (
-    "courtyard_backpack",
-    "courtyard_basketball",
-    "courtyard_bodyScannerMotions",
-    "courtyard_box",
-    "courtyard_golf",
-    "courtyard_jacket",
-    "courtyard_laceShoe",
-    "downtown_stairs",
-    "flat_guitar",
-    "flat_packBags",
-    "outdoors_climbing",
-    "outdoors_crosscountry",
-    "outdoors_fencing",
-    "outdoors_freestyle",
-    "outdoors_golf",
-    "outdoors_parcours",
-    "outdoors_slalom",
-)
-"""3DPW-OCC: sequences whose names start with one of these (PARE's occlusion subset, pare-reference.md)."""
 
 PLAIN_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
 """What a sequence name may be (3DPW's are like ``downtown_walking_00``)."""
@@ -75,17 +63,12 @@ PER_ACTOR = ("genders", "betas", "poses", "trans", "poses2d", "campose_valid")
 REQUIRED = ("sequence", *PER_ACTOR, "cam_poses", "cam_intrinsics")
 
 
-def in_occlusion_subset(sequence: str) -> bool:
-    """Whether a 3DPW sequence (or its file name) is one of 3DPW-OCC's."""
-    return sequence.startswith(OCCLUSION_SEQUENCES)
-
-
 @dataclass(frozen=True)
 class Pw3dOptions:
     """Options of the ``3dpw`` reader."""
 
     occlusion_only: bool = False
-    """Keep only the 3DPW-OCC sequences (PARE's occlusion subset; defined on the test split)."""
+    """Keep only the sequences with 3DPW-OCC's prefixes (split ``all``: PARE's 3DPW-OCC set; one split: its part)."""
     sequences: str = "sequenceFiles"
     """Folder of the split folders of sequence pickles, relative to the root."""
     images: str = "imageFiles"
@@ -183,10 +166,16 @@ class Pw3dReader(Reader):
 
     name = "3dpw"
     default_dataset = "3dpw"
+    splits = (*SPLITS, "all")
     Options = Pw3dOptions
 
+    def folders(self) -> list[str]:
+        """The split folders read: this split's, or all three (train, validation, test) for split ``all``."""
+        splits = SPLITS if self.split == "all" else (self.split,)
+        return [f"{self.options.sequences}/{split}" for split in splits]
+
     def sequence_files(self) -> list[str]:
-        files = self.files.glob(f"{self.options.sequences}/{self.split}/*.pkl")
+        files = [file for folder in self.folders() for file in self.files.glob(f"{folder}/*.pkl")]
         if self.options.occlusion_only:
             files = [f for f in files if in_occlusion_subset(posixpath.basename(f))]
         return files
@@ -195,8 +184,13 @@ class Pw3dReader(Reader):
         return self.sequence_files()
 
     def check(self) -> None:
-        folder = f"{self.options.sequences}/{self.split}"
-        self.files.require(folder, "3DPW sequence folder", "Point root at the 3DPW folder holding sequenceFiles/.")
+        for folder in self.folders():
+            self.files.require(
+                folder,
+                "3DPW sequence folder",
+                "Point root at the 3DPW folder holding sequenceFiles/ (split all needs its train, validation and "
+                "test folders).",
+            )
         super().check()
 
     def load(self, relative: str) -> Pw3dSequence:
@@ -217,6 +211,7 @@ class Pw3dReader(Reader):
         intrinsics = seq.intrinsics.copy()
         intrinsics[:2, 2] += offset
         folder = f"{self.options.images}/{seq.name}"
+        split = posixpath.basename(posixpath.dirname(source))  # the sequence's own split: its file's folder
         image_size = self._image_size(f"{folder}/image_00000.jpg")
         for f in range(len(seq.frame_ids)):
             image = ImageRef(self.files.url(f"{folder}/image_{f:05d}.jpg"))
@@ -239,7 +234,13 @@ class Pw3dReader(Reader):
                     source=source,
                     person_index=actor,
                     fit_source="3dpw",
-                    extra={"sequence": seq.name, "frame": f, "img_frame_id": int(seq.frame_ids[f]), "actor": actor},
+                    extra={
+                        "sequence": seq.name,
+                        "split": split,
+                        "frame": f,
+                        "img_frame_id": int(seq.frame_ids[f]),
+                        "actor": actor,
+                    },
                     **record,
                 )
 

@@ -17,6 +17,7 @@ class UnknownReaderError(UnknownNameError, SourceError):
 READERS: Registry[type[Reader]] = Registry("reader", UnknownReaderError)
 """Registered by module path: imported on first use, so that listing names costs nothing."""
 READERS.register_lazy("3dpw", "preprocessing.readers.pw3d:Pw3dReader")
+READERS.register_lazy("3doh", "preprocessing.readers.oh3d:Oh3dReader")
 READERS.register_lazy("coco_eft", "preprocessing.readers.coco_eft:CocoEftReader")
 READERS.register_lazy("h36m", "preprocessing.readers.h36m_raw:H36mRawReader")
 READERS.register_lazy("h36m_npz", "preprocessing.readers.h36m:H36mNpzReader")

@@ -27,6 +27,7 @@ class UnknownLayoutError(UnknownNameError, KeyError):
 LAYOUTS: Registry[LayoutWriter] = Registry("layout", UnknownLayoutError)
 LAYOUTS.register_lazy("coco_eft", "preprocessing.synth.layouts.coco_eft:write")
 LAYOUTS.register_lazy("3dpw", "preprocessing.synth.layouts.pw3d:write")
+LAYOUTS.register_lazy("3doh", "preprocessing.synth.layouts.oh3d:write")
 LAYOUTS.register_lazy("h36m", "preprocessing.synth.layouts.h36m:write")
 LAYOUTS.register_lazy("mpii", "preprocessing.synth.layouts.mpii:write")
 LAYOUTS.register_lazy("spin_npz", "preprocessing.synth.layouts.spin_npz:write")

@@ -14,9 +14,13 @@ and a confidence 1 visible, 0.5 hidden, 0 outside the image), ``campose_valid`` 
 Not written: ``v_template_clothed`` and ``texture_maps`` (scans of the real actors).
 
 World frame: y up, metres. Each actor has the body model of their gender. ``--num`` counts
-frames: they are split into at least four sequences, cycling test, train, validation, test;
-test sequences alternate between names in 3DPW-OCC (``courtyard_backpack_00``, ...) and names
-outside it (``downtown_walking_00``, ...). Every second sequence has two actors.
+frames: they are split into at least four sequences (at most 48, then longer ones), cycling test,
+train, validation, test. Sequences carry real 3DPW names in their real split
+(:mod:`preprocessing.readers.pw3d_sequences`): within each split, names with a 3DPW-OCC prefix
+(test ``flat_packBags_00``, ``downtown_stairs_00``, ...; train ``courtyard_backpack_00``, ...;
+validation ``outdoors_parcours_00``, ``outdoors_crosscountry_00``, ...) alternate with names
+outside it (``downtown_walking_00``, ``courtyard_arguing_00``, ``courtyard_drinking_00``, ...), so
+that 3DPW-OCC spans all three splits, as in the real data. Every second sequence has two actors.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import numpy as np
 from pare_model.errors import UserFacingError
 from preprocessing.bodies import BodyModels, PosedBodies, pose_bodies
 from preprocessing.keypoints import OPENPOSE18_TO_SPIN, spin_indices
+from preprocessing.readers.pw3d_sequences import SPLIT_SEQUENCES, in_occlusion_subset
 from preprocessing.render.cameras import perspective_to_screen
 from preprocessing.synth.appearance import random_vertex_colors
 from preprocessing.synth.common import LayoutResult, PreviewTile, SynthOptions, progress, sample_rng, write_jpeg
@@ -56,10 +61,20 @@ from preprocessing.synth.textures import random_texture
 
 NAME = "3dpw"
 SPLIT_CYCLE = ("test", "train", "validation", "test")
-OCC_TEST_NAMES = ("courtyard_backpack", "courtyard_basketball", "courtyard_box", "downtown_stairs", "outdoors_climbing")
-OTHER_TEST_NAMES = ("downtown_walking", "downtown_bar", "downtown_cafe", "office_phoneCall", "downtown_arguing")
-TRAIN_NAMES = ("courtyard_arguing", "courtyard_capoeira", "courtyard_dancing", "courtyard_giveDirections")
-VALIDATION_NAMES = ("courtyard_drinking", "courtyard_hug", "courtyard_jumpBench", "downtown_runForBus")
+
+
+def _interleaved(names: tuple[str, ...]) -> tuple[str, ...]:
+    """A split's real names, those with a 3DPW-OCC prefix alternating with the others (the rest at the end)."""
+    occluded = [n for n in names if in_occlusion_subset(n)]
+    other = [n for n in names if not in_occlusion_subset(n)]
+    pairs = [name for pair in zip(occluded, other, strict=False) for name in pair]
+    return tuple(pairs + occluded[len(other) :] + other[len(occluded) :])
+
+
+NAMES = {split: _interleaved(names) for split, names in SPLIT_SEQUENCES.items()}
+"""Per split, the real sequence names in the order the layout uses them."""
+MAX_SEQUENCES = min(len(NAMES[split]) * len(SPLIT_CYCLE) // SPLIT_CYCLE.count(split) for split in NAMES)
+"""Sequences before a split runs out of real names (48: the 12 validation names, one per cycle of four)."""
 REAL_SIZE = (1920, 1080)
 """(height, width) of 3DPW's portrait frames."""
 REAL_FOCAL, REAL_CENTER = 1961.9, (540.0, 960.0)
@@ -78,26 +93,16 @@ class SequencePlan:
 
 
 def plan_sequences(num: int, length: int) -> list[SequencePlan]:
-    """Split ``num`` frames into at least 4 sequences of about ``length`` frames."""
-    count = max(4, math.ceil(num / length))
-    if num < count:
+    """Split ``num`` frames into at least 4 sequences of about ``length`` frames (at most :data:`MAX_SEQUENCES`)."""
+    count = min(max(4, math.ceil(num / length)), MAX_SEQUENCES)
+    if num < 4:
         raise UserFacingError(f"the 3dpw layout needs --num >= 4 (one frame for each of 4 sequences), got {num}")
-    names = {"train": TRAIN_NAMES, "validation": VALIDATION_NAMES}
-    used: dict[str, int] = {}
-    plans, num_test = [], 0
+    plans: list[SequencePlan] = []
     for k in range(count):
         split = SPLIT_CYCLE[k % len(SPLIT_CYCLE)]
-        if split == "test":
-            pool = OCC_TEST_NAMES if num_test % 2 == 0 else OTHER_TEST_NAMES
-            base = pool[(num_test // 2) % len(pool)]
-            num_test += 1
-        else:
-            pool = names[split]
-            base = pool[sum(p.split == split for p in plans) % len(pool)]
-        suffix = used.get(base, 0)
-        used[base] = suffix + 1
+        name = NAMES[split][sum(p.split == split for p in plans)]
         frames = num // count + (1 if k < num % count else 0)
-        plans.append(SequencePlan(f"{base}_{suffix:02d}", split, frames, 1 + k % 2))
+        plans.append(SequencePlan(name, split, frames, 1 + k % 2))
     return plans
 
 
