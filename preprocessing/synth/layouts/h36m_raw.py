@@ -44,7 +44,7 @@ def write_cdf(path: Path, values: np.ndarray) -> None:
     """A Human3.6M pose file: variable ``Pose`` of one record with dimensions (F, D)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     cdf = CDF(str(path), cdf_spec={"Majority": "Row_major"}, delete=True)
-    spec = {"Variable": "Pose", "Data_Type": CDF.CDF_DOUBLE, "Num_Elements": 1, "Rec_Vary": True}
+    spec = {"Variable": "Pose", "Data_Type": CDF.CDF_DOUBLE, "Num_Elements": 1, "Rec_Vary": True, "Compress": 0}
     cdf.write_var({**spec, "Dim_Sizes": list(values.shape)}, var_data=values[None])
     cdf.close()
 
