@@ -109,10 +109,14 @@ def test_root_centred_spin_files_get_labels_where_the_body_is(procedural_dir, sh
     ious = []
     for annotation, labels in _samples(shards / "shards/h36m-spin-p1/test"):
         k = row[annotation["extra"]["imgname"]]
-        posed = pose_bodies(bodies.get(), np.reshape(annotation["pose"], (1, 24, 3)), np.reshape(annotation["betas"], (1, 10)))
+        posed = pose_bodies(
+            bodies.get(), np.reshape(annotation["pose"], (1, 24, 3)), np.reshape(annotation["betas"], (1, 10))
+        )
         translation = truth["S"][k, 14, :3] - posed.h36m_joints[0, 0]  # the pelvis where the camera saw it
         np.testing.assert_allclose(annotation["camera"]["translation"], translation, atol=0.05)
-        screen = perspective_to_screen(posed.vertices[0], np.asarray(annotation["camera"]["intrinsics"]), (np.eye(3), translation))
+        screen = perspective_to_screen(
+            posed.vertices[0], np.asarray(annotation["camera"]["intrinsics"]), (np.eye(3), translation)
+        )
         rendered = render_part_labels(screen, bodies.faces(), bodies.face_parts(), *labels.shape)
         body, true_body = labels > 0, rendered > 0
         ious.append((body & true_body).sum() / (body | true_body).sum())

@@ -83,7 +83,9 @@ def test_root_centred_joints_never_place_the_body(procedural_dir, frames):
     assert sum(isinstance(b, Rejected) for b in built) <= 0.01 * len(built)
     _, built_mmpose = _built(procedural_dir, frames / "mmpose", joints_frame="camera")
     bodies = BodyModels(procedural_dir)
-    posed = pose_bodies(bodies.get(), np.stack([r.pose.reshape(24, 3) for r in records]), np.stack([r.betas for r in records]))
+    posed = pose_bodies(
+        bodies.get(), np.stack([r.pose.reshape(24, 3) for r in records]), np.stack([r.betas for r in records])
+    )
     ious = []
     for k, (sample, camera_frame) in enumerate(zip(built, built_mmpose, strict=True)):
         members = dict(sample.members)

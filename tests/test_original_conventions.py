@@ -102,7 +102,7 @@ def test_part_labels_are_placed_as_the_original_places_them(procedural_dir, tmp_
             keypoints,
             pose=pose.reshape(72),
             betas=betas,
-        )  # fmt: skip
+        )
         for k, (keypoints, pose, betas) in enumerate(
             zip(ORIGINAL["keypoints49"], ORIGINAL["fit_pose"], ORIGINAL["fit_betas"], strict=True)
         )
@@ -169,16 +169,23 @@ def _human_data_file(path: Path, joints17: np.ndarray, indices: np.ndarray, mask
     full3d, _ = masked_keypoints(np.concatenate([joints17, ones], axis=2), indices, compressed=False)
     full2d, _ = masked_keypoints(np.concatenate([joints17[..., :2] * 100 + 500, ones], axis=2), indices, False)
     members = {
-        "image_path": np.array([f"S9/images/S9_Directions_1.60457274/S9_Directions_1.60457274_{k:06d}.jpg" for k in range(count)]),
+        "image_path": np.array(
+            [f"S9/images/S9_Directions_1.60457274/S9_Directions_1.60457274_{k:06d}.jpg" for k in range(count)]
+        ),
         "bbox_xywh": np.tile([400.0, 300.0, 300.0, 300.0, 1.0], (count, 1)),
         "keypoints2d": full2d,
         "keypoints2d_mask": mask,
         "keypoints3d": full3d,
         "keypoints3d_mask": mask,
-        "smpl": object_member({"global_orient": np.zeros((count, 3)), "body_pose": np.zeros((count, 23, 3)),
-                               "betas": np.zeros((count, 10))}),
+        "smpl": object_member(
+            {
+                "global_orient": np.zeros((count, 3)),
+                "body_pose": np.zeros((count, 23, 3)),
+                "betas": np.zeros((count, 10)),
+            }
+        ),
         "config": np.array(config),
-    }  # fmt: skip
+    }
     np.savez(path, **members, **attributes(count, compressed=False))
 
 
@@ -218,9 +225,12 @@ def test_spin_files_converted_by_mmhuman3d_keep_spins_naming(tmp_path):
     members = {
         "image_path": np.array([f"S9_Directions_1.60457274_{k:06d}.jpg" for k in range(count)]),
         "bbox_xywh": np.tile([400.0, 300.0, 300.0, 300.0, 1.0], (count, 1)),
-        "keypoints2d": full2d, "keypoints2d_mask": spin_in_human_data,
-        "keypoints3d": full, "keypoints3d_mask": spin_in_human_data, "config": np.array("h36m"),
-    }  # fmt: skip
+        "keypoints2d": full2d,
+        "keypoints2d_mask": spin_in_human_data,
+        "keypoints3d": full,
+        "keypoints3d_mask": spin_in_human_data,
+        "config": np.array("h36m"),
+    }
     np.savez(tmp_path / "data.npz", **members, **attributes(count, compressed=False))
     good, _ = read_source("humandata", tmp_path, "test", protocol=1)
     for record, spin in zip(good, ORIGINAL["spin_h36m_S"], strict=True):

@@ -84,7 +84,9 @@ def test_real_h36m_npz():
     npz = require_real_fixture("mmpose/h36m/test_h36m.npz")
     data = np.load(npz)
     # mmpose's file keeps S in the camera frame: read as SPIN's root-centred S it is refused, naming the option.
-    with pytest.raises(SourceError, match=r"row 0: the 3D joints are in the camera frame.*set options.joints_frame: camera"):
+    with pytest.raises(
+        SourceError, match=r"row 0: the 3D joints are in the camera frame.*set options.joints_frame: camera"
+    ):
         read(npz.parent, dataset="h36m-npz", npz=npz.name)
     good, rejected = read(npz.parent, dataset="h36m-npz", npz=npz.name, joints_frame="camera")
     assert len(good) == len(data["imgname"]) == 4 and not rejected

@@ -66,7 +66,10 @@ def test_annotations_are_one_exact_pinhole_view_of_the_body(spin, procedural_dir
         width, height = Image.open(out / data["imgname"][k]).size
         centre = np.array([width / 2, height / 2])
         focal, shift = pinhole_view(body.joints[0, NUM_OPENPOSE:], data["part"][k, :, :2], centre)
-        for joints, pixels in ((body.joints[0, NUM_OPENPOSE:], data["part"][k]), (body.joints[0, :NUM_OPENPOSE], data["openpose"][k])):
+        for joints, pixels in (
+            (body.joints[0, NUM_OPENPOSE:], data["part"][k]),
+            (body.joints[0, :NUM_OPENPOSE], data["openpose"][k]),
+        ):
             placed = joints + shift
             assert np.abs(focal * placed[:, :2] / placed[:, 2:] + centre - pixels[:, :2]).max() < 0.5
         inside = (data["part"][k, :, 0] >= 0) & (data["part"][k, :, 0] < width)
