@@ -281,6 +281,33 @@ LSP14_JOINT_NAMES: tuple[str, ...] = (
 H36M_TO_LSP14: tuple[int, ...] = (6, 5, 4, 1, 2, 3, 16, 15, 14, 11, 12, 13, 8, 10)
 """Indices into ``h36m17`` of the 14 evaluation joints (the paper's protocol)."""
 
+LSP14_IN_SPIN_GT: tuple[str, ...] = tuple(SPIN_JOINT_NAMES[25:37]) + ("Neck (LSP)", "Head (H36M)")
+"""The SPIN ground-truth joint each of the 14 evaluation joints is read from in a dataset's 24 3D joints (``S``).
+
+SPIN's and PARE's ``J24_TO_J14``: slots 0-12, then slot 18 "Head (H36M)", where Human3.6M's head joint sits
+(the joint the prediction's ``H36M_TO_LSP14[13]`` is); slot 13 "Top of Head (LSP)" is empty in Human3.6M and
+MPI-INF-3DHP files."""
+
+MPI_INF_3DHP17_IN_SPIN_GT: tuple[str, ...] = LSP14_IN_SPIN_GT + ("Pelvis (MPII)", "Spine (H36M)", "Jaw (H36M)")
+"""SPIN's and PARE's ``J24_TO_J17``: MPI-INF-3DHP's 17 evaluated joints among the 24 (the 14, then pelvis, spine
+and Human3.6M's neck/nose slot, where SPIN puts 3DHP's head)."""
+
+PELVIS_IN_SPIN_GT = "Pelvis (MPII)"
+"""The slot (14) of the 24 3D joints that holds Human3.6M's and MPI-INF-3DHP's root; root-centred files have it at 0."""
+
+
+def spin_gt_indices(names: tuple[str, ...]) -> tuple[int, ...]:
+    """Indices of the named joints among SPIN's 24 ground-truth joints (the slots of ``S``)."""
+    ground_truth = SPIN_JOINT_NAMES[25:]
+    return tuple(ground_truth.index(name) for name in names)
+
+
+GT24_TO_LSP14: tuple[int, ...] = spin_gt_indices(LSP14_IN_SPIN_GT)
+"""``J24_TO_J14`` = (0, 1, ..., 12, 18)."""
+GT24_TO_MPI_INF_3DHP17: tuple[int, ...] = spin_gt_indices(MPI_INF_3DHP17_IN_SPIN_GT)
+"""``J24_TO_J17`` = (0, 1, ..., 12, 18, 14, 16, 17)."""
+GT24_PELVIS: int = spin_gt_indices((PELVIS_IN_SPIN_GT,))[0]
+
 _SIDE_RULES = (
     (re.compile(r"^left_"), "right_"),
     (re.compile(r"^right_"), "left_"),

@@ -28,11 +28,13 @@ class PosedBodies:
         vertices: (B, V, 3) mesh vertices.
         joints: (B, 49, 3) SPIN/PARE joints.
         smpl_joints: (B, 24, 3) SMPL kinematic joints.
+        h36m_joints: (B, 17, 3) Human3.6M joints of ``J_regressor_h36m`` (pelvis first).
     """
 
     vertices: np.ndarray
     joints: np.ndarray
     smpl_joints: np.ndarray
+    h36m_joints: np.ndarray
 
     def __len__(self) -> int:
         return len(self.vertices)
@@ -63,7 +65,7 @@ def pose_bodies(
     else:
         rotations = Rotation.from_rotvec(pose.reshape(-1, 3)).as_matrix().reshape(pose.shape[:-1] + (3, 3))
     num = len(rotations)
-    outputs: dict[str, list[np.ndarray]] = {"vertices": [], "joints": [], "smpl_joints": []}
+    outputs: dict[str, list[np.ndarray]] = {"vertices": [], "joints": [], "smpl_joints": [], "h36m_joints": []}
     with torch.no_grad():
         for start in range(0, num, batch_size):
             stop = min(start + batch_size, num)

@@ -2,7 +2,9 @@
 
 The mappings are SPIN's: COCO's and MPII's annotations land on SPIN's 24 "ground-truth"
 joints, OpenPose's on the first 25, and Human3.6M's 17 joints on 17 of the 24 (its thorax is
-SPIN's "Neck (LSP)", its neck/nose SPIN's "Jaw (H36M)").
+SPIN's "Neck (LSP)", its neck/nose SPIN's "Jaw (H36M)", its head SPIN's "Head (H36M)"; "Top of
+Head (LSP)" stays empty), as are MPI-INF-3DHP's 17 (its head top in "Head (H36M)", its head in
+"Jaw (H36M)"). ``docs/data-formats.md`` tabulates the 24 slots and who fills which.
 """
 
 from __future__ import annotations
@@ -179,7 +181,7 @@ LSP14_TO_SPIN_GT: tuple[str, ...] = SPIN_JOINT_NAMES[25:39]
 """LSP's 14 joints (right ankle ... neck, head top; PARE's ``common`` set) as SPIN ground-truth joints: slots 0-13."""
 
 MPI_INF_3DHP17_TO_SPIN_GT: tuple[str, ...] = (
-    "Top of Head (LSP)",
+    "Head (H36M)",
     "Neck (LSP)",
     "Right Shoulder",
     "Right Elbow",
@@ -195,9 +197,13 @@ MPI_INF_3DHP17_TO_SPIN_GT: tuple[str, ...] = (
     "Left Ankle",
     "Pelvis (MPII)",
     "Spine (H36M)",
-    "Head (H36M)",
+    "Jaw (H36M)",
 )
-"""MPI-INF-3DHP's 17 test-set joints (head top, neck, ..., pelvis, spine, head; mmpose's npz order) as SPIN GT joints."""
+"""MPI-INF-3DHP's 17 test-set joints (head top, neck, ..., pelvis, spine, head; mmpose's npz order) as SPIN GT joints.
+
+SPIN's slots (``datasets/preprocess/mpi_inf_3dhp.py`` ``test_data``: ``joints17_idx`` puts the 17 in Human3.6M's
+order, head top where Human3.6M has its head and head where it has its neck/nose, then ``joints_idx``), so that
+PARE's ``J24_TO_J17`` evaluates the head top in slot 18 and the head in slot 17."""
 
 HUMAN_DATA_NUM_KEYPOINTS = 190
 """Keypoints of mmhuman3d's ``human_data`` convention, the layout of every HumanData file."""
@@ -261,6 +267,30 @@ SPIN's order of them); its training reads them back by the same names (mmhuman3d
 (neck/nose) is ``head_extra`` ("Head (H36M)") and joint 10 (head) is ``headtop`` ("Top of Head (LSP)").
 """
 
+H36M17_IN_HUMAN_DATA: tuple[str, ...] = (
+    "pelvis_extra",
+    "left_hip_extra",
+    "left_knee",
+    "left_ankle",
+    "right_hip_extra",
+    "right_knee",
+    "right_ankle",
+    "spine_extra",
+    "neck_extra",
+    "head_extra",
+    "headtop",
+    "left_shoulder",
+    "left_elbow",
+    "left_wrist",
+    "right_shoulder",
+    "right_elbow",
+    "right_wrist",
+)
+"""Human3.6M's 17 joints (the order of :data:`H36M17_TO_SPIN_GT`) by their ``human_data`` names in files of
+mmhuman3d's own Human3.6M and MPI-INF-3DHP converters (mmhuman3d ``keypoints_mapping/h36m.py`` ``H36M_KEYPOINTS``;
+3DHP's 17 of SPIN carry the same names in ``mpi_inf_3dhp.py``). There the head is ``headtop`` and the neck/nose
+``head_extra``, one joint away from where :data:`SPIN_IN_HUMAN_DATA` (SPIN's files converted) puts them."""
+
 NUM_OPENPOSE = 25
 NUM_GT = 24
 
@@ -282,6 +312,28 @@ def h36m_gt_mask() -> np.ndarray:
     return mask
 
 
+def h36m17_as_spin_gt(points: np.ndarray) -> np.ndarray:
+    """(24, D + 1) SPIN ground-truth joints holding (17, D) Human3.6M points at SPIN's slots with validity 1, the
+    other 7 slots zero: the layout of ``S`` and ``part`` in SPIN's Human3.6M files (``global_idx``)."""
+    full = np.zeros((NUM_GT, points.shape[1] + 1))
+    full[gt_indices(H36M17_TO_SPIN_GT)] = np.concatenate([points, np.ones((len(points), 1))], axis=1)
+    return full
+
+
 def human_data_indices() -> np.ndarray:
     """(49,) index of each SPIN joint among the 190 ``human_data`` keypoints, in SPIN's order."""
     return np.array([SPIN_IN_HUMAN_DATA[name][1] for name in SPIN_JOINT_NAMES])
+
+
+def h36m17_human_data_indices() -> np.ndarray:
+    """(17,) index of each Human3.6M joint among the 190 ``human_data`` keypoints, by mmhuman3d's names for them."""
+    position = {name: index for name, index in SPIN_IN_HUMAN_DATA.values()}
+    return np.array([position[name] for name in H36M17_IN_HUMAN_DATA])
+
+
+def human_data_h36m_indices() -> np.ndarray:
+    """(49,) index among the 190 ``human_data`` keypoints of each SPIN joint in files of mmhuman3d's own Human3.6M
+    and MPI-INF-3DHP converters (:data:`H36M17_IN_HUMAN_DATA`), -1 for the 32 joints they do not hold."""
+    indices = np.full(NUM_OPENPOSE + NUM_GT, -1)
+    indices[spin_indices(H36M17_TO_SPIN_GT)] = h36m17_human_data_indices()
+    return indices

@@ -30,6 +30,8 @@ NUM_KEYPOINTS = 49
 NUM_JOINTS_3D = 24
 """SPIN/PARE's 3D ground-truth joints (``S`` in the npz files)."""
 GENDERS = ("neutral", "male", "female")
+JOINTS_FRAMES = ("root_centred", "camera")
+"""Frames of a record's 3D joints: relative to the pelvis (slot 14), or the camera frame (metres from the camera)."""
 
 REJECT_REASONS: dict[str, str] = {
     "bad_annotation": "an annotation field is missing, malformed or has the wrong shape",
@@ -148,7 +150,11 @@ class SampleRecord:
     keypoints_2d: np.ndarray
     """(49, 3) SPIN joints: x, y image pixels and confidence (0 = not labelled)."""
     joints_3d: np.ndarray | None = None
-    """(24, 4) SPIN ground-truth 3D joints, metres, camera frame, last column validity."""
+    """(24, 4) SPIN ground-truth 3D joints (``docs/data-formats.md`` names each slot), metres, axes of the camera
+    frame, last column validity; the origin is ``joints_frame``'s."""
+    joints_frame: str = "root_centred"
+    """Frame of ``joints_3d``: ``root_centred`` (pelvis, slot 14, at the origin, as SPIN's and mmhuman3d's files)
+    or ``camera`` (the camera at the origin; only then may the joints place the fit in the picture)."""
     pose: np.ndarray | None = None
     """(72,) SMPL axis-angle pose, root in the camera frame."""
     betas: np.ndarray | None = None
@@ -258,6 +264,8 @@ def validate_record(record: SampleRecord, min_keypoints: int = 1) -> None:
     if (record.pose is None) != (record.betas is None):
         raise RecordRejected("bad_annotation", "an SMPL fit needs both pose and betas")
     _check_camera(record.camera)
+    if record.joints_frame not in JOINTS_FRAMES:
+        raise RecordRejected("bad_annotation", f"joints_frame {record.joints_frame!r} is not one of {JOINTS_FRAMES}")
     if record.gender not in GENDERS:
         raise RecordRejected("bad_annotation", f"gender {record.gender!r} is not one of {GENDERS}")
     if not (np.isfinite(record.box_size) and record.box_size > 1.0):

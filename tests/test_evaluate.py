@@ -24,7 +24,7 @@ from pare_model.geometry import axis_angle_to_matrix
 from pare_model.metrics import protocol_joints
 from pipelines.cli import main
 from pipelines.data.shard_folders import resolve_folders
-from pipelines.evaluation.measure import Unit, evaluate_unit, ground_truth
+from pipelines.evaluation.measure import EvalPart, Unit, evaluate_unit, ground_truth
 from pipelines.evaluation.predictors import ContextSpec, EvalContext
 from pipelines.evaluation.subsets import sequence_of, subsets_of
 from preprocessing.readers.pw3d_sequences import in_occlusion_subset
@@ -177,19 +177,28 @@ def test_a_known_rotation_gives_its_mpjpe_and_a_pa_mpjpe_of_zero(procedural_dir,
 
 
 def test_human36m_ground_truth_is_its_3d_joints_centred_on_the_pelvis(procedural_dir):
+    """SPIN's and PARE's J24_TO_J14: slots 0-12 and 18 "Head (H36M)" (never 13, empty in Human3.6M files), centred
+    on slot 14; a sample whose joints lack one of those is left out and counted, not scored against a zero."""
     context = EvalContext(ContextSpec(str(procedural_dir), predictor="mean_pose"))
-    joints = torch.randn(3, 24, 4)
+    joints = torch.randn(4, 24, 4)
+    joints[..., 3] = 1.0
+    joints[:, 13] = 0.0  # "Top of Head (LSP)": empty, as in SPIN's Human3.6M files
+    joints[3, 18, 3] = 0.0  # the fourth lacks the head
     batch = {
-        "has_smpl": torch.tensor([0.0, 1.0, 0.0]),
-        "has_joints_3d": torch.tensor([1.0, 0.0, 0.0]),  # the third has no 3D ground truth: left out
-        "pose": torch.zeros(3, 72),
-        "betas": torch.zeros(3, 10),
+        "has_smpl": torch.tensor([0.0, 1.0, 0.0, 1.0]),
+        "has_joints_3d": torch.tensor([1.0, 0.0, 0.0, 1.0]),  # the third has no 3D ground truth: left out
+        "pose": torch.zeros(4, 72),
+        "betas": torch.zeros(4, 10),
         "joints_3d": joints,
     }
     target = ground_truth(context, batch)
-    assert target.keep.tolist() == [True, True, False]
-    torch.testing.assert_close(target.joints[0], joints[0, :14, :3] - joints[0, 14, :3])
+    assert target.keep.tolist() == [True, True, False, False] and target.incomplete.tolist() == [False] * 3 + [True]
+    slots = [*range(13), 18]
+    torch.testing.assert_close(target.joints[0], joints[0, slots, :3] - joints[0, 14, :3])
     assert target.has_vertices.tolist() == [False, True] and torch.isnan(target.vertices[0]).all()
+    part = EvalPart()
+    part.count_left_out(target)
+    assert (part.without_ground_truth, part.missing_joints) == (1, 1)
     assert subsets_of("h36m", {"imgname": "S9_Directions_1.60457274_000001.jpg"}) == ["h36m-p2"]
     assert subsets_of("h36m", {"subject": "S11", "action": "Walking", "camera": "54138969"}) == ["h36m"]
     assert sequence_of("h36m", {"imgname": "S9_Directions_1.60457274_000001.jpg"}) == "S9_Directions_1"

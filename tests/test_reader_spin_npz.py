@@ -11,7 +11,7 @@ from PIL import Image
 from pare_model.body_model import load_body_model
 from pare_model.joint_sets import SPIN_JOINT_NAMES
 from preprocessing.bodies import pose_bodies
-from preprocessing.keypoints import NUM_OPENPOSE
+from preprocessing.keypoints import H36M17_TO_SPIN_GT, NUM_OPENPOSE, gt_indices, h36m_gt_mask
 from preprocessing.readers import SourceError, build_reader
 from preprocessing.readers.npz_arrays import read_npz
 from tests.conftest import require_real_fixture
@@ -20,6 +20,8 @@ from tests.synth_helpers import generate
 
 NUM = 5
 GT = {name: k for k, name in enumerate(SPIN_JOINT_NAMES[NUM_OPENPOSE:])}
+H36M_ORDER = np.argsort(gt_indices(H36M17_TO_SPIN_GT))
+"""The 17 Human3.6M joints in the order of their SPIN slots."""
 
 
 def read(root, split="train", dataset=None, **options):
@@ -51,16 +53,12 @@ def test_synthetic_rows_become_records_exactly(synth, procedural_dir):
         np.testing.assert_array_equal(record.pose, data["pose"][k])
         np.testing.assert_array_equal(record.betas, data["shape"][k])
         assert record.gender == {"m": "male", "f": "female"}[data["gender"][k]] and record.fit_source == "npz"
-        # The fit, posed with its gender's model, is the record's 3D joints up to one translation ...
+        # The fit, posed with its gender's model, gives the record's 3D joints: its Human3.6M joints at SPIN's
+        # slots, root-centred as SPIN's files (the default joints_frame).
         body = pose_bodies(models[data["gender"][k]], record.pose.reshape(1, 24, 3), record.betas[None])
-        fit, joints = body.joints[0, NUM_OPENPOSE:], record.joints_3d[:, :3]
-        np.testing.assert_allclose(fit - fit[0], joints - joints[0], atol=1e-5)
-        # ... and the 3D joints project onto the 2D joints through one pinhole at the image centre.
-        width, height = Image.open(record.image.path).size
-        normalised = joints[:, :2] / joints[:, 2:]
-        offset = data["part"][k, :, :2] - [width / 2, height / 2]
-        focal = (normalised * offset).sum() / (normalised**2).sum()
-        assert np.abs(focal * normalised - offset).max() < 0.5
+        h36m = body.h36m_joints[0]
+        np.testing.assert_allclose(record.joints_3d[h36m_gt_mask(), :3], (h36m - h36m[0])[H36M_ORDER], atol=1e-5)
+        assert record.joints_frame == "root_centred" and Image.open(record.image.path).size[0] > 0
     assert {r.gender for r in good} == {"male", "female"}
 
 
@@ -85,7 +83,12 @@ def test_uncompressed_npz_is_memory_mapped_and_compressed_reads_the_same(synth, 
 def test_real_h36m_npz():
     npz = require_real_fixture("mmpose/h36m/test_h36m.npz")
     data = np.load(npz)
-    good, rejected = read(npz.parent, dataset="h36m-npz", npz=npz.name)
+    # mmpose's file keeps S in the camera frame: read as SPIN's root-centred S it is refused, naming the option.
+    with pytest.raises(
+        SourceError, match=r"row 0: the 3D joints are in the camera frame.*set options.joints_frame: camera"
+    ):
+        read(npz.parent, dataset="h36m-npz", npz=npz.name)
+    good, rejected = read(npz.parent, dataset="h36m-npz", npz=npz.name, joints_frame="camera")
     assert len(good) == len(data["imgname"]) == 4 and not rejected
     for k, record in enumerate(good):
         labelled = data["part"][k, :, 2] > 0
@@ -94,6 +97,7 @@ def test_real_h36m_npz():
         )
         assert not record.keypoints_2d[:NUM_OPENPOSE].any()  # no openpose key
         np.testing.assert_array_equal(record.joints_3d, data["S"][k])
+        assert record.joints_frame == "camera" and not record.joints_3d[13].any()  # the head is in slot 18
         np.testing.assert_allclose(record.center, data["center"][k] + 0.5)
         assert record.has_smpl and record.gender == "neutral"  # no has_smpl or gender key: fit, neutral model
         assert record.sample_id == f"{k:07d}_{data['imgname'][k][:-4]}"
@@ -105,18 +109,20 @@ def test_real_mpi_inf_3dhp_npz_with_17_joints(name):
     with pytest.raises(SourceError, match=r"'part' has shape \(2, 17, 3\), expected \(2, 24, 3\).*mpi_inf_3dhp17"):
         read(npz.parent, npz=name)
     data = np.load(npz)
-    good, rejected = read(npz.parent, npz=name, joints="mpi_inf_3dhp17")
+    good, rejected = read(npz.parent, npz=name, joints="mpi_inf_3dhp17", joints_frame="camera")  # mmpose's frame
     assert len(good) == 2 and not rejected
     for k, record in enumerate(good):
         assert Image.open(record.image.path).size[0] > 0 and not record.has_smpl
         keypoints, joints = record.keypoints_2d[NUM_OPENPOSE:], record.joints_3d
-        named = ("Top of Head (LSP)", "Neck (LSP)", "Pelvis (MPII)", "Left Knee")
-        for index, joint in zip((0, 1, 14, 12), named, strict=True):
+        # SPIN's slots (its mpi_inf_3dhp.py test_data; tests/test_original_conventions.py runs it): head top in
+        # 18 "Head (H36M)", head in 17 "Jaw (H36M)", 13 "Top of Head (LSP)" empty.
+        named = ("Head (H36M)", "Neck (LSP)", "Pelvis (MPII)", "Left Knee", "Jaw (H36M)")
+        for index, joint in zip((0, 1, 14, 12, 16), named, strict=True):
             np.testing.assert_allclose(keypoints[GT[joint], :2], data["part"][k, index, :2] + 0.5)
             np.testing.assert_array_equal(joints[GT[joint]], data["S"][k, index])
         assert (joints[:, 3] > 0).sum() == (data["S"][k, :, 3] > 0).sum() >= 15  # wrists unlabelled in one frame
         assert (keypoints[:, 2] > 0).sum() == (data["part"][k, :, 2] > 0).sum()
-        assert not joints[[15, 17, 19, 20, 21, 22, 23]].any()  # SPIN joints 3DHP does not have stay empty
+        assert not joints[~h36m_gt_mask()].any()  # SPIN joints 3DHP does not have stay empty, as in Human3.6M
 
         def at(joint, joints=joints):
             return joints[GT[joint], :3]
@@ -129,9 +135,10 @@ def test_real_mpi_inf_3dhp_npz_with_17_joints(name):
             if joints[GT[f"Left {b}"], 3] > 0 and joints[GT[f"Right {b}"], 3] > 0:
                 assert 0.2 < left < 0.6 and 0.2 < right < 0.6, (a, b, left, right)
                 assert a == "Hip" or abs(left - right) < 0.01 * left, (a, b, left, right)
-        top = at("Top of Head (LSP)")
+        top = at("Head (H36M)")
         assert 0.1 < np.linalg.norm(top - at("Neck (LSP)")) < 0.4 < np.linalg.norm(top - at("Pelvis (MPII)"))
-        assert np.linalg.norm(at("Head (H36M)") - at("Top of Head (LSP)")) < 0.2  # both on the head
+        assert np.linalg.norm(at("Jaw (H36M)") - top) < 0.2  # both on the head
+        assert top[1] < at("Jaw (H36M)")[1]  # the head top above the head (camera y points down)
 
 
 def rows(n: int = 6) -> dict[str, np.ndarray]:

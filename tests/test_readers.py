@@ -62,8 +62,9 @@ def test_mpii_json_and_h5_real_fixtures():
 
 def test_h36m_npz_real_fixture_projects_through_its_cameras():
     npz = require_real_fixture("mmpose/h36m/test_h36m.npz")
-    good, rejected = split_items(build_reader("h36m_npz", str(npz.parent), "train", {"npz": npz.name}))
-    assert len(good) == 4 and not rejected
+    options = {"npz": npz.name, "joints_frame": "camera"}  # mmpose's file keeps the camera frame
+    good, rejected = split_items(build_reader("h36m_npz", str(npz.parent), "train", options))
+    assert len(good) == 4 and not rejected and all(record.joints_frame == "camera" for record in good)
     for record in good:
         assert "." not in record.key and record.image.path.endswith(record.sample_id + ".jpg")
         joints = record.joints_3d[record.joints_3d[:, 3] > 0, :3]
@@ -71,7 +72,7 @@ def test_h36m_npz_real_fixture_projects_through_its_cameras():
         projected = projected[:, :2] / projected[:, 2:]
         keypoints = record.keypoints_2d[25:][record.joints_3d[:, 3] > 0, :2]
         assert np.abs(projected - keypoints).max() < 3.0  # lens distortion (k, p) is not modelled: ~2 px
-    test_split, rejected = split_items(build_reader("h36m_npz", str(npz.parent), "test", {"npz": npz.name}))
+    test_split, rejected = split_items(build_reader("h36m_npz", str(npz.parent), "test", options))
     assert not test_split and {r.reason for r in rejected} == {"bad_annotation"}  # S1..S8 are not test subjects
 
 

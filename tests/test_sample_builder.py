@@ -119,7 +119,19 @@ def test_fit_quality_by_hand():
         check_fit(quality, QualityConfig(max_reprojection_error=2))
     with pytest.raises(RecordRejected, match="min_keypoints_in_silhouette"):
         check_fit(quality, QualityConfig(min_keypoints_in_silhouette=0.7))
-    check_fit(FitQuality(float("nan"), float("nan")), QualityConfig(0.9, 1.0))  # unmeasured: never filtered
+    check_fit(FitQuality(1.0, float("nan")), QualityConfig(0.9, 3.0))  # no keypoint in the crop: not filtered
+    check_fit(FitQuality(float("nan"), float("nan")), QualityConfig(0.9, 0.0))  # the reprojection gate is off
+
+
+def test_a_nan_reprojection_error_is_a_poor_fit():
+    """A fit whose joints do not project (NaN error) must not pass the gate as a NaN comparison would let it."""
+    with pytest.raises(RecordRejected, match=r"poor_fit: the reprojection error is NaN.*max_reprojection_error"):
+        check_fit(FitQuality(float("nan"), 0.9), QualityConfig())
+    projected = np.full((49, 2), np.nan)  # what a camera at the body's depth gives
+    keypoints = np.concatenate([np.full((49, 2), 50.0), np.ones((49, 1))], axis=1)
+    quality = measure_fit(projected, keypoints, np.ones((100, 100), np.uint8), pixels_per_network_pixel=1.0)
+    with pytest.raises(RecordRejected, match="poor_fit"):
+        check_fit(quality, QualityConfig())
 
 
 def test_labels_and_keypoints_match_the_ground_truth(models, pictures):

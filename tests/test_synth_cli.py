@@ -58,10 +58,20 @@ def test_cli_names_the_valid_layouts_on_a_bad_one(tmp_path):
 
 
 def test_registry_lists_every_layout_once():
-    assert LAYOUTS.names() == ("coco_eft", "3dpw", "3doh", "h36m", "mpii", "spin_npz", "humandata")
-    with pytest.raises(
-        UnknownLayoutError, match="valid layouts: 3doh, 3dpw, coco_eft, h36m, humandata, mpii, spin_npz"
-    ):
+    assert LAYOUTS.names() == (
+        "coco_eft",
+        "3dpw",
+        "3doh",
+        "h36m",
+        "h36m_mmpose",
+        "h36m_humandata",
+        "h36m_raw",
+        "mpii",
+        "spin_npz",
+        "humandata",
+    )
+    valid = "3doh, 3dpw, coco_eft, h36m, h36m_humandata, h36m_mmpose, h36m_raw, humandata, mpii, spin_npz"
+    with pytest.raises(UnknownLayoutError, match=f"valid layouts: {valid}"):
         get_layout("h36")
     assert issubclass(UnknownLayoutError, UserFacingError)
 

@@ -46,6 +46,8 @@ class EvaluationResult:
     lost: int = 0
     """Of those, samples neither evaluated nor left out for lack of ground truth (unreadable or in damaged shards)."""
     damaged: tuple[str, ...] = ()
+    missing_joints: int = 0
+    """Samples left out because their 3D joints lack a joint the protocol evaluates (validity 0)."""
 
 
 def shard_folders(config: PareConfig) -> tuple[list, list[str]]:
@@ -130,11 +132,13 @@ def _run_info(config: PareConfig, source, folders, part: EvalPart, expected: int
         "training_run_id": source.training_run_id or None,
         "shards": [{"uri": f.uri, "samples": f.total, "manifest_sha256": f.digest} for f in folders],
         "without_ground_truth": part.without_ground_truth,
+        "missing_joints": part.missing_joints,
         "unreadable": part.unreadable,
         "samples_expected": expected,
         "samples_lost": lost,
         "damaged_shards": damaged,
-        "protocol": "H36M-regressor joints, 14 LSP joints centred on the H36M pelvis; mm",
+        "protocol": "H36M-regressor joints, 14 LSP joints centred on the H36M pelvis; a dataset's 3D joints: "
+        "slots 0-12 and 18 of SPIN's 24 (J24_TO_J14) centred on slot 14; mm",
     }
 
 
@@ -153,17 +157,14 @@ def run_evaluation(config: PareConfig, shared: EvaluationActors | None = None) -
     init_ray(evaluate.ray_address)
     part = _evaluate_on_actors(config, source, folders, shared)
     if not len(part):
-        raise EvaluationError(
-            f"no sample of {[f.uri for f in folders]} has 3D ground truth (a fit or 3D joints); "
-            "evaluate on test shards such as 3dpw/test or h36m/test"
-        )
+        raise EvaluationError(_nothing_to_evaluate(folders, part))
     found = [name for names in part.subsets for name in names]
     subsets = check_subsets(evaluate.subsets, found)
     if not evaluate.subsets and incomplete_note(found):
         print(incomplete_note(found))
     summary = summarise(part, subsets, evaluate.baseline)
     expected = expected_samples(folders, evaluate.max_samples)
-    lost = expected - len(part) - part.without_ground_truth
+    lost = expected - len(part) - part.without_ground_truth - part.missing_joints
     info = _run_info(config, source, folders, part, expected, lost, damaged)
     output_dir = Path(evaluate.output_dir)
     files = write_reports(output_dir, part, summary, info, evaluate.baseline)
@@ -181,6 +182,22 @@ def run_evaluation(config: PareConfig, shared: EvaluationActors | None = None) -
         expected,
         lost,
         tuple(damaged),
+        part.missing_joints,
+    )
+
+
+def _nothing_to_evaluate(folders, part: EvalPart) -> str:
+    uris = [f.uri for f in folders]
+    if part.missing_joints:
+        return (
+            f"the 3D joints of all {part.missing_joints} samples of {uris} that have them lack a joint the protocol "
+            "evaluates (slots 0-12, 18 'Head (H36M)' and 14 'Pelvis (MPII)' of SPIN's 24; docs/data-formats.md); "
+            "shards written before the joint convention was fixed put Human3.6M's head elsewhere: run pare preprocess "
+            "again"
+        )
+    return (
+        f"no sample of {uris} has 3D ground truth (a fit or 3D joints); "
+        "evaluate on test shards such as 3dpw/test or h36m/test"
     )
 
 
@@ -197,9 +214,14 @@ def summary_text(result: EvaluationResult) -> str:
             extra = f" [{base['orient_error_median']:.0f}]" if base.get("orient_error_median") is not None else ""
             cells.append(f"orientation error median {entry['orient_error_median']:.0f} deg{extra}")
         lines.append(f"  {name:10s} {entry['num_samples']:6d} samples  " + "  ".join(cells))
-    if result.without_ground_truth or result.unreadable:
+    if result.without_ground_truth or result.unreadable or result.missing_joints:
+        missing = (
+            f"{result.missing_joints} whose 3D joints lack an evaluated joint (docs/evaluation.md), "
+            if result.missing_joints
+            else ""
+        )
         lines.append(
-            f"  left out: {result.without_ground_truth} samples without 3D ground truth, "
+            f"  left out: {result.without_ground_truth} samples without 3D ground truth, {missing}"
             f"{result.unreadable} unreadable (see pare shards validate)"
         )
     if result.lost:

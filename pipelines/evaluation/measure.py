@@ -2,9 +2,12 @@
 
 Ground truth per sample (:func:`ground_truth`):
 
-- joints: the dataset's 3D joints when it has them (Human3.6M: SPIN's 24 ground-truth joints, whose
-  first 14 are the LSP joints and whose joint 14 is the pelvis), else the H36M-regressor joints of
-  the body model posed with the sample's fit (3DPW), centred on the H36M pelvis;
+- joints: the dataset's 3D joints when it has them (Human3.6M, MPI-INF-3DHP: SPIN's 24 ground-truth joints,
+  of which the protocol takes slots 0-12 and 18 "Head (H36M)", SPIN's and PARE's ``J24_TO_J14``, centred on
+  slot 14, the pelvis; SPIN's root-centred files have it at 0 already, as the original assumes), else the
+  H36M-regressor joints of the body model posed with the sample's fit (3DPW), centred on the H36M pelvis.
+  A sample whose 3D joints lack one of those 15 (validity 0) is left out and counted (``missing_joints``),
+  never scored against a zero;
 - vertices (for PVE): the body model posed with the fit, when the sample has one (neutral body,
   no translation, as PARE's 3DPW protocol).
 
@@ -22,13 +25,13 @@ import numpy as np
 import torch
 
 from pare_model.geometry import axis_angle_to_matrix
+from pare_model.joint_sets import GT24_PELVIS, GT24_TO_LSP14
 from pare_model.metrics import orientation_error, pa_per_joint_error, per_joint_error, protocol_joints, pve
 from pipelines.evaluation.predictors import EvalContext, Predictor
 from pipelines.evaluation.subsets import sequence_of, subsets_of
 
-GT_LSP14 = slice(0, 14)
-GT_PELVIS = 14
-"""SPIN's 24 ground-truth joints: the first 14 are LSP's, joint 14 is the pelvis."""
+EVALUATED_SLOTS = (*GT24_TO_LSP14, GT24_PELVIS)
+"""The slots of a dataset's 24 3D joints the protocol needs: the 14 joints and the pelvis they are centred on."""
 
 ERROR_FIELDS = ("mpjpe", "pa_mpjpe", "pve", "orient_error", "per_joint_mpjpe", "per_joint_pa_mpjpe")
 
@@ -42,6 +45,7 @@ class Target:
     vertices: torch.Tensor  # (K, V, 3), NaN rows for samples without a fit
     has_vertices: torch.Tensor  # (K,) bool
     root: torch.Tensor  # (K, 3, 3) root rotation in the camera frame, NaN for samples without a fit
+    incomplete: torch.Tensor | None = None  # (B,) bool: 3D joints that lack an evaluated joint (not kept)
 
 
 def body_mesh(body_model, rotations: torch.Tensor, betas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -54,19 +58,20 @@ def body_mesh(body_model, rotations: torch.Tensor, betas: torch.Tensor) -> tuple
 def ground_truth(context: EvalContext, batch: dict) -> Target:
     has_smpl = batch["has_smpl"] > 0
     has_joints = batch["has_joints_3d"] > 0
-    keep = has_smpl | has_joints
+    complete = (batch["joints_3d"][:, list(EVALUATED_SLOTS), 3] > 0).all(dim=1)
+    keep = (has_smpl & ~has_joints) | (has_joints & complete)
     device = context.device
     pose = batch["pose"][keep].reshape(-1, 24, 3).float().to(device)
     rotations = axis_angle_to_matrix(pose)
     vertices, mesh_joints = body_mesh(context.body_model, rotations, batch["betas"][keep].float().to(device))
     dataset_joints = batch["joints_3d"][keep][..., :3].float().to(device)
-    dataset_joints = dataset_joints[:, GT_LSP14] - dataset_joints[:, GT_PELVIS : GT_PELVIS + 1]
+    dataset_joints = dataset_joints[:, list(GT24_TO_LSP14)] - dataset_joints[:, GT24_PELVIS : GT24_PELVIS + 1]
     use_dataset = has_joints[keep].to(device)[:, None, None]
     joints = torch.where(use_dataset, dataset_joints, mesh_joints)
     smpl = has_smpl[keep].to(device)
     vertices = torch.where(smpl[:, None, None], vertices, torch.full_like(vertices, float("nan")))
     root = torch.where(smpl[:, None, None], rotations[:, 0], torch.full_like(rotations[:, 0], float("nan")))
-    return Target(keep, joints, vertices, smpl, root)
+    return Target(keep, joints, vertices, smpl, root, has_joints & ~complete)
 
 
 def errors(
@@ -126,10 +131,18 @@ class EvalPart:
     baseline: dict[str, list[np.ndarray]] = field(default_factory=lambda: {name: [] for name in ERROR_FIELDS})
     without_ground_truth: int = 0
     unreadable: int = 0
+    missing_joints: int = 0
+    """Samples left out because their 3D joints lack a joint the protocol evaluates."""
+
+    def count_left_out(self, target: Target) -> None:
+        """Count the samples of a batch that ``target`` leaves out, by why."""
+        missing = int(target.incomplete.sum()) if target.incomplete is not None else 0
+        self.missing_joints += missing
+        self.without_ground_truth += int((~target.keep).sum()) - missing
 
     def add(self, batch: dict, target: Target, model: dict, baseline: dict | None) -> None:
         kept = target.keep.tolist()
-        self.without_ground_truth += kept.count(False)
+        self.count_left_out(target)
         for index, keep in enumerate(kept):
             if keep:
                 dataset, extra = batch["dataset"][index], batch["extra"][index]
@@ -150,6 +163,7 @@ class EvalPart:
                 mine[name].extend(theirs[name])
         self.without_ground_truth += other.without_ground_truth
         self.unreadable += other.unreadable
+        self.missing_joints += other.missing_joints
         return self
 
     def arrays(self, which: str = "model") -> dict[str, np.ndarray]:
@@ -195,7 +209,7 @@ def evaluate_unit(context: EvalContext, unit: Unit, batch_size: int, baseline: b
         part.unreadable += int(batch["skipped"].sum())
         target = ground_truth(context, batch)
         if not target.keep.any():
-            part.without_ground_truth += len(target.keep)
+            part.count_left_out(target)
             continue
         ours = measure(context, context.predictor, batch["image"], batch, target)
         base = measure_baseline(context, target) if baseline else None

@@ -128,9 +128,13 @@ class OcclusionPart:
         }
 
 
-def _one_image(context: EvalContext, batch: dict, index: int, grid: Grid, batch_size: int) -> dict[str, np.ndarray]:
+def _one_image(
+    context: EvalContext, batch: dict, index: int, grid: Grid, batch_size: int
+) -> dict[str, np.ndarray] | None:
     single = {k: v[index : index + 1] if isinstance(v, torch.Tensor) else [v[index]] for k, v in batch.items()}
     target = ground_truth(context, single)
+    if not target.keep.any():
+        return None
     boxes = grid.boxes()
     copies = torch.cat([single["image"], occluded_copies(single["image"][0], boxes)])
     chunks = []
@@ -175,6 +179,8 @@ def analyse_unit(
         if not (batch["has_smpl"][0] > 0 or batch["has_joints_3d"][0] > 0):
             continue
         result = _one_image(context, batch, 0, grid, batch_size)
+        if result is None:  # its 3D joints lack an evaluated joint
+            continue
         key = batch["key"][0]
         part.keys.append(key)
         for name, value in result.items():

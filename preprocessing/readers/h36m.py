@@ -3,10 +3,13 @@
 Frames live in ``S1/S1_Directions_1.54138969/S1_Directions_1.54138969_000001.jpg``; the npz's
 ``imgname`` is that basename (or a path). Subject and camera come from the name, and the
 camera's intrinsics from ``cameras.pkl`` (keyed ``(subject, camera id)``, ``f`` and ``c``),
-so the job places the fit by its 3D joints ``S`` and projects it with the real camera.
+so the job projects the fit with the real camera. It places the fit with the 24 ground-truth joints' 2D
+keypoints (SPIN's root-centred ``S``, ``joints_frame: root_centred``, the default), or with ``S`` itself when
+the file keeps the camera frame (mmpose's, ``joints_frame: camera``).
 
 Splits: ``train`` is S1, S5, S6, S7, S8 (all cameras); ``test`` is protocol 2, S9 and S11
-seen by the frontal camera 60457274 (``protocol: 1`` keeps all four cameras). A row of
+seen by the frontal camera 60457274 (``protocol: 1`` keeps all four cameras; SPIN's files
+``h36m_valid_protocol1.npz`` and ``h36m_valid_protocol2.npz``). A row of
 another subject or camera is rejected with the reason, not dropped. The raw release (videos,
 CDF poses, MoSh) is the ``h36m`` reader (:mod:`.h36m_raw`).
 """
@@ -22,7 +25,7 @@ import numpy as np
 from preprocessing.readers.files import SourceError
 from preprocessing.readers.h36m_cameras import FRONTAL_CAMERA, TEST_SUBJECTS, TRAIN_SUBJECTS, load_cameras
 from preprocessing.readers.spin_npz import SpinNpzReader
-from preprocessing.record import PerspectiveCamera, RecordRejected, SampleRecord
+from preprocessing.record import JOINTS_FRAMES, PerspectiveCamera, RecordRejected, SampleRecord
 
 _FRAME_NAME = re.compile(r"^(S\d+)_(.+)\.(\d+)_(\d+)$")
 
@@ -32,7 +35,8 @@ class H36mNpzOptions:
     """Options of the ``h36m_npz`` reader."""
 
     npz: str = ""
-    """SPIN-style npz, relative to the root; empty: ``h36m_train.npz`` (train) or ``h36m_valid_protocol2.npz`` (test)."""
+    """SPIN-style npz, relative to the root; empty: ``h36m_train.npz`` (train) or ``h36m_valid_protocol<protocol>.npz``
+    (test)."""
     images: str = ""
     """Folder holding the ``S*/`` frame folders, relative to the root (empty: the root)."""
     cameras: str = "cameras.pkl"
@@ -41,8 +45,14 @@ class H36mNpzOptions:
     """Test protocol: 2 keeps the frontal camera 60457274 only, 1 all four."""
     gender: str = "neutral"
     """Body model of the fits (SPIN uses the neutral model for Human3.6M)."""
+    joints_frame: str = "root_centred"
+    """Frame of ``S``: ``root_centred`` (SPIN's files: ``S17 -= S17[0]``) or ``camera`` (mmpose's files)."""
     pixel_offset: float | None = None
     """Added to every coordinate and principal point; None: 0.5 for real data, 0 for ``pare synth`` output."""
+
+    def __post_init__(self):
+        if self.joints_frame not in JOINTS_FRAMES:
+            raise ValueError(f"joints_frame must be one of {JOINTS_FRAMES}, got {self.joints_frame!r}")
 
 
 def parse_frame_name(imgname: str) -> tuple[str, str, str, int]:
@@ -81,7 +91,7 @@ class H36mNpzReader(SpinNpzReader):
     def npz_path(self) -> str:
         if self.options.npz:
             return self.options.npz
-        return "h36m_train.npz" if self.split == "train" else "h36m_valid_protocol2.npz"
+        return "h36m_train.npz" if self.split == "train" else f"h36m_valid_protocol{self.options.protocol}.npz"
 
     def annotation_files(self) -> list[str]:
         return [self.npz_path()] + ([self.options.cameras] if self.options.cameras else [])

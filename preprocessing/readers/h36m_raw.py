@@ -17,8 +17,9 @@ Layout under the root, per subject ``S<k>`` (``docs/data-formats.md``):
 
 Each kept frame becomes one record: the 17 annotated joints (subset
 ``[11, 6, 7, 8, 1, 2, 3, 12, 24, 14, 15, 17, 18, 19, 25, 26, 27]`` of the 32) as SPIN
-ground-truth joints, 2D with visibility 1 and 3D in metres in the camera frame (not
-root-centred, so that the job can place the fit with them); the box is the tight box of the 2D
+ground-truth joints (SPIN's slots: thorax in 12, neck/nose in 17, head in 18, 13 empty), 2D with
+visibility 1 and 3D in metres in the camera frame (``joints_frame`` ``camera``: not root-centred, so that
+the job can place the fit with them); the box is the tight box of the 2D
 joints, its side ``box_scale`` times the longer side; the camera is the pinhole of the
 calibration (the job's renders ignore the small lens distortion). Sample ids are SPIN's frame
 names, ``S1_Directions_1.54138969_000001`` (frame numbers 1-based), so the records line up with
@@ -264,6 +265,7 @@ class H36mRawReader(Reader):
             "box_size": float(self.options.box_scale * (high - low).max()),
             "keypoints_2d": keypoints,
             "joints_3d": joints_3d,
+            "joints_frame": "camera",
             "pose": fit.poses[row].copy() if has_fit else None,
             "betas": fit.betas.copy() if has_fit else None,
             "gender": self.options.gender if has_fit else "neutral",

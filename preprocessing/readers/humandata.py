@@ -6,8 +6,11 @@ One HumanData file (format: :mod:`.humandata_file`) over an image folder, such a
 (``spin_coco_2014_train.npz``). Each row becomes one record or one reject, in file order:
 
 - 2D keypoints and 3D joints: SPIN's 49 joints (24 ground-truth joints) taken by name from the
-  190 ``human_data`` keypoints, as mmhuman3d's own training reads them (``smpl_49``); keypoints
-  outside the mask, or with confidence 0, are unlabelled;
+  190 ``human_data`` keypoints (``smpl_49``), except that files of mmhuman3d's own Human3.6M and
+  MPI-INF-3DHP converters are read by Human3.6M's names, so that their head lands in slot 18 as in
+  SPIN's files (:mod:`.humandata_file`); keypoints outside the mask, or with confidence 0, are
+  unlabelled. The 3D joints are pelvis-relative (``joints_frame`` ``root_centred``): mmhuman3d's
+  converters root-centre them, so they never place a fit;
 - box: ``bbox_xywh`` -> centre ``(x + w / 2, y + h / 2)`` and side ``max(w, h)``, as mmhuman3d's
   ``HumanImageDataset``; the score column is not used;
 - fit: ``smpl`` ``global_orient`` + ``body_pose`` (the root already in the camera frame: the
@@ -138,7 +141,7 @@ class HumanDataReader(Reader):
             self.dataset = dataset_name(self.config(), self.npz_path())
 
     def records(self) -> Iterator[Item]:
-        data = load_humandata(self.files, self.npz_path())
+        data = load_humandata(self.files, self.npz_path(), self.options.config)
         self._config = self.options.config or data.config
         self._name_dataset()
         offset = pixel_offset(self.files, self.options.pixel_offset)

@@ -9,7 +9,13 @@ The format (mmhuman3d ``docs/human_data.md``; ``HumanData.dump`` writes it with
   with ``keypoints3d_mask``: the 190 keypoints of the ``human_data`` convention, or only those
   the mask keeps (K = mask.sum()) in a file dumped with ``__keypoints_compressed__``; the shape
   tells which. Without a mask every keypoint counts. A ``keypoints2d_convention`` /
-  ``keypoints3d_convention`` member may name ``smpl_49`` or ``smpl_24`` instead (SPIN's order);
+  ``keypoints3d_convention`` member may name ``smpl_49`` or ``smpl_24`` instead (SPIN's order).
+  The ``human_data`` names are mmhuman3d's, which put Human3.6M's and MPI-INF-3DHP's head in ``headtop`` and
+  their neck/nose (3DHP: head) in ``head_extra`` (:data:`~preprocessing.keypoints.H36M17_IN_HUMAN_DATA`),
+  where SPIN's files converted by mmhuman3d hold "Top of Head (LSP)" and "Head (H36M)": files of configs
+  ``h36m`` and ``mpi_inf_3dhp`` are read by Human3.6M's names (head into slot 18, neck/nose into 17, slot 13
+  empty, as SPIN's own files) unless their mask holds ``jaw_extra``, which only SPIN's converted files do;
+  ``keypoints3d`` are pelvis-relative (mmhuman3d's converters subtract the pelvis, SPIN's files already were);
 - ``smpl``: a dict of ``global_orient`` (N, 3), ``body_pose`` (N, 23, 3) and ``betas`` (N, 10)
   (``transl`` is not read), and an optional top-level ``has_smpl`` (N,);
 - ``meta``: a dict whose optional ``gender`` (N,) holds codes such as 'm' / 'f';
@@ -28,7 +34,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from preprocessing.keypoints import HUMAN_DATA_NUM_KEYPOINTS, NUM_GT, NUM_OPENPOSE, human_data_indices
+from preprocessing.keypoints import (
+    HUMAN_DATA_NUM_KEYPOINTS,
+    NUM_GT,
+    NUM_OPENPOSE,
+    SPIN_IN_HUMAN_DATA,
+    human_data_h36m_indices,
+    human_data_indices,
+)
 from preprocessing.readers.files import SourceError, SourceFiles
 from preprocessing.readers.npz_arrays import load_source_npz
 
@@ -47,6 +60,10 @@ CONVENTIONS: dict[str, np.ndarray] = {
 }
 """Keypoint convention -> (49,) position of each SPIN joint among its keypoints, -1 where it has none."""
 CONVENTION_SIZES = {"human_data": HUMAN_DATA_NUM_KEYPOINTS, "smpl_49": NUM_OPENPOSE + NUM_GT, "smpl_24": NUM_GT}
+H36M_NAMING_CONFIGS = ("h36m", "mpi_inf_3dhp")
+"""Configs of mmhuman3d's own Human3.6M and MPI-INF-3DHP converters, whose ``human_data`` names shift the head."""
+SPIN_ONLY_NAME = SPIN_IN_HUMAN_DATA["Jaw (H36M)"][1]
+"""``jaw_extra``: in the mask of SPIN's files converted to ``human_data``, never in those converters'."""
 SMPL_WIDTHS = {"global_orient": 3, "body_pose": 69, "betas": 10}
 
 
@@ -97,8 +114,10 @@ def read_config(files: SourceFiles, relative: str) -> str:
     return _config(load_source_npz(files, relative, ("config",)), files.url(relative))
 
 
-def load_humandata(files: SourceFiles, relative: str) -> HumanDataFile:
-    """The HumanData file ``relative``; :class:`SourceError` for a file that is not one."""
+def load_humandata(files: SourceFiles, relative: str, config: str = "") -> HumanDataFile:
+    """The HumanData file ``relative``; :class:`SourceError` for a file that is not one.
+
+    ``config`` (default: the file's) picks the keypoint naming (see the module docstring)."""
     url = files.url(relative)
     data = load_source_npz(files, relative, MEMBERS)
     missing = [key for key in ("image_path", "bbox_xywh", "keypoints2d") if key not in data]
@@ -118,14 +137,15 @@ def load_humandata(files: SourceFiles, relative: str) -> HumanDataFile:
     if boxes.ndim != 2 or boxes.shape[0] != count or boxes.shape[1] not in (4, 5):
         raise SourceError(f"{url}: 'bbox_xywh' has shape {boxes.shape}, expected ({count}, 5) or ({count}, 4)")
     keypoints_3d = _keypoints(data, "keypoints3d", 4, count, url) if "keypoints3d" in data else None
+    config = config or _config(data, url)
     return HumanDataFile(
         config=_config(data, url),
         image_paths=paths,
         boxes=boxes,
         keypoints_2d=_keypoints(data, "keypoints2d", 3, count, url),
-        columns_2d=spin_columns(data, "keypoints2d", url),
+        columns_2d=spin_columns(data, "keypoints2d", url, config),
         keypoints_3d=keypoints_3d,
-        columns_3d=spin_columns(data, "keypoints3d", url) if keypoints_3d is not None else None,
+        columns_3d=spin_columns(data, "keypoints3d", url, config) if keypoints_3d is not None else None,
         smpl=_smpl(data, count, url),
         has_smpl=_per_row(data, "has_smpl", count, url),
         genders=_genders(data, count, url),
@@ -156,8 +176,8 @@ def _keypoints(data: dict[str, np.ndarray], key: str, width: int, count: int, ur
     return array
 
 
-def spin_columns(data: dict[str, np.ndarray], key: str, url: str) -> SpinColumns:
-    """Where SPIN's joints are in member ``key``: its convention, its mask, and whether it is compressed."""
+def spin_columns(data: dict[str, np.ndarray], key: str, url: str, config: str = "") -> SpinColumns:
+    """Where SPIN's joints are in member ``key``: its convention (and naming), its mask, and whether it is compressed."""
     convention = _text(data[f"{key}_convention"], f"{key}_convention", url) if f"{key}_convention" in data else ""
     convention = convention or "human_data"
     if convention not in CONVENTIONS:
@@ -172,6 +192,8 @@ def spin_columns(data: dict[str, np.ndarray], key: str, url: str) -> SpinColumns
         if given.shape != (size,):
             raise SourceError(f"{url}: '{key}_mask' has shape {given.shape}, expected ({size},) ({convention})")
         mask = np.asarray(given) > 0
+    if convention == "human_data" and config in H36M_NAMING_CONFIGS and not mask[SPIN_ONLY_NAME]:
+        positions = human_data_h36m_indices()
     present = (positions >= 0) & mask[np.maximum(positions, 0)]
     stored = data[key].shape[1]
     if stored == size:

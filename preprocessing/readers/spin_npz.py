@@ -3,11 +3,17 @@
 Keys (``docs/data-formats.md``): ``imgname`` (N,) image paths relative to
 ``options.images``, ``center`` (N, 2) and ``scale`` (N,) = box side / 200 (SPIN's box, margin
 included), ``part`` (N, 24, 3) SPIN's ground-truth joints with visibility (SPIN joints 25..48),
-optional ``openpose`` (N, 25, 3) (SPIN joints 0..24), ``S`` (N, 24, 4) 3D joints in metres in
-the camera frame with validity, ``pose`` (N, 72) and ``shape`` (N, 10) with ``has_smpl`` (N,),
+optional ``openpose`` (N, 25, 3) (SPIN joints 0..24), ``S`` (N, 24, 4) 3D joints in metres with
+validity, ``pose`` (N, 72) and ``shape`` (N, 10) with ``has_smpl`` (N,),
 ``gender`` (N,) 'm' / 'f' (or SPIN's integer code, 0 male, 1 female). A missing optional key
 means "not annotated"; other keys are ignored. ``options.joints = "mpi_inf_3dhp17"`` reads
 ``part`` and ``S`` in MPI-INF-3DHP's 17-joint test order (mmpose's npz files) instead.
+
+``S``'s frame depends on who wrote the file: SPIN's preprocessing root-centres it (the pelvis, slot 14, at 0;
+``options.joints_frame: root_centred``, the default), mmpose's files keep the camera frame
+(``joints_frame: camera``). A file whose rows contradict the option is refused naming it
+(:mod:`.joints_frame`); root-centred joints never place a fit (the job fits the camera to the 24
+ground-truth joints' 2D keypoints, as PARE does).
 
 The npz is memory-mapped (:mod:`preprocessing.readers.npz_arrays`) and read one row at a time.
 The files carry no camera: the job fits PARE's crop camera to the keypoints (a subclass that
@@ -30,8 +36,9 @@ import numpy as np
 from preprocessing.keypoints import MPI_INF_3DHP17_TO_SPIN_GT, NUM_GT, NUM_OPENPOSE, gt_indices
 from preprocessing.readers.base import Item, Reader, pixel_offset
 from preprocessing.readers.files import SourceError, SourceFiles
+from preprocessing.readers.joints_frame import check_rows, contradiction
 from preprocessing.readers.npz_arrays import load_source_npz
-from preprocessing.record import GENDERS, ImageRef, RecordRejected, SampleRecord
+from preprocessing.record import GENDERS, JOINTS_FRAMES, ImageRef, RecordRejected, SampleRecord
 
 JOINT_LAYOUTS: dict[str, tuple[np.ndarray, str]] = {
     "spin24": (np.arange(NUM_GT), "SPIN's 24-joint layout"),
@@ -43,6 +50,7 @@ GENDER_CODES |= {"n": "neutral", "neutral": "neutral"}
 NO_GENDER = ("", "-1")
 """Codes that mean "gender unknown": the fit uses ``options.gender``."""
 NUMERIC = ("center", "scale", "part", "openpose", "S", "pose", "shape", "has_smpl")
+FRAME = "options.joints_frame"
 
 
 @dataclass(frozen=True)
@@ -55,6 +63,8 @@ class SpinNpzOptions:
     """Folder the ``imgname`` paths are relative to, relative to the root (empty: the root)."""
     joints: str = "spin24"
     """Layout of ``part`` and ``S``: ``spin24`` (SPIN's 24 GT joints) or ``mpi_inf_3dhp17`` (mmpose's 3DHP files)."""
+    joints_frame: str = "root_centred"
+    """Frame of ``S``: ``root_centred`` (pelvis at 0: SPIN's and PARE's files) or ``camera`` (mmpose's files)."""
     gender: str = "neutral"
     """Body model of fits whose file has no ``gender`` key (or codes it as unknown)."""
     pixel_offset: float | None = None
@@ -63,6 +73,8 @@ class SpinNpzOptions:
     def __post_init__(self):
         if self.joints not in JOINT_LAYOUTS:
             raise ValueError(f"joints must be one of {sorted(JOINT_LAYOUTS)}, got {self.joints!r}")
+        if self.joints_frame not in JOINTS_FRAMES:
+            raise ValueError(f"joints_frame must be one of {JOINTS_FRAMES}, got {self.joints_frame!r}")
         if self.gender not in GENDERS:
             raise ValueError(f"gender must be one of {GENDERS}, got {self.gender!r}")
 
@@ -130,7 +142,18 @@ class SpinNpzReader(Reader):
                 if key in ("part", "S") and data[key].shape[1:2] == (17,):
                     hint += "; a 17-joint MPI-INF-3DHP file (mmpose) needs options.joints: mpi_inf_3dhp17"
                 raise SourceError(f"{url}: {key!r} has shape {data[key].shape}, expected {(count, *shape)}{hint}")
+        if "S" in data:
+            problem = check_rows(count, lambda i: self.joints_24(data["S"][i]), self.options.joints_frame, FRAME, url)
+            if problem:
+                raise SourceError(problem)
         return data
+
+    def joints_24(self, joints: np.ndarray) -> np.ndarray:
+        """(24, 4) SPIN ground-truth joints of one row of ``S`` (in ``options.joints``' layout)."""
+        indices, _ = self.joint_layout()
+        full = np.zeros((NUM_GT, 4))
+        full[indices] = joints
+        return full
 
     def records(self) -> Iterator[Item]:
         data = self.load()
@@ -174,8 +197,10 @@ class SpinNpzReader(Reader):
         keypoints[labelled, :2] += offset
         joints_3d = None
         if "S" in row:
-            joints_3d = np.zeros((NUM_GT, 4))
-            joints_3d[indices] = row["S"]
+            joints_3d = self.joints_24(row["S"])
+            problem = contradiction(joints_3d, self.options.joints_frame, FRAME, f"row {index} ({name})")
+            if problem:
+                raise RecordRejected("bad_annotation", problem)
         return SampleRecord(
             dataset=self.dataset,
             split=self.split,
@@ -185,6 +210,7 @@ class SpinNpzReader(Reader):
             box_size=float(row["scale"]) * 200.0,
             keypoints_2d=keypoints,
             joints_3d=joints_3d,
+            joints_frame=self.options.joints_frame,
             pose=row["pose"] if has_smpl else None,
             betas=row["shape"] if has_smpl else None,
             gender=gender if has_smpl else "neutral",

@@ -29,7 +29,12 @@ from preprocessing.render import (
     scale_affine,
     weak_perspective_translation,
 )
-from preprocessing.samples.camera_fit import CROP_INTRINSICS, fit_crop_camera, fit_translation, translation_from_joints
+from preprocessing.samples.camera_fit import (
+    CROP_INTRINSICS,
+    fit_crop_camera,
+    fit_label_translation,
+    translation_from_joints,
+)
 from preprocessing.samples.encode import (
     SAMPLE_FORMAT,
     SAMPLE_FORMAT_VERSION,
@@ -141,11 +146,14 @@ class SampleBuilder:
         return BuiltSample(record.key, members, quality, fit is not None)
 
     def _camera(self, record: SampleRecord, fit: PosedFit, to_crop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The fit's camera in crop pixels: (3, 3) intrinsics and (3,) body translation."""
+        """The fit's camera in crop pixels: (3, 3) intrinsics and (3,) body translation.
+
+        A record without a camera or a translation is placed as PARE places its labels: by the 24 ground-truth
+        joints' 2D keypoints (never the OpenPose ones), or by its 3D joints when they are in the camera frame.
+        """
         camera = record.camera
-        weights = record.keypoints_2d[:, 2]
         if camera is None:
-            camera = fit_crop_camera(fit.joints, record.keypoints_2d[:, :2], weights, record.center, record.box_size)
+            camera = fit_crop_camera(fit.joints, record.keypoints_2d, record.center, record.box_size)
         if isinstance(camera, CropCamera):
             from_network = invert_affine(crop_affine(camera.center, camera.box_size, CROP_SIZE))
             intrinsics = _homogeneous(compose_affine(to_crop, from_network)) @ CROP_INTRINSICS
@@ -154,10 +162,10 @@ class SampleBuilder:
         translation = camera.translation
         if translation is not None and camera.frame_rotation is not None:
             translation = translation + (camera.frame_rotation - np.eye(3)) @ fit.root
-        elif translation is None and record.has_joints_3d:
+        elif translation is None and record.has_joints_3d and record.joints_frame == "camera":
             translation = translation_from_joints(fit.joints[NUM_OPENPOSE:], record.joints_3d)
         elif translation is None:
-            translation = fit_translation(fit.joints, record.keypoints_2d[:, :2], weights, camera.intrinsics)
+            translation = fit_label_translation(fit.joints, record.keypoints_2d, camera.intrinsics)
         return _homogeneous(to_crop) @ camera.intrinsics, np.asarray(translation, np.float64)
 
     def _render_fit(self, record, fit, to_crop, keypoints):

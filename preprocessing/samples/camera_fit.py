@@ -1,9 +1,16 @@
-"""Cameras for fits that come without one: translation from 2D keypoints or from 3D joints.
+"""Cameras for fits that come without one: translation from 2D keypoints or from camera-frame 3D joints.
 
-:func:`fit_translation` is the linear least-squares solve SPIN uses (``estimate_translation``)
+:func:`fit_translation` is the linear least-squares solve SPIN and PARE use (``estimate_translation``)
 for the translation that projects known 3D joints onto 2D keypoints through fixed intrinsics:
 each keypoint gives two equations linear in ``t``,
-``f_x (X + t_x) - (u - c_x)(Z + t_z) = 0`` and the same in y.
+``f_x (X + t_x) - (u - c_x)(Z + t_z) = 0`` and the same in y, each weighted by the square root of the
+keypoint's confidence (a keypoint of confidence 0 does not count).
+
+Which keypoints place the part labels is PARE's rule (``pare/core/trainer.py`` ``training_step``:
+``estimate_translation(..., use_all_joints=False)``): the 24 ground-truth joints (SPIN joints 25..48) only,
+never the 25 OpenPose detections. :func:`fit_crop_camera` and :func:`fit_label_translation` take all 49 and
+use those 24. (PARE uses all 49 only when its training mixture holds 3DPW, whose records here come with their
+own camera.)
 """
 
 from __future__ import annotations
@@ -19,6 +26,8 @@ CROP_INTRINSICS = np.array(
 """PARE's camera of the 224 crop: f = 5000, principal point at the crop centre."""
 
 MIN_POINTS = 3
+GROUND_TRUTH = slice(25, 49)
+"""SPIN's 24 ground-truth joints among the 49: the keypoints that place a fit."""
 
 
 def fit_translation(
@@ -47,22 +56,37 @@ def fit_translation(
     return translation
 
 
-def fit_crop_camera(
-    joints: np.ndarray, keypoints: np.ndarray, weights: np.ndarray, center: np.ndarray, box_size: float
-) -> CropCamera:
-    """PARE's weak-perspective camera of the 224 crop of the box, fitted to image keypoints.
+def fit_label_translation(joints: np.ndarray, keypoints: np.ndarray, intrinsics: np.ndarray) -> np.ndarray:
+    """(3,) translation of a fit through ``intrinsics``, from its 24 ground-truth joints' keypoints only.
 
     Args:
-        joints: (K, 3) body joints with the pose root in the camera frame, no translation.
-        keypoints: (K, 2) image pixels; weights: (K,) confidence.
+        joints: (49, 3) SPIN joints of the fit, pose root in the camera frame, no translation.
+        keypoints: (49, 3) x, y (pixels of the ``intrinsics``' image) and confidence; the weights.
+    """
+    joints, keypoints = joints[GROUND_TRUTH], keypoints[GROUND_TRUTH]
+    return fit_translation(joints, keypoints[:, :2], keypoints[:, 2], intrinsics)
+
+
+def fit_crop_camera(joints: np.ndarray, keypoints: np.ndarray, center: np.ndarray, box_size: float) -> CropCamera:
+    """PARE's weak-perspective camera of the 224 crop of the box (f = 5000, principal point at the crop centre),
+    fitted as PARE places its labels: to the 24 ground-truth joints' keypoints, weighted by their confidence.
+
+    Args:
+        joints: (49, 3) SPIN joints of the fit, pose root in the camera frame, no translation.
+        keypoints: (49, 3) x, y image pixels and confidence.
     """
     to_crop = crop_affine(center, box_size, CROP_SIZE)
-    translation = fit_translation(joints, apply_affine(keypoints, to_crop), weights, CROP_INTRINSICS)
+    in_crop = np.concatenate([apply_affine(keypoints[:, :2], to_crop), keypoints[:, 2:3]], axis=1)
+    translation = fit_label_translation(joints, in_crop, CROP_INTRINSICS)
     scale = 2.0 * FOCAL_LENGTH / (CROP_SIZE * translation[2])
     return CropCamera(np.array([scale, translation[0], translation[1]]), np.asarray(center, float), float(box_size))
 
 
 def translation_from_joints(body_joints: np.ndarray, joints_3d: np.ndarray) -> np.ndarray:
-    """(3,) mean offset from (24, 3) body GT joints to the valid ones of (24, 4) annotated 3D joints."""
+    """(3,) mean offset from (24, 3) body GT joints to the valid ones of (24, 4) annotated 3D joints.
+
+    Only for joints in the camera frame (a record's ``joints_frame == "camera"``): root-centred joints would put
+    the camera inside the body.
+    """
     valid = joints_3d[:, 3] > 0
     return (joints_3d[valid, :3] - body_joints[valid]).mean(axis=0)

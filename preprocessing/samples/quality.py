@@ -55,7 +55,17 @@ def measure_fit(
 
 
 def check_fit(quality: FitQuality, config: QualityConfig) -> None:
-    """Raise ``poor_fit`` when ``quality`` fails the configured thresholds."""
+    """Raise ``poor_fit`` when ``quality`` fails the configured thresholds.
+
+    A reprojection error that is not a number fails the reprojection check: the fit's joints did not project
+    (a camera inside or behind the body), and a comparison with NaN would let the fit through.
+    """
+    if config.max_reprojection_error > 0 and np.isnan(quality.reprojection_error):
+        raise RecordRejected(
+            "poor_fit",
+            "the reprojection error is NaN: the fit's joints do not project onto the crop (a camera inside or "
+            "behind the body) (preprocess.quality.max_reprojection_error)",
+        )
     if config.max_reprojection_error > 0 and quality.reprojection_error > config.max_reprojection_error:
         raise RecordRejected(
             "poor_fit",

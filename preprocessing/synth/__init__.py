@@ -3,8 +3,9 @@
 - :mod:`.poses`: random body poses within joint limits and random shapes;
 - :mod:`.textures`, :mod:`.occluder_shapes`: procedural backgrounds and occluding objects;
 - :mod:`.scene`: one picture (bodies, lighting, background, occluders) and keypoint visibility;
-- :mod:`.layouts`: one writer per layout (``coco_eft``, ``3dpw``, ``h36m``, ``mpii``, ``spin_npz``,
-  ``humandata``).
+- :mod:`.h36m_capture`: the Human3.6M capture that the four ``h36m*`` layouts write;
+- :mod:`.layouts`: one writer per layout (``coco_eft``, ``3dpw``, ``h36m``, ``h36m_mmpose``, ``h36m_humandata``,
+  ``h36m_raw``, ``mpii``, ``spin_npz``, ``humandata``).
 
 :func:`synthesize` is the entry point; ``pare synth`` calls it.
 

@@ -8,7 +8,7 @@ and ``humandata_train.npz`` in the structure mmhuman3d's ``HumanData.dump`` writ
   SPIN box's top-left corner, width and height (side = ``scale * 200``) and score 1;
 - ``keypoints2d`` with ``keypoints2d_mask`` (190,): SPIN's 49 joints at their ``human_data``
   places (:data:`~preprocessing.keypoints.SPIN_IN_HUMAN_DATA`), ``keypoints3d`` with
-  ``keypoints3d_mask`` the 24 ground-truth joints (metres, camera frame, validity 1); both
+  ``keypoints3d_mask`` the 24 ground-truth joints (metres, pelvis-relative as ``spin_npz``'s ``S``, validity 1); both
   compressed to the masked keypoints (``__keypoints_compressed__`` true);
 - ``smpl`` a dict of ``global_orient`` (N, 3), ``body_pose`` (N, 23, 3), ``betas`` (N, 10),
   ``has_smpl`` (N,), ``meta`` a dict with ``gender`` (N,) 'm' / 'f', ``config`` ``synthetic``;
@@ -35,14 +35,14 @@ NPZ_FILE = "humandata_train.npz"
 CONFIG = "synthetic"
 
 
-def _object(value: object) -> np.ndarray:
+def object_member(value: object) -> np.ndarray:
     """A 0-d object array holding ``value``, as ``np.savez`` stores a dict."""
     array = np.empty((), dtype=object)
     array[()] = value
     return array
 
 
-def _keypoints(values: np.ndarray, indices: np.ndarray, compressed: bool) -> tuple[np.ndarray, np.ndarray]:
+def masked_keypoints(values: np.ndarray, indices: np.ndarray, compressed: bool) -> tuple[np.ndarray, np.ndarray]:
     """(N, 190 or K, C) keypoints with ``values`` (N, K, C) at ``indices``, and the (190,) uint8 mask."""
     mask = np.zeros(HUMAN_DATA_NUM_KEYPOINTS, np.uint8)
     mask[indices] = 1
@@ -62,21 +62,26 @@ def from_spin_npz(arrays: Mapping[str, np.ndarray], config: str = CONFIG, compre
     keypoints = np.concatenate([keypoints, arrays["part"]], axis=1)
     members: dict = {"image_path": np.asarray(arrays["imgname"], dtype=str)}
     members["bbox_xywh"] = np.column_stack([corner, side, side, np.ones(count)])
-    members["keypoints2d"], members["keypoints2d_mask"] = _keypoints(keypoints, indices, compressed)
+    members["keypoints2d"], members["keypoints2d_mask"] = masked_keypoints(keypoints, indices, compressed)
     if "S" in arrays:
-        members["keypoints3d"], members["keypoints3d_mask"] = _keypoints(
+        members["keypoints3d"], members["keypoints3d_mask"] = masked_keypoints(
             np.asarray(arrays["S"], np.float64), indices[NUM_OPENPOSE:], compressed
         )
     if "pose" in arrays and "shape" in arrays:
         pose = np.asarray(arrays["pose"], np.float64)
         smpl = {"global_orient": pose[:, :3], "body_pose": pose[:, 3:].reshape(count, 23, 3)}
-        members["smpl"] = _object(smpl | {"betas": np.asarray(arrays["shape"], np.float64)})
+        members["smpl"] = object_member(smpl | {"betas": np.asarray(arrays["shape"], np.float64)})
         members["has_smpl"] = np.asarray(arrays.get("has_smpl", np.ones(count)), np.float64)
     if "gender" in arrays:
-        members["meta"] = _object({"gender": np.asarray(arrays["gender"], dtype=str)})
+        members["meta"] = object_member({"gender": np.asarray(arrays["gender"], dtype=str)})
     members["config"] = np.array(config)
-    attributes = {"__key_strict__": True, "__temporal_len__": count, "__keypoints_compressed__": compressed}
-    return members | {key: np.array(value) for key, value in attributes.items()}
+    return members | attributes(count, compressed)
+
+
+def attributes(count: int, compressed: bool) -> dict[str, np.ndarray]:
+    """HumanData's ``__key_strict__``, ``__temporal_len__`` and ``__keypoints_compressed__`` members."""
+    values = {"__key_strict__": True, "__temporal_len__": count, "__keypoints_compressed__": compressed}
+    return {key: np.array(value) for key, value in values.items()}
 
 
 def write(out: Path, num: int, seed: int, models: BodyModels, options: SynthOptions) -> LayoutResult:

@@ -4,14 +4,17 @@ Writes ``images/{n:06d}.jpg`` and ``synth_train.npz`` with ``imgname`` (paths re
 output folder, as SPIN's ``images/...``), ``center`` (N, 2), ``scale`` (N,) = box side / 200
 (the box is 1.2 times the person's extent), ``part`` (N, 24, 3) SPIN's ground-truth joints in
 image pixels with confidence 1 inside the image, ``openpose`` (N, 25, 3) the OpenPose joints
-likewise, ``S`` (N, 24, 4) the ground-truth joints in the camera frame (metres, validity 1),
+likewise, ``S`` (N, 24, 4) 3D joints as SPIN's files with 3D joints (Human3.6M, MPI-INF-3DHP) hold
+them: 17 Human3.6M joints (the body model's ``J_regressor_h36m`` joints) at SPIN's slots (head in 18,
+slot 13 and six others empty, validity 0), root-centred (metres, axes of the camera frame, the pelvis,
+slot 14, at 0),
 ``pose`` (N, 72) axis-angle with the root in the camera frame, ``shape`` (N, 10), ``has_smpl``
 (N,) and ``gender`` (N,) 'm' or 'f'.
 
 Each person is posed with the body model of their gender in front of a camera at the world
 origin (x right, y down, z forward) with square pixels, focal length 1.0-1.6 times the image's
 longer side and the principal point at the image centre. Re-posing the body model of
-``gender`` with ``pose`` and ``shape`` gives ``S`` up to one translation.
+``gender`` with ``pose`` and ``shape`` gives ``S``'s joints once centred on the pelvis.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import numpy as np
 
 from pare_model.body_model.procedural.files import write_npz
 from preprocessing.bodies import BodyModels, pose_bodies
-from preprocessing.keypoints import NUM_OPENPOSE
+from preprocessing.keypoints import NUM_OPENPOSE, h36m17_as_spin_gt
 from preprocessing.render.cameras import perspective_to_screen
 from preprocessing.synth.appearance import random_vertex_colors
 from preprocessing.synth.common import LayoutResult, PreviewTile, SynthOptions, chunks, progress, sample_rng, write_jpeg
@@ -41,14 +44,16 @@ KEYS = ("imgname", "center", "scale", "part", "openpose", "S", "pose", "shape", 
 
 
 def _pose_by_gender(models: BodyModels, genders: list[str], pose: np.ndarray, betas: np.ndarray, batch: int):
-    """(B, V, 3) vertices and (B, 49, 3) joints, each sample posed with its gender's model."""
+    """(B, V, 3) vertices, (B, 49, 3) joints and (B, 17, 3) Human3.6M joints, each sample posed with its gender's
+    model."""
     vertices = np.zeros((len(genders), len(models.part_map()), 3))
     joints = np.zeros((len(genders), 49, 3))
+    h36m = np.zeros((len(genders), 17, 3))
     for gender in sorted(set(genders)):
         chosen = np.array([g == gender for g in genders])
         bodies = pose_bodies(models.get(gender), axis_angle_to_matrix(pose[chosen]), betas[chosen], batch_size=batch)
-        vertices[chosen], joints[chosen] = bodies.vertices, bodies.joints
-    return vertices, joints
+        vertices[chosen], joints[chosen], h36m[chosen] = bodies.vertices, bodies.joints, bodies.h36m_joints
+    return vertices, joints, h36m
 
 
 def write(out: Path, num: int, seed: int, models: BodyModels, options: SynthOptions) -> LayoutResult:
@@ -65,7 +70,7 @@ def write(out: Path, num: int, seed: int, models: BodyModels, options: SynthOpti
         betas = np.stack([sample_betas(rng, 1)[0] for rng in rngs])
         roots = np.stack([matrix_to_axis_angle(camera_root(rng)) for rng in rngs])
         pose = np.concatenate([roots[:, None], body_pose], axis=1)
-        vertices, joints = _pose_by_gender(models, genders, pose, betas, options.batch_size)
+        vertices, joints, h36m = _pose_by_gender(models, genders, pose, betas, options.batch_size)
         for k, index in enumerate(block):
             rng, (height, width) = rngs[k], sizes[k]
             camera = intrinsics(max(height, width) * rng.uniform(1.0, 1.6), width / 2.0, height / 2.0)
@@ -79,7 +84,7 @@ def write(out: Path, num: int, seed: int, models: BodyModels, options: SynthOpti
             write_jpeg(out / name, scene.image, options.jpeg_quality)
             keypoints = np.concatenate([joints_screen[:, :2], (visibility > 0)[:, None]], axis=1)
             center, scale = box_center_scale(screen[:, :2])
-            S = np.concatenate([joints[k, NUM_OPENPOSE:] + shift, np.ones((24, 1))], axis=1)
+            S = h36m17_as_spin_gt(h36m[k] - h36m[k, 0])  # root-centred at SPIN's slots, as SPIN's files
             row = (name, center, scale, keypoints[NUM_OPENPOSE:], keypoints[:NUM_OPENPOSE], S)
             row += (pose[k].reshape(72), betas[k], 1.0, genders[k])
             for key, value in zip(KEYS, row, strict=True):
