@@ -128,10 +128,8 @@ def test_build_reader_suggests_the_close_name(tmp_path):
 def test_get_layout_suggests_the_close_name():
     with pytest.raises(UnknownLayoutError) as info:
         get_layout("3dwp")
-    assert (
-        str(info.value)
-        == "unknown layout '3dwp'; valid layouts: 3doh, 3dpw, coco_eft, h36m, humandata, mpii, spin_npz; did you mean '3dpw'?"
-    )
+    valid = "3doh, 3dpw, coco_eft, h36m, h36m_humandata, h36m_mmpose, h36m_raw, humandata, mpii, spin_npz"
+    assert str(info.value) == f"unknown layout '3dwp'; valid layouts: {valid}; did you mean '3dpw'?"
     assert isinstance(info.value, KeyError) and isinstance(info.value, UserFacingError)
 
 
