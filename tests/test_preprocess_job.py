@@ -149,8 +149,13 @@ def planned_keys(config, folder: str) -> list[list[str]]:
     for name, reader in build_readers(pre).items():
         if f"{reader.dataset}/{reader.split}" == folder:
             plan = SourcePlan(name, reader, folder, fingerprint="", config_hash="")
-            plan_records(plan, pre.samples_per_shard, pre.min_keypoints, show_progress=False)
-            return [[record.key for record in shard] for shard in plan.shards]
+            shards: list[list[str]] = []
+
+            def keep_keys(index: int, records: list, shards: list[list[str]] = shards) -> None:
+                shards.append([record.key for record in records])
+
+            plan_records(plan, pre.samples_per_shard, pre.min_keypoints, keep_keys, show_progress=False)
+            return shards
     raise AssertionError(f"no source writes {folder}")
 
 
@@ -312,6 +317,38 @@ def test_a_damaged_shard_is_rebuilt(job, procedural_dir, tmp_path):
     report = run_preprocess(load_config(None, overrides), show_progress=False)
     assert [f.status for f in report.folders] == ["built"]
     assert (copy / "mpii/train" / MANIFEST_FILE).read_text() == manifest_before
+
+
+def test_a_rerun_hashes_only_the_shards_changed_since_they_were_written(job, procedural_dir, tmp_path):
+    """``_verified.json`` holds each written shard's size and modification time: a rerun hashes only shards whose
+    size or time differ (the shard edited above was rebuilt). One whose bytes changed behind an unchanged size and
+    time is trusted by the rerun, and found by ``pare shards validate``, which hashes every shard."""
+    import os
+
+    from pipelines.cli import main
+    from pipelines.preprocess.job import run_preprocess
+
+    output, config, _ = job
+    copy = tmp_path / "copy"
+    shutil.copytree(output / "mpii", copy / "mpii")
+    folder = copy / "mpii/train"
+    verified = json.loads((folder / "_verified.json").read_text())["shards"]
+    assert sorted(verified) == sorted(s["name"] for s in json.loads((folder / MANIFEST_FILE).read_text())["shards"])
+    for name in verified:  # the copy has new modification times: give back the recorded ones
+        os.utime(folder / name, ns=(verified[name][1], verified[name][1]))
+    shard = folder / "shard-000000.tar"
+    data = bytearray(shard.read_bytes())
+    data[700] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    os.utime(shard, ns=(verified[shard.name][1], verified[shard.name][1]))
+    overrides = [
+        o
+        for o in job_config(procedural_dir, Path(config.preprocess.sources["coco"].root).parent, copy)
+        if ".mpii." in o or not o.startswith("preprocess.sources.")
+    ]
+    report = run_preprocess(load_config(None, overrides), show_progress=False)
+    assert [f.status for f in report.folders] == ["up to date"]
+    assert main(["shards", "validate", str(folder), "--quiet"]) == 1
 
 
 def test_shards_validate_and_stats_cli(job, tmp_path):
