@@ -201,3 +201,22 @@ def test_crops_decode_to_opencv_pixels_and_bad_bytes_to_none(training_shards):
     np.testing.assert_array_equal(decode_jpeg_bgr(png), expected)
     assert decode_jpeg_bgr(raw["jpg"][:100]) is None
     assert decode_jpeg_bgr(b"") is None and decode_jpeg_bgr(b"garbage") is None
+
+
+@pytest.mark.parametrize("draw", DRAWS, ids=lambda d: f"s{d.scale}-r{d.rotation}-f{int(d.flip)}")
+def test_labels_stored_at_a_quarter_warp_like_labels_at_the_crop_size(training_shards, models, draw):
+    """Sample format 2 stores every 4th label pixel (format 1 all of them): both warp to the same loss map, up to
+    the nearest-neighbour choice at part borders."""
+    from preprocessing.samples.encode import stored_labels
+
+    for crop, _, annotation in fitted_samples(training_shards, 3):
+        body, intrinsics = posed(models, annotation)
+        screen = perspective_to_screen(body.vertices[0], intrinsics, (np.eye(3), np.zeros(3)))
+        full = render_part_labels(screen, models.faces(), models.face_parts(), len(crop), len(crop))
+        zeros = np.zeros((49, 3)), np.zeros((24, 4)), np.asarray(annotation["pose"])
+        box = annotation["crop"]["box_size"]
+        old = augment_geometry(crop, full, *zeros, box, draw, OUT, 56).labels
+        new = augment_geometry(crop, stored_labels(full, 4), *zeros, box, draw, OUT, 56).labels
+        union = (old > 0) | (new > 0)
+        assert union.sum() > 200
+        assert (old == new)[union].mean() > 0.95, annotation["key"]

@@ -350,6 +350,7 @@ def _sample_format(crop) -> dict:
         "version": SAMPLE_FORMAT_VERSION,
         "members": list(MEMBER_SUFFIXES),
         "crop_resolution": crop.resolution,
+        "label_resolution": crop.label_resolution,
         "network_resolution": crop.network_resolution,
         "loose_factor": round(crop.loose_factor, 6),
         "labels": "uint8 PNG, 0 background, 1..24 body part (SMPL part index + 1)",
