@@ -69,14 +69,19 @@ def break_coco_source(folder: Path) -> None:
     eft_path.write_text(json.dumps(eft))  # NaN is written as the bare token NaN, which json (and EFT's tools) read
 
 
-def job_config(procedural_dir, sources: Path, output: Path, *extra: str):
-    overrides = [
+def job_settings(procedural_dir, output: Path) -> list[str]:
+    """The body model, the output and small units of work (4 records a shard)."""
+    return [
         f"body_model.asset_dir={procedural_dir}",
         f"preprocess.output={output}",
         "preprocess.samples_per_shard=4",
         "preprocess.chunk_size=3",
         "preprocess.num_workers=2",
     ]
+
+
+def job_config(procedural_dir, sources: Path, output: Path, *extra: str):
+    overrides = job_settings(procedural_dir, output)
 
     def source(name, reader, folder, split="train", **options):
         overrides.extend(
