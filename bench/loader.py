@@ -6,8 +6,9 @@
    (a Ray job; not timed).
 2. Shards, one process on one core: read the tars with webdataset, decode the 424-px crop (with
    simplejpeg, as the loader does, and for comparison with OpenCV's decoder, as it did before) and
-   its part labels, draw PARE's augmentation (scale, rotation, flip, shift), warp image and
-   labels to 224, paste 1..7 occluders, colour gain and motion blur, and emit the loss's arrays.
+   its part labels (106 px since sample format 2), draw PARE's augmentation (scale, rotation, flip, shift),
+   warp the image to 224 and the labels to the loss's 56, paste 1..7 occluders, colour gain and motion blur,
+   and emit the loss's arrays.
 3. Baseline, the way the original PARE loads data: per sample, decode the full source image
    (640 px) and crop it to 224 with the same augmentation, occlusion and photometric steps
    (no part labels: the original renders them on the GPU).

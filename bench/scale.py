@@ -1,7 +1,8 @@
-"""How cost grows with the work: `pare preprocess`, the training loader and evaluation from 1k to 100k samples.
+"""How cost grows with the work: `pare preprocess`, the training loader and evaluation from 1k to a million records.
 
-    .venv/bin/python bench/scale.py [--sizes 1000,10000,100000] [--pool 500] [--loader-samples 100000]
-                                    [--eval-samples 35000] [--out outputs/bench-scale]
+    .venv/bin/python bench/scale.py [--sizes 1000,10000,100000] [--plan-sizes 10000,100000,1000000] [--pool 500]
+                                    [--network-resolution 224] [--loader-samples 100000] [--eval-samples 35000]
+                                    [--max-rss-mb 6000] [--out outputs/bench-scale]
 
 1. Renders a pool of ``--pool`` synthetic COCO-EFT-like images once. For each size N it writes a COCO-EFT
    source of N annotations that reuse the pool's images under distinct image and annotation ids (the image
@@ -10,6 +11,12 @@
    samples/s per core (samples over the workers' busy seconds), the job's time outside building, peak RSS of
    the driver and of the largest Ray worker, manifest and rejects sizes; then the same command again, which
    has nothing to do (the no-op rerun).
+   ``--plan-sizes``: for each N, the job's planning step alone in its own driver process, twice: first on a
+   fresh output (it converts the annotation files into the columnar cache), then again (the cache is reused):
+   seconds, microseconds per record and the driver's peak RSS. Planning streams the records and writes each
+   shard's records as its builders' input (``_work``), as the job does; the output is removed afterwards.
+   ``--network-resolution`` shrinks the crops (and the build time) so that a full build of a million records
+   and its no-op rerun fit in an hour here; planning does not depend on it.
 3. The training loader in one process (full augmentation and occlusion, as training draws it) over two
    datasets mixed 0.7 / 0.3, the largest and the second-largest shards: samples/s, RSS after warm-up and its
    peak after that, and the share of each dataset it produced.
@@ -17,8 +24,10 @@
    largest shards: samples/s and peak RSS of the driver and the largest actor.
 
 Memory is sampled every 0.25 s over the stage's process and all its descendants (Ray's raylet and workers);
-"after warm-up" means after the first quarter of the stage's run time. RSS counts the pages of Ray's shared object store that a process touched. Prints a table, writes
-``scale.json`` and ``scale.png`` (time and memory against N) to ``--out``. Figures only: never pass or fail.
+"after warm-up" means after the first quarter of the stage's run time. RSS counts the pages of Ray's shared
+object store that a process touched. A stage whose driver passes ``--max-rss-mb`` is killed (the run stops
+there). Prints tables, writes ``scale.json`` and ``scale.png`` (time and memory against N) to ``--out``.
+Figures only: never pass or fail.
 """
 
 from __future__ import annotations
@@ -60,8 +69,44 @@ def make_pool(out: Path, num: int, asset_dir: Path) -> Path:
     return out
 
 
+def _templates(items: list[dict], fields: tuple[str, ...]) -> list[str]:
+    """``json.dumps`` of each item with ``fields`` set to placeholders that :func:`_fill` replaces."""
+    return [json.dumps(dict(item, **{f: SLOT[f] for f in fields})) for item in items]
+
+
+SLOT = {"id": -7000000000001, "image_id": -7000000000002, "annotId": -7000000000003}
+
+
+def _fill(template: str, value: int) -> str:
+    for slot in SLOT.values():
+        template = template.replace(str(slot), str(value))
+    return template
+
+
+def _write_document(path: Path, head: dict, arrays: dict[str, tuple[list[str], int]]) -> None:
+    """``json.dumps`` of ``head`` with each of ``arrays``' members (templates, count) streamed into its place:
+    the same text as the whole document dumped at once, written without holding it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    with open(partial, "w") as out:
+        out.write("{")
+        for index, (key, value) in enumerate(head.items()):
+            out.write((", " if index else "") + json.dumps(key) + ": ")
+            if key not in arrays:
+                out.write(json.dumps(value))
+                continue
+            templates, count = arrays[key]
+            out.write("[")
+            for k in range(count):
+                out.write((", " if k else "") + _fill(templates[k % len(templates)], k + 1))
+            out.write("]")
+        out.write("}")
+    partial.rename(path)
+
+
 def scaled_source(pool: Path, out: Path, size: int) -> Path:
-    """A COCO-EFT source of ``size`` annotations cycling over the pool's, each under new image and annotation ids."""
+    """A COCO-EFT source of ``size`` annotations cycling over the pool's, each under new image and annotation ids
+    (annotation k and its image both get id k + 1), written as a stream: a million records take no memory."""
     if (out / EFT).is_file():
         return out
     coco = json.loads((pool / ANNOTATIONS).read_text())
@@ -69,19 +114,12 @@ def scaled_source(pool: Path, out: Path, size: int) -> Path:
     images = {image["id"]: image for image in coco["images"]}
     fits = {entry["annotId"]: entry for entry in eft["data"]}
     pool_annotations = [a for a in coco["annotations"] if a["id"] in fits]
-    new_images, new_annotations, new_fits = [], [], []
-    for k in range(size):
-        annotation = pool_annotations[k % len(pool_annotations)]
-        image = dict(images[annotation["image_id"]], id=k + 1)
-        new_images.append(image)
-        new_annotations.append(dict(annotation, id=k + 1, image_id=k + 1))
-        new_fits.append(dict(fits[annotation["id"]], annotId=k + 1))
-    for relative, content in (
-        (ANNOTATIONS, dict(coco, images=new_images, annotations=new_annotations)),
-        (EFT, dict(eft, data=new_fits)),
-    ):
-        (out / relative).parent.mkdir(parents=True, exist_ok=True)
-        (out / relative).write_text(json.dumps(content))
+    image_templates = _templates([images[a["image_id"]] for a in pool_annotations], ("id",))
+    annotation_templates = _templates(pool_annotations, ("id", "image_id"))
+    fit_templates = _templates([fits[a["id"]] for a in pool_annotations], ("annotId",))
+    arrays = {"images": (image_templates, size), "annotations": (annotation_templates, size)}
+    _write_document(out / ANNOTATIONS, coco, arrays)
+    _write_document(out / EFT, eft, {"data": (fit_templates, size)})
     (out / IMAGES).parent.mkdir(parents=True, exist_ok=True)
     if not (out / IMAGES).exists():
         (out / IMAGES).symlink_to((pool / IMAGES).resolve())
@@ -108,6 +146,10 @@ class MemoryTrace:
         return min(int(len(self.times) * fraction), max(len(self.times) - 1, 0))
 
 
+MAX_RSS_MB = [0.0]
+"""Kill a stage whose driver's RSS passes this (0: no limit); set from --max-rss-mb."""
+
+
 def trace_memory(pid: int, trace: MemoryTrace, stop: threading.Event, every: float = 0.25) -> None:
     import psutil
 
@@ -127,6 +169,10 @@ def trace_memory(pid: int, trace: MemoryTrace, stop: threading.Event, every: flo
         trace.times.append(time.monotonic() - start)
         trace.driver.append(driver)
         trace.worker.append(max(rss, default=0.0))
+        if MAX_RSS_MB[0] and driver > MAX_RSS_MB[0]:
+            print(f"stage driver at {driver:.0f} MB, over --max-rss-mb {MAX_RSS_MB[0]:.0f}: killed", flush=True)
+            os.killpg(pid, 9)
+            break
         stop.wait(every)
 
 
@@ -135,7 +181,12 @@ def run_stage(args: list[str]) -> tuple[dict, MemoryTrace, float]:
     env = os.environ | {"PYTHONWARNINGS": "ignore"}
     start = time.monotonic()
     process = subprocess.Popen(
-        [sys.executable, __file__, *args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env
+        [sys.executable, __file__, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+        start_new_session=True,  # its own process group, so that --max-rss-mb ends its Ray processes too
     )
     trace, stop = MemoryTrace(), threading.Event()
     watcher = threading.Thread(target=trace_memory, args=(process.pid, trace, stop), daemon=True)
@@ -152,24 +203,50 @@ def run_stage(args: list[str]) -> tuple[dict, MemoryTrace, float]:
 # --- the stages, each in its own process ------------------------------------------------------------------
 
 
-def stage_preprocess(source: Path, output: Path, asset_dir: Path, dataset: str) -> dict:
+def job_config(source: Path, output: Path, asset_dir: Path, dataset: str, network_resolution: int):
     from pipelines.config.loader import load_config
-    from pipelines.preprocess.job import run_preprocess
 
     name = "preprocess.sources.scale"
     overrides = [
         f"body_model.asset_dir={asset_dir}",
         f"preprocess.output={output}",
         "preprocess.num_workers=2",
+        f"preprocess.crop.network_resolution={network_resolution}",
         f"{name}.reader=coco_eft",
         f"{name}.root={source}",
         f"{name}.dataset={dataset}",
         f"{name}.options.images={IMAGES}",
         f"{name}.options.eft={EFT}",
     ]
-    report = run_preprocess(load_config(None, overrides), show_progress=False)
+    return load_config(None, overrides)
+
+
+def stage_preprocess(source: Path, output: Path, asset_dir: Path, dataset: str, network_resolution: int) -> dict:
+    from pipelines.preprocess.job import run_preprocess
+
+    config = job_config(source, output, asset_dir, dataset, network_resolution)
+    report = run_preprocess(config, show_progress=False)
     samples = sum(f.samples for f in report.folders)
     return {"samples": samples, "seconds": report.seconds, "stages": report.stage_seconds}
+
+
+def stage_plan(source: Path, output: Path, asset_dir: Path, dataset: str) -> dict:
+    """The job's planning step alone (as ``run_preprocess`` runs it before Ray starts)."""
+    from pipelines.body_model_source import prepare_assets
+    from pipelines.io.storage import Storage
+    from pipelines.preprocess.job import _plans, annotation_cache, folder_fingerprint
+    from pipelines.preprocess.plan import build_readers
+
+    config = job_config(source, output, asset_dir, dataset, 224)
+    storage = Storage(config.preprocess.output)
+    readers = build_readers(config.preprocess)
+    body = folder_fingerprint(prepare_assets(config.body_model))
+    for reader in readers.values():
+        reader.cache_root = annotation_cache(storage)
+    start = time.perf_counter()
+    plans, items, _ = _plans(config, readers, storage, body, show_progress=False)
+    seconds = time.perf_counter() - start
+    return {"records": sum(plan.inputs for plan in plans), "shards": len(items), "seconds": seconds}
 
 
 def stage_loader(shards: list[str], samples: int) -> dict:
@@ -229,17 +306,38 @@ def file_size(folder: Path, name: str) -> int:
     return sum(p.stat().st_size for p in folder.rglob(name))
 
 
-def measure_preprocess(root: Path, pool: Path, asset_dir: Path, size: int) -> dict:
+def measure_plan(root: Path, pool: Path, asset_dir: Path, size: int) -> dict:
     source = scaled_source(pool, root / f"source-{size}", size)
-    output = root / f"shards-{size}"
+    output = root / f"plan-{size}"
+    shutil.rmtree(output, ignore_errors=True)
+    args = ["--stage", "plan", str(source), str(output), str(asset_dir), f"scale{size}"]
+    first, first_trace, _ = run_stage(args)  # converts the annotation files into the cache beside the output
+    again, again_trace, _ = run_stage(args)  # reuses the cache
+    shutil.rmtree(output, ignore_errors=True)
+    return {
+        "size": size,
+        "source_mb": sum(p.stat().st_size for p in source.rglob("*.json")) / MB,
+        "records": first["records"],
+        "convert_plan_s": first["seconds"],
+        "plan_s": again["seconds"],
+        "plan_us_per_record": 1e6 * again["seconds"] / max(again["records"], 1),
+        "convert_driver_mb": first_trace.peak("driver"),
+        "driver_mb": again_trace.peak("driver"),
+    }
+
+
+def measure_preprocess(root: Path, pool: Path, asset_dir: Path, size: int, network_resolution: int) -> dict:
+    source = scaled_source(pool, root / f"source-{size}", size)
+    output = root / f"shards-{size}-{network_resolution}"
     shutil.rmtree(output, ignore_errors=True)  # the first run builds everything, the second has nothing to do
-    args = ["--stage", "preprocess", str(source), str(output), str(asset_dir), f"scale{size}"]
+    args = ["--stage", "preprocess", str(source), str(output), str(asset_dir), f"scale{size}", str(network_resolution)]
     job, trace, wall = run_stage(args)
     rerun, _, rerun_wall = run_stage(args)
     stages = job["stages"]
     busy = stages.get("build_busy", stages.get("build", 0.0))
     return {
         "size": size,
+        "network_resolution": network_resolution,
         "samples": job["samples"],
         "wall_s": wall,
         "job_s": job["seconds"],
@@ -284,17 +382,30 @@ def measure_evaluate(shards: str, asset_dir: Path, samples: int, out: Path) -> d
     }
 
 
-def print_table(rows: list[dict], loader: dict | None, evaluation: dict | None) -> None:
+def print_plan_table(rows: list[dict]) -> None:
     print(
-        "\n| N | samples | job s | ms/sample (build) | samples/s per core | plan + finish s | Ray start s | "
-        "driver MB | largest worker MB | manifest KB | rejects KB | no-op rerun s |"
+        "\n| N | source MB | first plan s (converts) | its driver MB | plan s (cache) | us/record | driver MB |\n"
+        "| --- | --- | --- | --- | --- | --- | --- |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         print(
-            f"| {r['size']} | {r['samples']} | {r['job_s']:.1f} | {r['ms_per_sample']:.2f} | {r['per_core']:.0f} | "
-            f"{r['plan_finish_s']:.1f} | {r['ray_start_s']:.1f} | {r['driver_mb']:.0f} | "
-            f"{r['worker_mb']:.0f} | {r['manifest_kb']:.0f} | {r['rejects_kb']:.1f} | {r['rerun_s']:.1f} |"
+            f"| {r['size']} | {r['source_mb']:.0f} | {r['convert_plan_s']:.1f} | {r['convert_driver_mb']:.0f} | "
+            f"{r['plan_s']:.1f} | {r['plan_us_per_record']:.0f} | {r['driver_mb']:.0f} |"
+        )
+
+
+def print_table(rows: list[dict], loader: dict | None, evaluation: dict | None) -> None:
+    print(
+        "\n| N | crop px | samples | job s | ms/sample (build) | samples/s per core | plan + finish s | Ray start s | "
+        "driver MB | largest worker MB | manifest KB | rejects KB | no-op rerun s |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for r in rows:
+        print(
+            f"| {r['size']} | {r['network_resolution']} | {r['samples']} | {r['job_s']:.1f} | "
+            f"{r['ms_per_sample']:.2f} | {r['per_core']:.0f} | {r['plan_finish_s']:.1f} | {r['ray_start_s']:.1f} | "
+            f"{r['driver_mb']:.0f} | {r['worker_mb']:.0f} | {r['manifest_kb']:.0f} | {r['rejects_kb']:.1f} | "
+            f"{r['rerun_s']:.1f} |"
         )
     if loader:
         share = ", ".join(f"{name} {100 * value:.2f} %" for name, value in loader["share"].items())
@@ -338,7 +449,9 @@ def run_child(argv: list[str]) -> None:
     """One stage in this process: prints its JSON answer as the last line."""
     stage, rest = argv[0], argv[1:]
     if stage == "preprocess":
-        answer = stage_preprocess(Path(rest[0]), Path(rest[1]), Path(rest[2]), rest[3])
+        answer = stage_preprocess(Path(rest[0]), Path(rest[1]), Path(rest[2]), rest[3], int(rest[4]))
+    elif stage == "plan":
+        answer = stage_plan(Path(rest[0]), Path(rest[1]), Path(rest[2]), rest[3])
     elif stage == "loader":
         answer = stage_loader(rest[:2], int(rest[2]))
     else:
@@ -351,7 +464,10 @@ def main() -> None:
         run_child(sys.argv[2:])
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", default="1000,10000,100000", help="records per preprocessing run")
+    parser.add_argument("--sizes", default="1000,10000,100000", help="records per preprocessing run ('' for none)")
+    parser.add_argument("--plan-sizes", default="", help="records per planning-only run, e.g. 10000,100000,1000000")
+    parser.add_argument("--network-resolution", type=int, default=224, help="preprocess.crop.network_resolution")
+    parser.add_argument("--max-rss-mb", type=float, default=6000, help="kill a stage whose driver passes this")
     parser.add_argument("--pool", type=int, default=500, help="distinct rendered images the sources reuse")
     parser.add_argument("--loader-samples", type=int, default=100_000)
     parser.add_argument("--eval-samples", type=int, default=35_000)
@@ -368,21 +484,29 @@ def main() -> None:
     if not asset_dir.is_dir():
         generate_procedural_folder(asset_dir, 0)
     pool = make_pool(root / "pool", args.pool, asset_dir)
+    MAX_RSS_MB[0] = args.max_rss_mb
+    plan_rows = []
+    for size in sorted(int(s) for s in args.plan_sizes.split(",") if s):
+        plan_rows.append(measure_plan(root, pool, asset_dir, size))
+        print(f"plan N={size}: {json.dumps(plan_rows[-1])}", flush=True)
     rows = []
-    for size in sorted(int(s) for s in args.sizes.split(",")):
-        rows.append(measure_preprocess(root, pool, asset_dir, size))
+    for size in sorted(int(s) for s in args.sizes.split(",") if s):
+        rows.append(measure_preprocess(root, pool, asset_dir, size, args.network_resolution))
         print(f"N={size}: {json.dumps(rows[-1])}", flush=True)
     loader = evaluation = None
     if len(rows) >= 2 and args.loader_samples:
         loader = measure_loader(rows[-1]["shards"], rows[-2]["shards"], args.loader_samples)
-    if args.eval_samples:
+    if rows and args.eval_samples:
         evaluation = measure_evaluate(rows[-1]["shards"], asset_dir, args.eval_samples, root / "eval")
-    print_table(rows, loader, evaluation)
+    if plan_rows:
+        print_plan_table(plan_rows)
+    if rows:
+        print_table(rows, loader, evaluation)
+        plot(rows, root / "scale.png")
     (root / "scale.json").write_text(
-        json.dumps({"preprocess": rows, "loader": loader, "evaluate": evaluation}, indent=1)
+        json.dumps({"plan": plan_rows, "preprocess": rows, "loader": loader, "evaluate": evaluation}, indent=1)
     )
-    plot(rows, root / "scale.png")
-    print(f"\n{root / 'scale.json'}, {root / 'scale.png'}")
+    print(f"\n{root / 'scale.json'}" + (f", {root / 'scale.png'}" if rows else ""))
 
 
 if __name__ == "__main__":

@@ -328,13 +328,18 @@ def test_image_paths_outside_the_source_root_are_rejected_unless_allowed(layout,
     reader = build_readers(load_config(None, overrides).preprocess)["h"]
     for allowed in (False, True):
         plan = SourcePlan("h", reader, "x/train", "", "")
-        plan_records(plan, 100, 1, show_progress=False, images_outside_root=allowed)
-        planned = [record.image.path for shard in plan.shards for record in shard]
-        assert len(planned) + len(plan.rejects) == plan.inputs >= 3
-        assert (planned.count("/dev/zero"), len(plan.rejects)) == ((1, 0) if allowed else (0, 1))
+        planned: list[str] = []
+        plan_records(
+            plan, 100, 1, lambda _, records, into=planned: into.extend(r.image.path for r in records), False, allowed
+        )
+        rejects = [json.loads(line) for line in plan.rejects.lines()]
+        assert len(planned) + len(rejects) == plan.inputs >= 3
+        assert (planned.count("/dev/zero"), len(rejects)) == ((1, 0) if allowed else (0, 1))
         if not allowed:
-            (reject,) = plan.rejects
-            assert reject.reason == "image_outside_root" and "preprocess.images_outside_root=true" in reject.detail
+            (reject,) = rejects
+            assert (
+                reject["reason"] == "image_outside_root" and "preprocess.images_outside_root=true" in reject["detail"]
+            )
 
 
 _BUILD = """

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections import Counter
+from array import array
+from collections.abc import Mapping
 from importlib import metadata
 
 import numpy as np
@@ -45,21 +46,35 @@ def code_version() -> str:
     return f"pare-pipeline {version}, sample format {SAMPLE_FORMAT_VERSION}"
 
 
-def _median(values: list[float]) -> float | None:
-    return round(float(np.median(values)), 4) if values else None
+def _median(values: array) -> float | None:
+    return round(float(np.median(values)), 4) if len(values) else None
 
 
-def fit_quality_summary(samples: list[dict]) -> dict:
-    """Counts and medians of the fit-quality values of the written samples."""
-    errors = [s["quality"]["reprojection_error"] for s in samples if s["quality"]["reprojection_error"] is not None]
-    inside = [
-        s["quality"]["keypoints_in_silhouette"] for s in samples if s["quality"]["keypoints_in_silhouette"] is not None
-    ]
-    return {
-        "samples_with_fit": sum(1 for s in samples if s["has_smpl"]),
-        "reprojection_error_median": _median(errors),
-        "keypoints_in_silhouette_median": _median(inside),
-    }
+class FitQualityTally:
+    """Counts and medians of the fit-quality values of the written samples, added a shard at a time: the values
+    are kept as numbers, not as the samples' dicts."""
+
+    def __init__(self) -> None:
+        self.with_fit = 0
+        self.errors = array("d")
+        self.inside = array("d")
+
+    def add(self, samples: list[dict]) -> None:
+        """Add the per-sample entries of a shard's summary (``quality`` and ``has_smpl``)."""
+        for sample in samples:
+            self.with_fit += 1 if sample["has_smpl"] else 0
+            quality = sample["quality"]
+            if quality["reprojection_error"] is not None:
+                self.errors.append(quality["reprojection_error"])
+            if quality["keypoints_in_silhouette"] is not None:
+                self.inside.append(quality["keypoints_in_silhouette"])
+
+    def summary(self) -> dict:
+        return {
+            "samples_with_fit": self.with_fit,
+            "reprojection_error_median": _median(self.errors),
+            "keypoints_in_silhouette_median": _median(self.inside),
+        }
 
 
 def build_manifest(
@@ -73,10 +88,10 @@ def build_manifest(
     sample_format: dict,
     shards: list[dict],
     inputs: int,
-    rejects: list[dict],
-    samples: list[dict],
+    rejects_by_reason: Mapping[str, int],
+    fit_quality: dict,
 ) -> dict:
-    """The manifest of one dataset/split folder."""
+    """The manifest of one dataset/split folder (``fit_quality``: :meth:`FitQualityTally.summary`)."""
     written = sum(shard["samples"] for shard in shards)
     return {
         "format": MANIFEST_FORMAT,
@@ -93,12 +108,12 @@ def build_manifest(
         "totals": {
             "inputs": inputs,
             "samples": written,
-            "rejected": len(rejects),
+            "rejected": sum(rejects_by_reason.values()),
             "shards": len(shards),
             "bytes": sum(shard["bytes"] for shard in shards),
         },
-        "rejects_by_reason": dict(sorted(Counter(r["reason"] for r in rejects).items())),
-        "fit_quality": fit_quality_summary(samples),
+        "rejects_by_reason": {reason: count for reason, count in sorted(rejects_by_reason.items()) if count},
+        "fit_quality": fit_quality,
     }
 
 
@@ -111,26 +126,34 @@ def manifest_digest(manifest: dict) -> str:
     return hashlib.sha256(manifest_text(manifest).encode()).hexdigest()
 
 
-def rejects_text(rejects: list[dict]) -> str:
-    return "".join(json.dumps(r, sort_keys=True) + "\n" for r in rejects)
+def reject_line(reject: dict) -> str:
+    """One line of ``rejects.jsonl``."""
+    return json.dumps(reject, sort_keys=True) + "\n"
 
 
-def shard_problems(storage, folder: str, manifest: dict, checksums: bool = True) -> list[str]:
+def shard_problems(
+    storage, folder: str, manifest: dict, checksums: bool = True, trusted: Mapping[str, list] | None = None
+) -> list[str]:
     """What is wrong with the shard files of ``folder`` against ``manifest`` (empty: all good).
 
     Checks that every listed shard exists with the listed size and, with ``checksums``, sha256,
-    and that no unlisted shard sits beside them.
+    and that no unlisted shard sits beside them. A shard whose ``[size, mtime_ns]`` equals its
+    entry in ``trusted`` (what it was when last verified) is not hashed again.
     """
     problems = []
+    trusted = trusted or {}
     listed = {shard["name"] for shard in manifest.get("shards", [])}
     for shard in manifest.get("shards", []):
         path = in_folder(folder, shard["name"])
-        if not storage.exists(path):
+        stat = storage.stat(path)
+        if stat is None:
             problems.append(f"{shard['name']}: missing")
             continue
-        size = storage.size(path)
+        size = stat[0]
         if size != shard["bytes"]:
             problems.append(f"{shard['name']}: {size} bytes, manifest says {shard['bytes']}")
+            continue
+        if stat[1] is not None and trusted.get(shard["name"]) == list(stat):
             continue
         if checksums and hashlib.sha256(storage.read_bytes(path)).hexdigest() != shard["sha256"]:
             problems.append(f"{shard['name']}: sha256 differs from the manifest")

@@ -18,6 +18,14 @@ from preprocessing.augment.crop_geometry import IDENTITY, Draw, augment_geometry
 from preprocessing.augment.photometric import apply_photometric, build_photometric
 from preprocessing.augment.synthetic_occlusion import Occluder
 from preprocessing.samples.images import decode_jpeg_bgr
+from preprocessing.samples.spec import LABEL_STRIDES
+
+
+def label_fits(crop_side: int, label_side: int) -> bool:
+    """Whether a label map of ``label_side`` belongs to a crop of ``crop_side``: its side divided by a stride
+    (sample format 2) or equal (format 1)."""
+    return any(label_side * stride == crop_side for stride in LABEL_STRIDES)
+
 
 SKIPPED: Counter = Counter()
 """Samples and shards dropped in this process since the last batch, by reason."""
@@ -41,7 +49,7 @@ def decode_raw(sample: dict) -> tuple[np.ndarray, np.ndarray, dict]:
         annotation = json.loads(sample["json"])
     except ValueError as error:
         raise BadSample(f"sample {key}: its json does not parse ({error})") from None
-    if labels.ndim != 2 or labels.shape != crop.shape[:2]:
+    if labels.ndim != 2 or labels.shape[0] != labels.shape[1] or not label_fits(crop.shape[0], labels.shape[0]):
         raise BadSample(f"sample {key}: labels {labels.shape} do not match the crop {crop.shape[:2]}")
     return crop, labels, annotation  # BGR: turned to RGB after the warp, on 4x fewer pixels
 

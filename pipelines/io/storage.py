@@ -118,6 +118,13 @@ class Storage:
     def size(self, relative: str) -> int:
         return self.fs.get_file_info(self.path(relative)).size
 
+    def stat(self, relative: str) -> tuple[int, int | None] | None:
+        """(size, modification time in ns or None where the store has none) of a file; None when it is missing."""
+        info = self.fs.get_file_info(self.path(relative))
+        if info.type == pafs.FileType.NotFound:
+            return None
+        return info.size, info.mtime_ns
+
     def read_bytes(self, relative: str) -> bytes:
         with self.fs.open_input_stream(self.path(relative)) as stream:
             return stream.read()

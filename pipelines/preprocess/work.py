@@ -1,6 +1,9 @@
 """The build stage: a Ray actor per CPU turns each planned shard's records into the shard itself.
 
-Samples are written once, straight into ``shard-<k>.tar`` (an atomic write: the name appears
+The driver writes each planned shard's records to ``_work/shard-<k>.records.json.gzip`` while it
+plans (:func:`write_input`); a builder reads them from there, so that no record is held by the
+driver or travels through Ray's object store, and builders on any node of the cluster reach them
+through the output storage. Samples are written once, straight into ``shard-<k>.tar`` (an atomic write: the name appears
 only when the tar is complete). Then ``_work/shard-<k>.json`` records what the shard holds, its
 rejects, its size and sha256, the digest of its input, and the Ray node that built it. The JSON is written last, so a shard
 counts as done only when both are there; a rerun skips shards whose JSON has the same input
@@ -10,6 +13,7 @@ shard whose every record is rejected writes no tar.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
@@ -25,11 +29,27 @@ from preprocessing.record import Rejected, SampleRecord
 from preprocessing.record_codec import decode_records
 
 WORK_DIR = "_work"
+INPUT_SUFFIX = ".records.json.gzip"
+"""Not ``.gz``: pyarrow's file systems would (de)compress a ``.gz`` name themselves, on some stores only."""
 
 
 def summary_name(index: int) -> str:
     """The work file that marks shard ``index`` done: ``_work/shard-<index>.json``."""
     return f"{WORK_DIR}/{shard_name(index).removesuffix('.tar')}.json"
+
+
+def input_name(index: int) -> str:
+    """The work file that holds shard ``index``'s planned records: ``_work/shard-<index>.records.json.gzip``."""
+    return f"{WORK_DIR}/{shard_name(index).removesuffix('.tar')}{INPUT_SUFFIX}"
+
+
+def write_input(storage: Storage, folder: str, index: int, encoded_records: str) -> None:
+    """Write shard ``index``'s records (:func:`~preprocessing.record_codec.encode_records` text), gzipped."""
+    storage.write_bytes(f"{folder}/{input_name(index)}", gzip.compress(encoded_records.encode(), 1, mtime=0))
+
+
+def read_input(storage: Storage, folder: str, index: int) -> str:
+    return gzip.decompress(storage.read_bytes(f"{folder}/{input_name(index)}")).decode()
 
 
 def input_digest(encoded_records: str, config_hash: str) -> str:
@@ -128,7 +148,7 @@ class ShardBuilder:
     def __call__(self, row: dict) -> dict:
         started = time.time()
         folder, index = row["folder"], int(row["shard"])
-        records: list[SampleRecord] = decode_records(row["records"])
+        records: list[SampleRecord] = decode_records(read_input(self.storage, folder, index))
         with self.storage.open_atomic(f"{folder}/{shard_name(index)}") as file:
             out = _Digesting(file)
             contents = self._write(records, out)

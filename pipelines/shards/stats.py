@@ -39,6 +39,8 @@ def _tile(sample: dict) -> tuple[np.ndarray, str]:
 
     image = cv2.cvtColor(cv2.imdecode(np.frombuffer(sample["jpg"], np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
     labels = decode_labels(sample["labels.png"])
+    if labels.shape != image.shape[:2]:  # stored at a fraction of the crop's side (sample format 2)
+        labels = cv2.resize(labels, image.shape[1::-1], interpolation=cv2.INTER_NEAREST_EXACT)
     annotation = json.loads(sample["json"])
     tile = overlay_labels(image, labels, alpha=0.45) if labels.max() > 0 else image.copy()
     keypoints = np.asarray(annotation["keypoints_2d"])

@@ -29,7 +29,7 @@ class ValidationReport:
         return not self.problems
 
 
-def _sample_problems(key: str, sample: dict, size: int) -> list[str]:
+def _sample_problems(key: str, sample: dict, size: int, label_size: int) -> list[str]:
     problems = []
     members = sorted(k for k in sample if not k.startswith("__"))
     if members != sorted(MEMBER_SUFFIXES):
@@ -41,8 +41,9 @@ def _sample_problems(key: str, sample: dict, size: int) -> list[str]:
         labels = decode_labels(sample["labels.png"])
     except OSError:
         return problems + [f"{key}: labels.png does not decode"]
-    if labels.shape != (size, size) or labels.dtype != np.uint8:
-        problems.append(f"{key}: labels are {labels.shape} {labels.dtype}, expected ({size}, {size}) uint8")
+    if labels.shape != (label_size, label_size) or labels.dtype != np.uint8:
+        expected = f"({label_size}, {label_size}) uint8"
+        problems.append(f"{key}: labels are {labels.shape} {labels.dtype}, expected {expected}")
     elif labels.max() > 24:
         problems.append(f"{key}: label value {int(labels.max())} outside 0..24")
     try:
@@ -74,6 +75,7 @@ def validate_folder(storage: Storage, folder: str, show_progress: bool = True) -
     if report.problems:
         return report  # decoding damaged or missing shards would only repeat the problems
     size = manifest["sample_format"]["crop_resolution"]
+    label_size = manifest["sample_format"].get("label_resolution", size)  # sample format 1: at the crop's side
     seen: set[str] = set()
     counts: Counter = Counter()
     firsts: dict[str, tuple[str, str]] = {}
@@ -96,7 +98,7 @@ def validate_folder(storage: Storage, folder: str, show_progress: bool = True) -
         if "." in key:
             report.problems.append(f"{shard}: key {key} contains a dot")
         seen.add(key)
-        report.problems += [f"{shard}: {p}" for p in _sample_problems(key, sample, size)]
+        report.problems += [f"{shard}: {p}" for p in _sample_problems(key, sample, size, label_size)]
         report.samples += 1
     for entry in manifest["shards"]:
         name = entry["name"]

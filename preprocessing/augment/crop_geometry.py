@@ -4,8 +4,9 @@ A stored sample is a loose square crop with the person box at its centre (``crop
 The training window is that box scaled, rotated, shifted and optionally mirrored; one (2, 3)
 affine takes crop pixels to the network input, and the same draw moves every annotation:
 
-- image: bilinear warp; part labels: nearest-neighbour warp to the loss resolution, then
-  left/right part ids swapped on a flip;
+- image: bilinear warp; part labels (stored at the crop's side or a fraction of it,
+  :func:`~preprocessing.samples.encode.label_to_crop`): nearest-neighbour warp to the loss
+  resolution, then left/right part ids swapped on a flip;
 - 2D keypoints: the affine, then the left/right permutation on a flip, then to [-1, 1];
 - 3D joints and the SMPL root orientation: mirrored in x on a flip (joints permuted, pose by
   :func:`pare_model.joint_sets.flip_smpl_pose`), then turned about the camera axis by the
@@ -27,6 +28,7 @@ from pare_model.body_model.parts import label_flip_perm
 from pare_model.joint_sets import JOINT_SETS, flip_smpl_pose
 from preprocessing.augment.config import AugmentConfig
 from preprocessing.render.cameras import affine_for_cv2, apply_affine, compose_affine, crop_affine
+from preprocessing.samples.encode import label_to_crop
 
 SPIN_FLIP = np.array(JOINT_SETS["spin49"].flip_perm)
 """Left/right permutation of the 49 SPIN keypoints."""
@@ -116,7 +118,8 @@ def augment_geometry(
     out_size: int,
     label_size: int,
 ) -> Augmented:
-    """Apply one draw to a stored sample (crop, its labels, 49 x 3 keypoints in crop pixels, 24 x 4 joints, 72 pose)."""
+    """Apply one draw to a stored sample (crop, its labels at the crop's side or a fraction of it, 49 x 3 keypoints
+    in crop pixels, 24 x 4 joints, 72 pose)."""
     crop_size = crop.shape[0]
     affine = window_affine(draw, crop_size, box_size, out_size)
     image = cv2.warpAffine(
@@ -127,7 +130,8 @@ def augment_geometry(
         borderMode=cv2.BORDER_CONSTANT,
         borderValue=(0, 0, 0),
     )
-    label_affine = compose_affine(np.array([[label_size / out_size, 0, 0], [0, label_size / out_size, 0]]), affine)
+    to_labels = np.array([[label_size / out_size, 0, 0], [0, label_size / out_size, 0]])
+    label_affine = compose_affine(compose_affine(to_labels, affine), label_to_crop(crop_size, labels.shape[0]))
     warped_labels = cv2.warpAffine(
         labels,
         affine_for_cv2(label_affine),

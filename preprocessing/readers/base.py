@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any, ClassVar
 
 from preprocessing.readers.files import SourceError, SourceFiles
@@ -43,6 +44,9 @@ class Reader(ABC):
         self.split = split
         self.options = options if options is not None else self.Options()
         self.dataset = dataset or self.default_dataset
+        self.cache_root: Path | None = None
+        """Where readers of large annotation files keep their columnar conversions
+        (:mod:`preprocessing.readers.columns`), reused across runs; None: a temporary folder per read."""
 
     @abstractmethod
     def annotation_files(self) -> list[str]:

@@ -10,8 +10,6 @@ squared and enlarged 1.2 times.
 
 from __future__ import annotations
 
-import contextlib
-import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -20,10 +18,15 @@ import numpy as np
 from preprocessing.crop import square_box
 from preprocessing.keypoints import COCO17_TO_SPIN, spin_indices
 from preprocessing.readers.base import Item, Reader, pixel_offset
-from preprocessing.readers.eft import attach_fit, check_camera_option, parse_fit, read_eft_entries, read_json
+from preprocessing.readers.coco_columns import coco_tables, visit_order
+from preprocessing.readers.columns import Tables
+from preprocessing.readers.eft import attach_fit, check_camera_option, parse_fit
+from preprocessing.readers.eft_columns import eft_tables, fit_entries, fit_index
 from preprocessing.record import ImageRef, RecordRejected, SampleRecord
 
 COCO_TO_SPIN = spin_indices(COCO17_TO_SPIN)
+BLOCK = 4096
+"""Annotations whose columns are read at a time."""
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,8 @@ class CocoEftOptions:
 
 
 class CocoEftReader(Reader):
-    """COCO person keypoints (pycocotools) joined with EFT SMPL fits by annotation id."""
+    """COCO person keypoints joined with EFT SMPL fits by annotation id, both read from columnar conversions
+    (:mod:`preprocessing.readers.coco_columns`, :mod:`preprocessing.readers.eft_columns`)."""
 
     name = "coco_eft"
     default_dataset = "coco-eft"
@@ -62,55 +66,42 @@ class CocoEftReader(Reader):
         check_camera_option(self.options.eft_camera)
         super().check()
 
-    def _coco(self):
-        from pycocotools.coco import COCO
-
-        data = read_json(self.files, self.options.annotations, "COCO annotation file")
-        coco = COCO()
-        coco.dataset = data
-        with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints while indexing
-            coco.createIndex()
-        return coco
-
-    def _fits(self) -> tuple[dict[int, dict], set[int]]:
-        """EFT entries by annotation id, and the ids that appear more than once."""
-        fits: dict[int, dict] = {}
-        duplicates: set[int] = set()
-        if self.options.eft:
-            for entry in read_eft_entries(self.files, self.options.eft):
-                annot_id = entry.get("annotId") if isinstance(entry, dict) else None
-                if annot_id in fits:
-                    duplicates.add(annot_id)
-                elif annot_id is not None:
-                    fits[annot_id] = entry
-        return fits, duplicates
+    def _fits(self, annotation_ids: np.ndarray):
+        """The EFT tables (None without ``options.eft``), each annotation's fit row (-1: none) and whether the
+        file holds several fits for it."""
+        if not self.options.eft:
+            return None, np.full(len(annotation_ids), -1), np.zeros(len(annotation_ids), bool)
+        tables = eft_tables(self.files, self.options.eft, self.cache_root)
+        return (tables, *fit_index(tables).lookup(annotation_ids))
 
     def records(self) -> Iterator[Item]:
         offset = pixel_offset(self.files, self.options.pixel_offset)
-        coco = self._coco()
-        fits, duplicate_fits = self._fits()
-        seen: set = set()
-        person_cats = set(coco.getCatIds(catNms=["person"])) or {1}
-        for image_id in sorted(coco.imgs):
-            image = coco.imgs[image_id]
-            people = [a for a in coco.imgToAnns.get(image_id, []) if a.get("category_id") in person_cats]
-            for person, ann in enumerate(sorted(people, key=lambda a: a.get("id", -1))):
-                sample_id = str(ann.get("id", ""))
-                if ann.get("id") in seen:
+        coco = coco_tables(self.files, self.options.annotations, self.cache_root)
+        visits = visit_order(coco)
+        annotation_ids = coco.column("annotations", "id")[visits.rows]
+        fits, fit_rows, duplicate_fits = self._fits(annotation_ids)
+        crowd = coco.column("annotations", "crowd")[visits.rows].astype(bool)
+        for start in range(0, len(visits.rows), BLOCK):
+            block = slice(start, start + BLOCK)
+            people = _people(coco, visits.rows[block], visits.image_rows[block])
+            entries = _fit_entries(fits, fit_rows[block] * ~duplicate_fits[block] - duplicate_fits[block])
+            for k, (image, ann) in enumerate(people):
+                index = start + k
+                sample_id = str(int(annotation_ids[index]))
+                if visits.repeated[index]:
                     yield self.rejected(
                         "duplicate_id", f"annotation id {sample_id} appears twice", sample_id, self.options.annotations
                     )
                     continue
-                seen.add(ann.get("id"))
-                if ann.get("iscrowd", 0) and not self.options.include_crowd:
+                if crowd[index] and not self.options.include_crowd:
                     continue
                 try:
-                    yield self._record(image, ann, person, fits, duplicate_fits, offset)
+                    yield self._record(image, ann, int(visits.person[index]), entries[k], duplicate_fits[index], offset)
                 except RecordRejected as error:
                     yield self.rejected(error.reason, error.detail, sample_id, self.options.annotations)
 
     def _record(
-        self, image: dict, ann: dict, person: int, fits: dict, duplicate_fits: set, offset: float
+        self, image: dict, ann: dict, person: int, fit: dict | None, duplicate_fit: bool, offset: float
     ) -> SampleRecord:
         options = self.options
         coco_points = np.asarray(ann.get("keypoints", []), dtype=np.float64)
@@ -140,11 +131,10 @@ class CocoEftReader(Reader):
             extra={"image_id": int(image["id"]), "annotation_id": int(ann["id"])},
         )
         annot_id = ann["id"]
-        if annot_id in duplicate_fits:
+        if duplicate_fit:
             raise RecordRejected("duplicate_id", f"EFT file has several fits for annotation {annot_id}")
-        if annot_id in fits:
-            fit = parse_fit(fits[annot_id], offset, options.eft_camera)
-            return attach_fit(record, fit)
+        if fit is not None:
+            return attach_fit(record, parse_fit(fit, offset, options.eft_camera))
         if options.eft and options.require_fit:
             raise RecordRejected(
                 "no_fit", f"no EFT fit for annotation {annot_id} in {options.eft} (options.require_fit)"
@@ -155,3 +145,32 @@ class CocoEftReader(Reader):
             raise RecordRejected("bad_box", f"bbox {ann.get('bbox')!r}: {error}") from None
         record.center, record.box_size = center + offset, side
         return record
+
+
+def _people(coco: Tables, rows: np.ndarray, image_rows: np.ndarray) -> list[tuple[dict, dict]]:
+    """(image, annotation) of each of ``rows`` as the reader reads them: from the columns, or their kept JSON."""
+    ids, keypoints, boxes = (coco.take("annotations", name, rows) for name in ("id", "keypoints", "bbox"))
+    annotations = [
+        raw if raw is not None else {"id": int(ids[k]), "keypoints": keypoints[k], "bbox": boxes[k]}
+        for k, raw in enumerate(coco.raw("annotations", rows))
+    ]
+    columns = {name: coco.take("images", name, image_rows).tolist() for name in ("id", "height", "width", "has_size")}
+    names = coco.texts("images", "file_name", image_rows)
+    images = []
+    for k, raw in enumerate(coco.raw("images", image_rows)):
+        image = raw if raw is not None else {"id": columns["id"][k], "file_name": names[k]}
+        if raw is None and columns["has_size"][k]:
+            image.update(height=columns["height"][k], width=columns["width"][k])
+        images.append(image)
+    return list(zip(images, annotations, strict=True))
+
+
+def _fit_entries(fits, rows: np.ndarray) -> list[dict | None]:
+    """The fit entry of each annotation (None: no fit, or several, which are rejected before the fit is read)."""
+    if fits is None:
+        return [None] * len(rows)
+    entries: list[dict | None] = [None] * len(rows)
+    present = np.nonzero(rows >= 0)[0]
+    for k, entry in zip(present.tolist(), fit_entries(fits, rows[present]), strict=True):
+        entries[k] = entry
+    return entries

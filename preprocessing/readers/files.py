@@ -23,7 +23,8 @@ class SourceError(UserFacingError):
     """A data source cannot be read at all (wrong path, missing or unparseable annotation file)."""
 
 
-def _cache_root() -> Path:
+def local_cache_root() -> Path:
+    """Local folder for copies of remote source files and conversions of annotation files (``PARE_SOURCE_CACHE``)."""
     return Path(os.environ.get("PARE_SOURCE_CACHE", Path(tempfile.gettempdir()) / "pare-source-cache"))
 
 
@@ -86,13 +87,25 @@ class SourceFiles:
                 )
             return path
         url = self.url(relative)
-        target = _cache_root() / hashlib.sha256(url.encode()).hexdigest()[:24] / posixpath.basename(relative)
+        target = local_cache_root() / hashlib.sha256(url.encode()).hexdigest()[:24] / posixpath.basename(relative)
         if not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
             partial = target.with_suffix(target.suffix + ".partial")
             self.fs.get(self.path(relative), str(partial))
             partial.rename(target)
         return str(target)
+
+    def open(self, relative: str):
+        """``relative`` opened for binary reading (a file object to use in a ``with`` block)."""
+        return self.fs.open(self.path(relative), "rb")
+
+    def digest(self, relative: str) -> str:
+        """sha256 of one file's bytes."""
+        digest = hashlib.sha256()
+        with self.open(relative) as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        return digest.hexdigest()
 
     def fingerprint(self, relatives: list[str]) -> str:
         """sha256 over the names and bytes of the given files (the annotation files of a source)."""

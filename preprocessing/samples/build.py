@@ -42,6 +42,7 @@ from preprocessing.samples.encode import (
     encode_json,
     encode_png,
     sample_members,
+    stored_labels,
 )
 from preprocessing.samples.images import ImageLoader, reduction_for
 from preprocessing.samples.quality import FitQuality, check_fit, measure_fit
@@ -139,7 +140,7 @@ class SampleBuilder:
         members = sample_members(
             record.key,
             encode_jpeg(crop, crop_config.jpeg_quality),
-            encode_png(labels),
+            encode_png(stored_labels(labels, crop_config.label_stride)),
             encode_json(annotation),
         )
         timings["encode"] += time.perf_counter() - start

@@ -4,6 +4,10 @@ Members of sample ``<key>``: ``<key>.jpg`` (the loose RGB crop), ``<key>.labels.
 part labels of the crop: 0 background, 1..24 parts) and ``<key>.json`` (the annotation). Tar
 headers carry no time, owner or permissions that vary, so the same samples give the same
 bytes and the same sha256 on every run.
+
+Sample format 2 stores the labels at the crop's side divided by ``crop.label_stride`` (4 by
+default, :func:`stored_labels`); format 1 stored them at the crop's side. The loader reads both
+(:func:`label_to_crop` places either in the crop).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import cv2
 import numpy as np
 
 SAMPLE_FORMAT = "pare-shard-sample"
-SAMPLE_FORMAT_VERSION = 1
+SAMPLE_FORMAT_VERSION = 2
 MEMBER_SUFFIXES = ("jpg", "labels.png", "json")
 """Member suffixes of every sample, in the order they are written."""
 
@@ -28,6 +32,20 @@ def encode_jpeg(image: np.ndarray, quality: int) -> bytes:
     if not ok:
         raise RuntimeError("OpenCV failed to encode a JPEG")
     return data.tobytes()
+
+
+def stored_labels(labels: np.ndarray, stride: int) -> np.ndarray:
+    """The label map to store for a map rendered at the crop's resolution: every ``stride``-th pixel, the one at
+    the centre of each ``stride`` x ``stride`` block (rounding down-right, as OpenCV's INTER_NEAREST_EXACT)."""
+    return np.ascontiguousarray(labels[stride // 2 :: stride, stride // 2 :: stride])
+
+
+def label_to_crop(crop_size: int, label_size: int) -> np.ndarray:
+    """(2, 3) affine from a stored label map's pixels to its crop's (continuous coordinates, pixel centres at +0.5):
+    the label pixel ``j`` is the crop pixel ``stride j + stride // 2``, whose centre is ``stride (j + 0.5) + offset``."""
+    stride = crop_size / label_size
+    offset = (stride // 2 + 0.5) - stride / 2.0
+    return np.array([[stride, 0.0, offset], [0.0, stride, offset]])
 
 
 def encode_png(labels: np.ndarray) -> bytes:

@@ -9,6 +9,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+LABEL_STRIDES = (1, 2, 4, 8)
+"""Allowed ``CropConfig.label_stride`` values: each divides the crop's side (a multiple of 8)."""
+
 
 @dataclass
 class CropConfig:
@@ -29,6 +32,12 @@ class CropConfig:
     jpeg_quality: int = 95
     """JPEG quality (1-100) of the stored crops."""
 
+    label_stride: int = 4
+    """Part labels are stored at the crop's resolution divided by this: 4 stores them at the loss's resolution
+    (``loader.label_size`` 56 for a 224-px input, the head's map), so that the loader decodes and warps 16x fewer
+    pixels; 1 stores them at the crop's, for a ``loader.label_size`` above ``network_resolution / 4``. Labels are
+    rendered at the crop's resolution either way (the fit-quality check uses those)."""
+
     def __post_init__(self) -> None:
         if not 32 <= self.network_resolution <= 1024:
             raise ValueError(f"network_resolution must be in 32..1024, got {self.network_resolution}")
@@ -40,6 +49,8 @@ class CropConfig:
             raise ValueError(f"max_translation must be in 0..1, got {self.max_translation}")
         if not 1 <= self.jpeg_quality <= 100:
             raise ValueError(f"jpeg_quality must be in 1..100, got {self.jpeg_quality}")
+        if self.label_stride not in LABEL_STRIDES:
+            raise ValueError(f"label_stride must be one of {LABEL_STRIDES}, got {self.label_stride}")
 
     @property
     def loose_factor(self) -> float:
@@ -56,6 +67,11 @@ class CropConfig:
     def resolution(self) -> int:
         """Side in pixels of the stored crop: the box at network resolution, times the loose factor, to a multiple of 8."""
         return int(math.ceil(self.network_resolution * self.loose_factor / 8.0 - 1e-9)) * 8
+
+    @property
+    def label_resolution(self) -> int:
+        """Side in pixels of the stored part labels (the crop's side is a multiple of every stride)."""
+        return self.resolution // self.label_stride
 
 
 @dataclass

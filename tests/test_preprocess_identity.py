@@ -1,0 +1,221 @@
+"""The shards, manifests and rejects of fixed synthetic sources are the ones the code of 2f2b735 wrote.
+
+Planning changed from a list of records held on the driver to records streamed from columnar annotation
+caches and spilled shard inputs: what lands in the output must not change. Then sample format 2 stored the
+part labels at a quarter of the crop's side: every other member and field stays as it was.
+
+The digests below were recorded with this module's :func:`output_digests` on the output of commit 2f2b735
+(``python -m tests.test_preprocess_identity`` prints the table; it was run with this module beside that
+commit's code, and with the job's build stage in its own process, as Ray could not start on the loaded
+machine that day; e65ae85 holds the first table, taken with Ray, of whole member bytes). A shard's digest
+covers every member's name and content in order: the crop JPEG's bytes, the annotation's bytes without its
+format version, and the label map's pixels as format 2 stores them (a format-1 map at the crop's side is
+reduced the way format 2 stores it: the pixel at the centre of each 4 x 4 block). A manifest's digest covers
+its text without the sample format's description and the code version; a rejects file's, its text. The
+source roots (temporary folders that differ between runs) are replaced by their names before hashing, and so
+the manifest's per-shard ``bytes`` and ``sha256``, which cover the paths inside the annotations, and its
+``config_hash``, which covers the source roots and the crop settings, are left out of its digest.
+
+Rerecord only when the shard contents change on purpose, and say why in the commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from pipelines.config.loader import load_config
+from pipelines.data.manifest import MANIFEST_FILE, REJECTS_FILE
+from tests.synth_helpers import generate
+from tests.test_preprocess_job import COCO_OPTIONS, break_coco_source, job_settings
+
+pytestmark = pytest.mark.slow
+
+SOURCES = {
+    # name: (layout, count, seed)
+    "coco": ("coco_eft", 10, 1),
+    "mpii": ("mpii", 8, 4),
+    "3dpw": ("3dpw", 12, 2),
+    "h36m": ("h36m", 8, 3),
+}
+
+EXPECTED: dict[str, dict] = {
+    "3dpw/test": {
+        "manifest": "7e8e451abcffa8934cfea55bd8a12936a1250d94d7ebf8313d2013d6cea2441b",
+        "rejects": "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+        "shards": {
+            "shard-000000.tar": "a0c35a258039615b96c2e6d9d2529e898c5d906a7c3cc01f438d1751dece80d5",
+            "shard-000001.tar": "a16f83b457eb1a17b2a8b8e24921ec0677a3dde2a3b858e9968bd0c3048c452f",
+            "shard-000002.tar": "a99b4685df41d4a6a86bf6cc6e5ad092590aa249c6db2023dd0403f35823e146",
+        },
+    },
+    "coco-bad/train": {
+        "manifest": "68bf7ab619e3433bd9d774664f94817239f32e6319aba99914a8f79cdbb7b2c3",
+        "rejects": "d5485bf4caee01e8b848b713e5ae0ee4448778e902c99ec1ad8bd3bbd95ad19b",
+        "shards": {
+            "shard-000000.tar": "bb962b58b1e2f88e3a3b22dd748bdc1f57765fcb13a5ee5e0b3cce417ec889f1",
+            "shard-000001.tar": "13f0979ac0c74f7f4ebc0c71b969d1bced9f149f148043f96b87daa1babe524c",
+        },
+    },
+    "coco-eft/train": {
+        "manifest": "5363fbf91001226a15893d07e658b34e8842c74869519c1ce4a822f3a1302cf5",
+        "rejects": "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+        "shards": {
+            "shard-000000.tar": "5369a28d98190a8e7b369bb215a9eb58419d8063fbaec3e21acb66ee8067bf5f",
+            "shard-000001.tar": "97976f92e95669bfe64780e7b835d01f799e42b7b8bd3e6c0e381ebcb0a116ff",
+            "shard-000002.tar": "d0de14d3a201e7fec4bb9b5974715e6a4745a2e72a8a885742c175c5e201c598",
+        },
+    },
+    "coco-kp/train": {
+        "manifest": "88dc8f36638291ac725ae8e572120325744b4a148b3a69afe71827029ec968d7",
+        "rejects": "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+        "shards": {
+            "shard-000000.tar": "0767a77073ca6a04a922d08e3dd724df5155c5e152478c52a65ed0aecb5657b5",
+            "shard-000001.tar": "57c973c63a498602c079088db65ed1c29922b4b3c4bd682bdfa53ac0acc51e85",
+            "shard-000002.tar": "89857717edcdaaf0fb5eee4241ce9ef35ed39be78ca8bb8db340e39769d0291b",
+        },
+    },
+    "h36m/test": {
+        "manifest": "741d22470946e5c3041f35021d4d7ab9bcc4e413d53cacce44fdf88673a7d363",
+        "rejects": "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+        "shards": {
+            "shard-000000.tar": "aaa3cc7454becf8c2b117a053c0896bbbe60df971ecbfd857302718894537cf9",
+        },
+    },
+    "mpii/train": {
+        "manifest": "8a0b1ff8255ff7265be6a2918c62ec8509c9273e92f43b355803ced6132b5a97",
+        "rejects": "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+        "shards": {
+            "shard-000000.tar": "6587352ddf020a448c54ad0eda87a7deba5777d999ffbc12805e9e73af1239f8",
+            "shard-000001.tar": "58da0b37fda5f81d72f1e186afaef95bb34840e81e694fb48148cc6e188e46fb",
+        },
+    },
+}
+"""Per output folder: the digests of its manifest, rejects file and shards (recorded at 2f2b735)."""
+
+
+def make_sources(procedural_dir: Path, root: Path) -> dict[str, Path]:
+    roots = {}
+    for name, (layout, count, seed) in SOURCES.items():
+        roots[name] = root / name
+        generate(procedural_dir, roots[name], layout, count, seed=seed)
+    roots["coco_bad"] = root / "coco_bad"
+    generate(procedural_dir, roots["coco_bad"], "coco_eft", 10, seed=1)
+    break_coco_source(roots["coco_bad"])
+    return roots
+
+
+def job_overrides(procedural_dir: Path, roots: dict[str, Path], output: Path) -> list[str]:
+    overrides = job_settings(procedural_dir, output)
+    sources = {
+        "coco": ("coco_eft", "coco", "train", "", COCO_OPTIONS),
+        "coco_kp": ("coco_eft", "coco", "train", "coco-kp", {"images": COCO_OPTIONS["images"]}),  # no fits
+        "bad": ("coco_eft", "coco_bad", "train", "coco-bad", COCO_OPTIONS),
+        "mpii": ("mpii", "mpii", "train", "", {}),
+        "pw3d": ("3dpw", "3dpw", "test", "", {}),
+        "h36m": ("h36m_npz", "h36m", "test", "", {}),
+    }
+    for name, (reader, folder, split, dataset, options) in sources.items():
+        prefix = f"preprocess.sources.{name}"
+        overrides += [f"{prefix}.reader={reader}", f"{prefix}.root={roots[folder]}", f"{prefix}.split={split}"]
+        overrides += [f"{prefix}.dataset={dataset}"] if dataset else []
+        overrides += [f"{prefix}.options.{key}={value}" for key, value in options.items()]
+    return overrides
+
+
+def _normalized(data: bytes, roots: dict[str, Path]) -> bytes:
+    for name, root in sorted(roots.items(), key=lambda item: -len(str(item[1]))):
+        data = data.replace(str(root).encode(), f"<{name}>".encode())
+    return data
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _member_digest(name: str, data: bytes, roots: dict[str, Path]) -> str:
+    if name.endswith(".labels.png"):
+        labels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        if labels.shape[0] % 8 == 0:  # format 1: at the crop's side (a multiple of 8); format 2 stores a quarter
+            labels = labels[2::4, 2::4]
+        return _sha(np.ascontiguousarray(labels).tobytes() + str(labels.shape).encode())
+    if name.endswith(".json"):
+        annotation = json.loads(_normalized(data, roots))
+        del annotation["version"]
+        return _sha(json.dumps(annotation, sort_keys=True).encode())
+    return _sha(_normalized(data, roots))
+
+
+def shard_digest(data: bytes, roots: dict[str, Path]) -> str:
+    digest = hashlib.sha256()
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+        for info in tar:
+            member = tar.extractfile(info).read() if info.isfile() else b""
+            digest.update(info.name.encode() + b"\0" + _member_digest(info.name, member, roots).encode())
+    return digest.hexdigest()
+
+
+def manifest_digest(text: str, roots: dict[str, Path]) -> str:
+    manifest = json.loads(_normalized(text.encode(), roots))
+    for shard in manifest["shards"]:
+        del shard["bytes"], shard["sha256"]
+    del manifest["totals"]["bytes"], manifest["config_hash"], manifest["sample_format"], manifest["code_version"]
+    return _sha(json.dumps(manifest, sort_keys=True).encode())
+
+
+def output_digests(output: Path, roots: dict[str, Path]) -> dict[str, dict]:
+    digests = {}
+    for manifest_path in sorted(output.rglob(MANIFEST_FILE)):
+        folder = manifest_path.parent
+        manifest = manifest_path.read_text()
+        digests[str(folder.relative_to(output))] = {
+            "manifest": manifest_digest(manifest, roots),
+            "rejects": _sha(_normalized((folder / REJECTS_FILE).read_bytes(), roots)),
+            "shards": {
+                shard["name"]: shard_digest((folder / shard["name"]).read_bytes(), roots)
+                for shard in json.loads(manifest)["shards"]
+            },
+        }
+    return digests
+
+
+def run_job(procedural_dir: Path, root: Path) -> dict[str, dict]:
+    from pipelines.preprocess.job import run_preprocess
+
+    roots = make_sources(procedural_dir, root / "sources")
+    output = root / "shards"
+    run_preprocess(load_config(None, job_overrides(procedural_dir, roots, output)), show_progress=False)
+    return output_digests(output, roots)
+
+
+def test_shards_manifests_and_rejects_are_those_of_2f2b735_but_for_the_label_size(
+    procedural_dir, tmp_path, ray_cluster
+):
+    digests = run_job(procedural_dir, tmp_path)
+    assert sorted(digests) == sorted(EXPECTED)
+    for folder, expected in EXPECTED.items():
+        assert digests[folder]["shards"] == expected["shards"], folder
+        assert digests[folder]["rejects"] == expected["rejects"], folder
+        assert digests[folder]["manifest"] == expected["manifest"], folder
+
+
+if __name__ == "__main__":  # prints the table of EXPECTED for this checkout's code
+    import os
+    import tempfile
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    from pare_model.body_model.procedural.files import write_asset_folder
+    from pare_model.body_model.procedural.generator import generate as generate_model
+
+    with tempfile.TemporaryDirectory() as scratch:
+        body = Path(scratch) / "body_model_pkl"
+        body.mkdir()
+        write_asset_folder(generate_model(0), body, "pkl")
+        print(json.dumps(run_job(body, Path(scratch)), indent=4, sort_keys=True))  # RAY_ADDRESS joins a cluster
