@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pare_model.joint_sets import SPIN_JOINT_NAMES
+from pare_model.joint_sets import H36M_JOINT_NAMES, SPIN_JOINT_NAMES
 
 COCO17_NAMES: tuple[str, ...] = (
     "nose",
@@ -267,25 +267,17 @@ SPIN's order of them); its training reads them back by the same names (mmhuman3d
 (neck/nose) is ``head_extra`` ("Head (H36M)") and joint 10 (head) is ``headtop`` ("Top of Head (LSP)").
 """
 
-H36M17_IN_HUMAN_DATA: tuple[str, ...] = (
-    "pelvis_extra",
-    "left_hip_extra",
-    "left_knee",
-    "left_ankle",
-    "right_hip_extra",
-    "right_knee",
-    "right_ankle",
-    "spine_extra",
-    "neck_extra",
-    "head_extra",
-    "headtop",
-    "left_shoulder",
-    "left_elbow",
-    "left_wrist",
-    "right_shoulder",
-    "right_elbow",
-    "right_wrist",
-)
+H36M_HUMAN_DATA_NAMES: dict[str, str] = {
+    "pelvis": "pelvis_extra",
+    "left_hip": "left_hip_extra",
+    "right_hip": "right_hip_extra",
+    "spine": "spine_extra",
+    "thorax": "neck_extra",
+    "neck_nose": "head_extra",
+    "head": "headtop",
+}
+"""mmhuman3d's ``human_data`` names of the Human3.6M joints whose name differs (the others keep theirs)."""
+H36M17_IN_HUMAN_DATA: tuple[str, ...] = tuple(H36M_HUMAN_DATA_NAMES.get(name, name) for name in H36M_JOINT_NAMES)
 """Human3.6M's 17 joints (the order of :data:`H36M17_TO_SPIN_GT`) by their ``human_data`` names in files of
 mmhuman3d's own Human3.6M and MPI-INF-3DHP converters (mmhuman3d ``keypoints_mapping/h36m.py`` ``H36M_KEYPOINTS``;
 3DHP's 17 of SPIN carry the same names in ``mpi_inf_3dhp.py``). There the head is ``headtop`` and the neck/nose

@@ -282,7 +282,10 @@ def test_labels_match_a_fresh_render(job, procedural_dir):
             assert body.sum() > 500 // stride**2
             assert (labels == expected)[body].mean() > 0.995, annotation["key"]
             quality = annotation["fit_quality"]
-            assert quality["reprojection_error"] < 1.0, (annotation["key"], quality)
+            # Human3.6M's keypoints are its own joints (J_regressor_h36m), which the fit's SPIN joints miss by a few
+            # cm, as the real ones; the other layouts' keypoints are the fit's own joints.
+            limit = 5.0 if annotation["dataset"] == "h36m" else 1.0
+            assert quality["reprojection_error"] < limit, (annotation["key"], quality)
             checked += 1
     assert checked >= 20
 
