@@ -54,7 +54,7 @@ class EvaluateConfig:
 
     subsets: list[str] = field(default_factory=list)
     """Subsets reported: ``3dpw`` (test split), ``3dpw-occ`` (the paper's, over the whole 3DPW: needs shards of all
-    three splits), ``3dpw-test-occ``, ``3dpw-train``, ``3dpw-validation``, ``3doh``, ``h36m-p2`` or a dataset name;
+    three splits), ``3dpw-test-occ``, ``3dpw-train``, ``3dpw-validation``, ``3doh``, ``h36m-p1`` (every camera), ``h36m-p2`` (the frontal camera) or a dataset name;
     empty: every subset the shards hold."""
 
     predictor: Literal["model", "mean_pose", "ground_truth"] = "model"

@@ -9,8 +9,10 @@
   samples hold all three splits (``3dpw``, ``3dpw-train`` and ``3dpw-validation``): on the test
   split alone the same rule gives another, smaller set, reported as
 - ``3dpw-test-occ``: the test sequences with those prefixes (4 of the 24).
-- ``h36m-p2``: Human3.6M protocol 2, the frontal camera 60457274 (S9 and S11 are the test split
-  of the shards; ``pare preprocess`` keeps only that camera for it).
+- ``h36m-p1`` / ``h36m-p2``: Human3.6M's test subjects S9 and S11, protocol 1 every camera and protocol 2
+  the frontal camera 60457274 alone (SPIN's and PARE's ``h36m-p1`` / ``h36m-p2`` sets; ``pare
+  preprocess`` keeps only that camera in the test split unless ``protocol: 1``). A frontal-camera
+  test frame is in both; Human3.6M samples of other subjects are ``h36m``.
 - any other dataset (``3doh`` ...): all its samples, under the dataset's name.
 """
 
@@ -20,7 +22,7 @@ import json
 from collections.abc import Sequence
 
 from pare_model.errors import UserFacingError
-from preprocessing.readers.h36m_cameras import FRONTAL_CAMERA
+from preprocessing.readers.h36m_cameras import FRONTAL_CAMERA, TEST_SUBJECTS
 from preprocessing.readers.pw3d_sequences import SPLITS, in_occlusion_subset, official_split
 
 WHOLE_3DPW = ("3dpw-train", "3dpw-validation", "3dpw")
@@ -61,8 +63,10 @@ def subsets_of(dataset: str, extra: dict | str) -> list[str]:
     if dataset == "3dpw":
         return _pw3d_subsets(extra)
     if dataset == "h36m":
-        camera = _h36m_parts(extra)[2]
-        return ["h36m-p2"] if camera in ("", FRONTAL_CAMERA) else ["h36m"]
+        subject, _, camera = _h36m_parts(extra)
+        if subject and subject not in TEST_SUBJECTS:
+            return ["h36m"]
+        return ["h36m-p1", "h36m-p2"] if camera in ("", FRONTAL_CAMERA) else ["h36m-p1"]
     return [dataset]
 
 
