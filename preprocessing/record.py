@@ -254,7 +254,8 @@ def validate_record(record: SampleRecord, min_keypoints: int = 1) -> None:
 
     Checks shapes and finiteness of every array, the gender, that the box has area and
     overlaps the image when its size is known, and that at least ``min_keypoints`` 2D
-    keypoints are labelled.
+    keypoints are labelled (unless the record has 3D joints: SPIN's Human3.6M validation files hold
+    no 2D keypoints).
     """
     _check_array("center", record.center, (2,))
     _check_array("keypoints_2d", record.keypoints_2d, (NUM_KEYPOINTS, 3))
@@ -280,5 +281,5 @@ def validate_record(record: SampleRecord, min_keypoints: int = 1) -> None:
                 f"box centre ({x:.1f}, {y:.1f}) side {record.box_size:.1f} in a {width}x{height} image",
             )
     labelled = int((record.keypoints_2d[:, 2] > 0).sum())
-    if labelled < min_keypoints:
+    if labelled < min_keypoints and not record.has_joints_3d:  # 3D joints alone are ground truth enough
         raise RecordRejected("no_visible_keypoints", f"{labelled} labelled keypoints, need {min_keypoints}")

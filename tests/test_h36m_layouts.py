@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import pytest
 
@@ -54,6 +55,46 @@ def shards(procedural_dir, tmp_path_factory, ray_cluster):
             overrides += [f"{source}.options.{key}={value}" for key, value in extra.items()]
     run_preprocess(load_config(None, overrides), show_progress=False)
     return root
+
+
+def spin_validation_file(spin: Path, protocol: int, out: Path) -> None:
+    """SPIN's own validation file for ``protocol`` as its ``h36m_extract`` writes it (``np.savez(out_file,
+    imgname=..., center=..., scale=..., S=...)``, nkolot/SPIN datasets/preprocess/h36m.py): no 2D keypoints, no
+    fit; from the synthetic ``h36m`` layout's file of the same frames, beside its frames and cameras."""
+    import shutil
+
+    import numpy as np
+
+    shutil.copytree(spin, out, dirs_exist_ok=True)
+    name = f"h36m_valid_protocol{protocol}.npz"
+    with np.load(spin / name) as data:
+        np.savez(out / name, **{key: data[key] for key in ("imgname", "center", "scale", "S")})
+
+
+def test_spin_validation_files_without_keypoints_or_fits_give_the_same_ground_truth(procedural_dir, shards, tmp_path):
+    """SPIN's Human3.6M validation npz (imgname, center, scale, S alone) preprocesses every frame, and its samples
+    carry the same ground truth: the mean pose scores the same on them as on the full files' samples."""
+    from pipelines.preprocess.job import run_preprocess
+
+    overrides = [f"body_model.asset_dir={procedural_dir}", f"preprocess.output={tmp_path / 'shards'}"]
+    for protocol in (1, 2):
+        spin_validation_file(shards / "spin", protocol, tmp_path / f"s_only_p{protocol}")
+        source = f"preprocess.sources.s_only_p{protocol}"
+        overrides += [f"{source}.reader=h36m_npz", f"{source}.root={tmp_path / f's_only_p{protocol}'}"]
+        overrides += [f"{source}.split=test", f"{source}.dataset=h36m-spin-p{protocol}"]
+        overrides += [f"{source}.options.protocol={protocol}"]
+    run_preprocess(load_config(None, overrides), show_progress=False)
+    baseline = {}
+    for name, root in (("s_only", tmp_path / "shards"), ("full", shards / "shards")):
+        folders = [str(root / f"h36m-spin-p{p}" / "test") for p in (1, 2)]
+        out = tmp_path / f"eval-{name}"
+        args = ["evaluate", "--shards", *folders, "--out", str(out), f"body_model.asset_dir={procedural_dir}"]
+        assert main([*args, "evaluate.predictor=mean_pose", "evaluate.log_to=none", "evaluate.baseline=false"]) == 0
+        metrics = json.loads((out / "metrics.json").read_text())
+        baseline[name] = {
+            k: (v["num_samples"], round(v["mpjpe"], 3), round(v["pa_mpjpe"], 3)) for k, v in metrics["subsets"].items()
+        }
+    assert baseline["s_only"] == baseline["full"] and len(baseline["full"]) == 2, baseline
 
 
 def test_every_layout_preprocesses_every_frame(shards):

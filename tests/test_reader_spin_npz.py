@@ -201,6 +201,7 @@ def test_whole_file_problems_name_the_key_and_the_fix(tmp_path):
         ({**arrays, "center": arrays["center"][:2]}, r"'center' has shape \(2, 2\), expected \(3, 2\)"),
         ({**arrays, "shape": np.zeros((3, 300))}, r"'shape' has shape \(3, 300\), expected \(3, 10\)"),
         ({k: v for k, v in arrays.items() if k != "scale"}, r"has no \['scale'\] array; its keys"),
+        ({k: v for k, v in arrays.items() if k not in ("part", "openpose", "S")}, r"neither 2D keypoints .* nor 3D"),
     ):
         np.savez(tmp_path / "data.npz", **broken)
         with pytest.raises(SourceError, match=message):

@@ -64,7 +64,7 @@ class PreprocessConfig:
     """Ray cluster to use: empty starts a local one (``ray.init()``), ``auto`` joins the running one, or ``ray://host:10001``."""
 
     min_keypoints: int = 1
-    """Records with fewer labelled 2D keypoints are rejected as no_visible_keypoints."""
+    """Records with fewer labelled 2D keypoints and no 3D joints are rejected as no_visible_keypoints."""
 
     images_outside_root: bool = False
     """Read images that an annotation file places outside its source's root (``../``, absolute paths). Off: such

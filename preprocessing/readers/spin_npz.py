@@ -128,8 +128,13 @@ class SpinNpzReader(Reader):
         url = self.files.url(relative)
         data = load_source_npz(self.files, relative)
         missing = [key for key in ("imgname", "center", "scale") if key not in data]
-        if missing or ("part" not in data and "openpose" not in data):
-            raise SourceError(f"{url} has no {missing or ['part', 'openpose']} array; its keys: {sorted(data)}")
+        if missing:
+            raise SourceError(f"{url} has no {missing} array; its keys: {sorted(data)}")
+        # SPIN's own Human3.6M validation files hold imgname, center, scale and S alone (h36m_extract's np.savez)
+        if not any(key in data for key in ("part", "openpose", "S")):
+            raise SourceError(
+                f"{url} has neither 2D keypoints ('part', 'openpose') nor 3D joints ('S'); its keys: {sorted(data)}"
+            )
         if data["imgname"].ndim != 1:
             raise SourceError(f"{url}: 'imgname' has shape {data['imgname'].shape}, expected (N,) image paths")
         count = len(data["imgname"])
