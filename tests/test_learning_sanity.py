@@ -29,13 +29,25 @@ IMAGE_SIZE, LABEL_SIZE = 64, 16
 MIRROR = torch.diag(torch.tensor([-1.0, 1.0, 1.0]))
 BATCH_KEYS = ("segm_mask", "keypoints", "joints_3d", "pose", "betas", "has_smpl", "has_joints_3d", "has_segm")
 
-# What "fitted" means here: far below an untrained network (about 100 degrees and 670 mm on these samples) and
-# the mean pose (about 90 degrees, 300+ mm). Measured at 64 px (2026-12-03): plain views 1.2 degrees and 28 mm
-# after 500 steps; with augmentation after 1000 steps 10.8 / 14.8 degrees and 107 / 107 mm (plain / mirrored
-# views; after 1500 steps 11.8 / 11.7 degrees and 91 / 112 mm). The mirrored views are what a broken flip misses,
-# by about twice each sample's yaw: with the root left unmirrored on a flip they were at 33.1 degrees after 1000
-# steps (31.2 after 1500; plain views 14.5), and the test failed.
-LIMITS = {"plain": (20.0, 130.0), "augmented": (25.0, 130.0)}  # median orientation error (deg), median MPJPE (mm)
+# What "fitted" means, set from the spread over 5 seeds x 3 CPU kernel sets (bench/learning_spread.py,
+# docs/benchmarks.md "Learning assertions"). Untrained, the network is at 100-125 degrees and 500-670 mm on
+# these samples. Without augmentation, 500 steps fit them: medians at most PLAIN_MEASURED, against LIMITS.
+# With the full augmentation 1000 steps are not enough to fit them reliably: the medians over 8 samples spread
+# too widely across seeds and kernels for a fixed limit (2026-12-07: MPJPE 86-148 mm, orientation 8-25 degrees),
+# so that test asserts what holds everywhere: a large drop from the untrained error, and mirrored views that
+# follow the mirrored root (ROOT_MARGIN).
+PLAIN_MEASURED = (5.1, 52.9)  # worst median orientation error (deg), MPJPE (mm) of the 15 plain fits
+LIMITS = {"plain": (20.0, 130.0)}  # median orientation error (deg), median MPJPE (mm)
+AUGMENTED_DROP = 0.45
+"""With augmentation, each view's median MPJPE is below this fraction of the untrained network's (measured: at
+most 0.29)."""
+ROOT_MARGIN = 15.0
+"""Mirrored views whose right root ``M R M`` and unmirrored root ``R`` differ by 20-120 degrees: the prediction's
+error against ``R`` minus its error against ``M R M``, averaged, must exceed this many degrees. Measured with
+the loader's flip as it is: 34.5 to 56.3 degrees; with the root left unmirrored on a flip (the defect this test
+exists to catch, ``bench/learning_spread.py --break-flip``): -33.3 to -5.8 degrees. Views of people seen from the
+side (near 180 degrees apart) are left out: there the network's front/back confusions, not the flip, decide."""
+SEPARATION = (20.0, 120.0)
 
 
 def _config(procedural_dir):
@@ -53,6 +65,21 @@ def _config(procedural_dir):
             f"loader.label_size={LABEL_SIZE}",
         ],
     )
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Each test fits and measures on one torch thread, whatever the process's thread count.
+
+    A reduction split over more threads sums in another order, and 1000 Adam steps turn that last-bit difference
+    into another trajectory: the same test measured 152.7 mm inside the suite's test processes (one thread each)
+    and passed run alone (two threads) on the same machine and commit (issue 39). With one thread its outcome
+    depends only on the code and the CPU kernels torch picks (see bench/learning_spread.py).
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -99,20 +126,44 @@ def _truth(plain: dict, body_model, mirrored: bool) -> tuple[torch.Tensor, torch
 
 
 @torch.no_grad()
-def _errors(model, images: torch.Tensor, truth: tuple[torch.Tensor, torch.Tensor]) -> tuple[np.ndarray, np.ndarray]:
-    """(orientation error in degrees (B,), MPJPE in mm (B,)) of the model in eval mode."""
+def _predict(model, images: torch.Tensor) -> dict:
+    """The model's outputs in eval mode."""
     from pare_model.image_input import to_model_input
-    from pare_model.metrics import mpjpe, orientation_error, protocol_joints
 
     model.eval()
     pred = model(to_model_input(images))
     model.train()
+    return pred
+
+
+@torch.no_grad()
+def _errors(model, images: torch.Tensor, truth: tuple[torch.Tensor, torch.Tensor]) -> tuple[np.ndarray, np.ndarray]:
+    """(orientation error in degrees (B,), MPJPE in mm (B,)) of the model in eval mode."""
+    from pare_model.metrics import mpjpe, orientation_error, protocol_joints
+
+    pred = _predict(model, images)
     output = model.body_model(pred["pred_pose"][:, :1], pred["pred_pose"][:, 1:], pred["pred_shape"])
     root, joints = truth
     return (
         orientation_error(pred["pred_pose"][:, 0], root).numpy(),
         mpjpe(protocol_joints(output["h36m_joints"]), joints).numpy(),
     )
+
+
+@torch.no_grad()
+def mirrored_root_errors(model, mirrored_images: torch.Tensor, plain_root: torch.Tensor) -> dict[str, np.ndarray]:
+    """Per mirrored view, in degrees: the predicted root's error against the mirrored root ``M R M`` (``right``)
+    and against the unmirrored ``R`` (``wrong``, what a flip that forgot the root trains towards), and the angle
+    between the two (``separation``: near 0 for a person facing the camera squarely, where the two agree)."""
+    from pare_model.metrics import orientation_error
+
+    right = MIRROR @ plain_root @ MIRROR
+    predicted = _predict(model, mirrored_images)["pred_pose"][:, 0]
+    return {
+        "right": orientation_error(predicted, right).numpy(),
+        "wrong": orientation_error(predicted, plain_root).numpy(),
+        "separation": orientation_error(right, plain_root).numpy(),
+    }
 
 
 def fit(raw: list[dict], config, asset_dir, steps: int, augment: bool, seed: int = 0):
@@ -153,6 +204,14 @@ def _assert_fitted(name: str, orient: np.ndarray, error: np.ndarray, limits: str
     assert np.median(error) < max_mpjpe, message
 
 
+def root_margin(errors: dict[str, np.ndarray]) -> tuple[float, int]:
+    """(mean of wrong - right error over the views whose roots differ by :data:`SEPARATION`, number of views)."""
+    used = (errors["separation"] >= SEPARATION[0]) & (errors["separation"] <= SEPARATION[1])
+    return float(np.mean(errors["wrong"][used] - errors["right"][used])) if used.any() else float("nan"), int(
+        used.sum()
+    )
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_fits_a_handful_of_samples_without_augmentation(raw_samples, procedural_dir, body_model):
@@ -165,18 +224,29 @@ def test_fits_a_handful_of_samples_without_augmentation(raw_samples, procedural_
     after = _errors(model, plain["image"], truth)
     print(_report("untrained", *before))
     _assert_fitted(f"plain views after {STEPS_PLAIN} steps", *after, limits="plain")
-    assert np.median(before[1]) > 2 * LIMITS["augmented"][1]  # the samples are not trivially near the start
+    assert np.median(before[1]) > 2 * LIMITS["plain"][1]  # the samples are not trivially near the start
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_fits_a_handful_of_samples_with_full_augmentation(raw_samples, procedural_dir, body_model):
-    """Flip, rotation, scale, shift, colour, blur and synthetic occlusion all on; then the plain and mirrored views."""
+    """Flip, rotation, scale, colour, blur and synthetic occlusion all on; then the plain and mirrored views."""
     config = _config(procedural_dir)
     assert config.loader.augment.enabled and config.loader.augment.flip_prob > 0 and config.loader.occlusion.enabled
-    model = fit(raw_samples, config, procedural_dir, STEPS_AUGMENTED, augment=True)
     plain = _views(raw_samples, config, flip=False)
     mirrored = _views(raw_samples, config, flip=True)
     truth, mirrored_truth = _truth(plain, body_model, mirrored=False), _truth(plain, body_model, mirrored=True)
-    _assert_fitted("plain views", *_errors(model, plain["image"], truth), limits="augmented")
-    _assert_fitted("mirrored views", *_errors(model, mirrored["image"], mirrored_truth), limits="augmented")
+    untrained = _errors(fit(raw_samples, config, procedural_dir, 0, augment=False), plain["image"], truth)
+    model = fit(raw_samples, config, procedural_dir, STEPS_AUGMENTED, augment=True)
+    limit = AUGMENTED_DROP * float(np.median(untrained[1]))
+    print(_report("untrained", *untrained))
+    views = (("plain views", plain["image"], truth), ("mirrored views", mirrored["image"], mirrored_truth))
+    for name, images, target in views:
+        orient, error = _errors(model, images, target)
+        message = _report(name, orient, error)
+        print(message)
+        assert np.median(error) < limit, f"{message}; limit {limit:.1f} mm ({AUGMENTED_DROP} x untrained)"
+    margin, count = root_margin(mirrored_root_errors(model, mirrored["image"], truth[0]))
+    message = f"mirrored views: {margin:.1f} deg closer to the mirrored root than to the unmirrored one ({count} views)"
+    print(message)
+    assert count >= 2 and margin > ROOT_MARGIN, message
