@@ -100,8 +100,9 @@ def sanity_figures(assets: Path, shards: Path, fit: str, seed: int) -> dict:
     return figures
 
 
-def trained_figures(assets: Path, shards: Path, seed: int, work: Path) -> dict:
-    """val/pa_mpjpe at each validation and the baseline of `pare train configs/train_synthetic.yaml` with ``seed``."""
+def trained_figures(assets: Path, shards: Path, seed: int, work: Path, precision: str = "") -> dict:
+    """val/pa_mpjpe at each validation and the baseline of `pare train configs/train_synthetic.yaml` with ``seed``
+    (and ``train.precision`` when given)."""
     from mlflow.tracking import MlflowClient
 
     storage = Path(tempfile.mkdtemp(prefix=f"train-{seed}-", dir=work))
@@ -111,7 +112,7 @@ def trained_figures(assets: Path, shards: Path, seed: int, work: Path) -> dict:
         f"data.validation=[{shards / '3dpw' / 'test'}]",
         f"train.storage_path={storage}",
         f"train.seed={seed}",
-    ]
+    ] + ([f"train.precision={precision}"] if precision else [])
     pare = str(Path(sys.executable).with_name("pare"))
     start = time.perf_counter()
     done = subprocess.run(
@@ -155,7 +156,8 @@ def child(args) -> None:
         for fit in args.fits:
             print(json.dumps({"kind": "sanity", **sanity_figures(assets, shards, fit, seed)}), flush=True)
         if args.trained:
-            print(json.dumps({"kind": "trained", **trained_figures(assets, shards, seed, args.work)}), flush=True)
+            figures = trained_figures(assets, shards, seed, args.work, args.precision)
+            print(json.dumps({"kind": "trained", **figures}), flush=True)
 
 
 def measure(capability: str, args) -> list[dict]:
@@ -167,6 +169,7 @@ def measure(capability: str, args) -> list[dict]:
     command = [sys.executable, "-m", "bench.learning_spread", "--child", "--work", str(args.work)]
     command += ["--seeds", *map(str, args.seeds), "--fits", *args.fits]
     command += (["--trained"] if args.trained else []) + (["--break-flip"] if args.break_flip else [])
+    command += ["--precision", args.precision] if args.precision else []
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env)
     rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0:
@@ -244,10 +247,13 @@ def print_trained(rows: list[dict]) -> None:
         if "error" in r:
             print(f"{r['capability']:<8} seed {r['seed']}: failed: {r['error'][-300:]}")
             continue
-        steps = "  ".join(f"{step}: {value:.1f}" for step, value in sorted(r["val_pa_mpjpe"].items()))
-        ratio = r["val_pa_mpjpe"][max(r["val_pa_mpjpe"])] / r["baseline"]
+        history = {int(step): value for step, value in r["val_pa_mpjpe"].items()}
+        steps = "  ".join(f"{step}: {value:.1f}" for step, value in sorted(history.items()))
+        ratio = history[max(history)] / r["baseline"]
+        precision = r.get("precision") or "config"
         print(
-            f"{r['capability']:<8} seed {r['seed']}: {steps}  baseline {r['baseline']:.1f}  last/baseline {ratio:.3f}"
+            f"{r['capability']:<8} {precision:<6} seed {r['seed']}: {steps}  baseline {r['baseline']:.1f}  "
+            f"last/baseline {ratio:.3f}"
         )
 
 
@@ -257,6 +263,7 @@ def main() -> None:
     parser.add_argument("--capabilities", nargs="+", default=list(CAPABILITIES), choices=CAPABILITIES)
     parser.add_argument("--fits", nargs="*", default=list(FITS), choices=FITS, help="learning-sanity fits to measure")
     parser.add_argument("--trained", action="store_true", help="also train the shared model once per seed")
+    parser.add_argument("--precision", default="", help="train.precision of the --trained runs (default: the config's)")
     parser.add_argument("--break-flip", action="store_true", help="measure with the root left unmirrored on flips")
     parser.add_argument("--work", type=Path, default=None, help="folder for the shards and runs (default: a temp one)")
     parser.add_argument("--parallel", type=int, default=1, help="kernel sets measured at once (one core each)")
