@@ -180,12 +180,9 @@ def measure(capability: str, args) -> list[dict]:
 
 
 def print_sanity(rows: list[dict]) -> None:
-    from tests.test_learning_sanity import LIMITS
-
     print("\nLearning sanity (tests/test_learning_sanity.py): median orientation error (deg) / median MPJPE (mm)")
     print(f"{'fit':<10} {'view':<15} {'kernels':<8} per seed: orientation / MPJPE")
     for fit in FITS:
-        limit = LIMITS.get(fit)
         for view in ("plain views", "mirrored views"):
             cells = [r for r in rows if r["kind"] == "sanity" and r["fit"] == fit and view in r]
             if not cells:
@@ -198,11 +195,31 @@ def print_sanity(rows: list[dict]) -> None:
                 print(f"{fit:<10} {view:<15} {capability:<8} {text}")
             orient = [r[view]["orient_median"] for r in cells]
             error = [r[view]["mpjpe_median"] for r in cells]
-            limits = f" (limits {limit[0]:g} deg, {limit[1]:g} mm)" if limit else ""
             print(
                 f"{fit:<10} {view:<15} {'range':<8} orientation {min(orient):.1f}-{max(orient):.1f} deg, "
-                f"MPJPE {min(error):.1f}-{max(error):.1f} mm{limits}, {len(cells)} fits"
+                f"MPJPE {min(error):.1f}-{max(error):.1f} mm, {len(cells)} fits"
             )
+
+
+def print_plain_checks(rows: list[dict]) -> None:
+    """The plain test's own checks per fit: the median MPJPE against the untrained network's, and the median
+    orientation error, against ``PLAIN_DROP`` and ``PLAIN_ORIENTATION``."""
+    from tests.test_learning_sanity import PLAIN_DROP, PLAIN_ORIENTATION
+
+    cells = [r for r in rows if r["kind"] == "sanity" and r["fit"] == "plain"]
+    if not cells:
+        return
+    print(f"\nPlain fits: MPJPE / untrained MPJPE (limit {PLAIN_DROP}), orientation (limit {PLAIN_ORIENTATION:g} deg)")
+    print("kernels  seed  ratio  orientation  untrained orientation / MPJPE")
+    ratios = []
+    for r in cells:
+        untrained = r["untrained"]
+        ratios.append(r["plain views"]["mpjpe_median"] / untrained["mpjpe_median"])
+        print(
+            f"{r['capability']:<8} {r['seed']:>4}  {ratios[-1]:5.2f}  {r['plain views']['orient_median']:11.1f}  "
+            f"{untrained['orient_median']:.1f} / {untrained['mpjpe_median']:.1f}"
+        )
+    print(f"range: MPJPE ratio {min(ratios):.2f}-{max(ratios):.2f}")
 
 
 def print_augmented_checks(rows: list[dict]) -> None:
@@ -286,6 +303,7 @@ def main() -> None:
         rows = [row for part in pool.map(lambda c: measure(c, args), args.capabilities) for row in part]
     (args.work / f"figures{'-broken-flip' if args.break_flip else ''}.json").write_text(json.dumps(rows, indent=1))
     print_sanity(rows)
+    print_plain_checks(rows)
     print_augmented_checks(rows)
     print_trained(rows)
     print(f"\nAll figures: {args.work}/figures*.json")

@@ -176,7 +176,7 @@ def sparse_shards(tmp_path) -> Path:
     a GNU sparse member declaring 4 GB (1.5 KB in the tar), its size and sha256 in the manifest matching."""
     import hashlib
 
-    from pipelines.data.manifest import MANIFEST_FILE, build_manifest, manifest_text, shard_name
+    from pipelines.data.manifest import MANIFEST_FILE, FitQualityTally, build_manifest, manifest_text, shard_name
     from preprocessing.samples.encode import sample_members, tar_bytes
 
     folder = tmp_path / "3dpw" / "test"
@@ -196,7 +196,8 @@ def sparse_shards(tmp_path) -> Path:
         )
     manifest = build_manifest(
         dataset="3dpw", split="test", reader="3dpw", source={}, config_hash="", samples_per_shard=2,
-        sample_format={"crop_resolution": 8}, shards=shards, inputs=4, rejects=[], samples=[],
+        sample_format={"crop_resolution": 8}, shards=shards, inputs=4, rejects_by_reason={},
+        fit_quality=FitQualityTally().summary(),
     )  # fmt: skip
     (folder / MANIFEST_FILE).write_text(manifest_text(manifest))
     with tarfile.open(folder / shard_name(0)) as tar:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.data.manifest import MANIFEST_FILE
+from pipelines.preprocess.verified import VERIFIED_FILE
 from tests.s3_server import run_pare, s3fs_for
 from tests.synth_helpers import generate
 
@@ -92,7 +93,9 @@ def test_job_reads_and_writes_s3_like_local_folders(procedural_dir, tmp_path, s3
             assert a == b
     assert not fs.exists("pare/shards/coco-eft/train/_work")
     left = files_in(fs, "pare/shards/coco-eft/train")
-    assert left == sorted([MANIFEST_FILE, "rejects.jsonl", *(s["name"] for s in remote["shards"])])  # nothing else
+    assert left == sorted(
+        [MANIFEST_FILE, VERIFIED_FILE, "rejects.jsonl", *(s["name"] for s in remote["shards"])]
+    )  # nothing else
 
     # A rerun finds the bucket's folder complete and skips it.
     again = run_pare(

@@ -273,7 +273,7 @@ def test_human36m_rows_follow_the_split_and_protocol_2(tmp_path):
     record = test[0]
     assert record.dataset == "h36m" and record.fit_source == "mosh" and record.gender == "neutral"
     assert record.extra["action"] == "Walking" and record.extra["frame"] == 6
-    assert subsets_of(record.dataset, record.extra) == ["h36m-p2"]
+    assert subsets_of(record.dataset, record.extra) == ["h36m-p1", "h36m-p2"]  # a frontal view is in both
     assert len(read(tmp_path, "test", protocol=1)[0]) == 2
 
 

@@ -16,11 +16,11 @@ def _list_readers() -> int:
 
     for name in sorted(READERS):
         cls = reader_class(name)
-        summary = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+        summary = " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split())  # the first paragraph, one line
         print(f"{name}: {summary}\n  splits: {', '.join(cls.splits)}; dataset name: {cls.default_dataset}")
         docs = field_docs(cls.Options)
         for field in dataclasses.fields(cls.Options):
-            print(f"  options.{field.name} = {field.default!r}: {docs.get(field.name, '')}")
+            print(f"  options.{field.name} = {field.default!r}: {' '.join(docs.get(field.name, '').split())}")
         print()
     return 0
 

@@ -75,7 +75,8 @@ def read_shard(stream, url: str) -> bytes:
 
     A GNU sparse member stores a map of its data and declares any size: reading it fills the holes with zeros
     (a 1 MB shard can hold a 16 GB member), and ``pare preprocess`` never writes one. A member declaring more
-    bytes than the shard holds, or a header that is not a tar header, makes the shard unreadable.
+    bytes than the shard holds, or a header that is not a tar header, makes the shard unreadable. A shard cut
+    short (a copy that stopped) is returned as it is: the samples before the cut are read, the rest counted.
     """
     cap, chunks, size = MAX_SHARD_BYTES.value(), [], 0
     while chunk := stream.read(min(_CHUNK, cap + 1 - size)):  # in pieces: some streams allocate what is asked
@@ -99,9 +100,18 @@ def read_shard(stream, url: str) -> bytes:
                         f"shard {url}: member {member.name} declares {member.size:,} bytes, more than the "
                         f"{len(data):,} bytes of the shard; the shard is damaged"
                     )
-    except (tarfile.TarError, ValueError, EOFError) as error:
+    except (tarfile.ReadError, EOFError) as error:
+        if not _cut_short(error):
+            raise ShardContentError(f"shard {url} is not a readable tar file ({error}); the shard is damaged") from None
+        # a shard cut short: its complete members are read, the reader counts the broken tail (as webdataset does)
+    except (tarfile.TarError, ValueError) as error:
         raise ShardContentError(f"shard {url} is not a readable tar file ({error}); the shard is damaged") from None
     return data
+
+
+def _cut_short(error: Exception) -> bool:
+    """Whether ``tarfile`` stopped because the data ended inside the archive (not because of a bad header)."""
+    return isinstance(error, EOFError) or "unexpected end of data" in str(error)
 
 
 def iter_samples(storage: Storage, folder: str, manifest: dict) -> Iterator[tuple[str, dict]]:

@@ -52,7 +52,9 @@ class CocoEftOptions:
 
 
 class CocoEftReader(Reader):
-    """COCO person keypoints joined with EFT SMPL fits by annotation id, both read from columnar conversions
+    """COCO person keypoints joined with EFT SMPL fits by annotation id.
+
+    Both files are read from columnar conversions cached beside the outputs
     (:mod:`preprocessing.readers.coco_columns`, :mod:`preprocessing.readers.eft_columns`)."""
 
     name = "coco_eft"
