@@ -49,8 +49,8 @@ class EvalContext:
     def __init__(self, spec: ContextSpec) -> None:
         torch.set_num_threads(max(1, spec.threads))
         self.device = torch.device(spec.device)
+        # a GPU actor's other CPUs decode in loader processes, so that the GPU does not wait for the JPEGs
         self.loader_workers = max(1, spec.threads - 1) if self.device.type == "cuda" else 0
-        """Loader processes decoding for a GPU actor (its other CPUs); a CPU actor decodes in its own process."""
         self.model = None
         if spec.predictor == "model":
             self.model = _load_model(spec).to(self.device).eval()
