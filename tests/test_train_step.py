@@ -235,26 +235,18 @@ class PoisonAt(Hook):
         trainer.runner.loss_fn = poisoned
 
 
-def _pare_batch(size: int, image_size: int, label_size: int) -> dict:
-    """A batch as the loader makes it (CPU tensors, uint8 images), with plausible targets."""
-    generator = torch.Generator().manual_seed(0)
-    keypoints = torch.rand(size, 49, 3, generator=generator) * 2 - 1
-    keypoints[..., 2] = 1.0
-    joints = torch.cat([torch.randn(size, 24, 3, generator=generator) * 0.3, torch.ones(size, 24, 1)], -1)
-    return {
-        "image": torch.randint(0, 256, (size, image_size, image_size, 3), dtype=torch.uint8, generator=generator),
-        "segm_mask": torch.randint(0, 25, (size, label_size, label_size), generator=generator),
-        "keypoints": keypoints,
-        "joints_3d": joints,
-        "pose": torch.randn(size, 72, generator=generator) * 0.2,
-        "betas": torch.randn(size, 10, generator=generator),
-        "has_smpl": torch.ones(size),
-        "has_joints_3d": torch.ones(size),
-        "has_segm": torch.ones(size),
-        "skipped": torch.zeros(size, dtype=torch.int64),
-        "occluders": torch.zeros(size, dtype=torch.int64),
-        "key": [f"k{i}" for i in range(size)],
-    }
+def _loader_batch(size: int, image_size: int, label_size: int) -> dict:
+    """A batch as the loader makes it (CPU tensors, uint8 images), from bench/device_step.py, which measures the
+    same step on a GPU."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "device_step.py"
+    spec = importlib.util.spec_from_file_location("bench_device_step", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.loader_batch(size, image_size, label_size, pin=False)
 
 
 @pytest.mark.parametrize("setting", ["auto", "fp32"])
@@ -292,7 +284,7 @@ def test_the_step_never_reads_its_device_between_logs(procedural_dir, setting):
     runner = StepRunner(
         model, build_optimizer(model, config.train), PareLoss(config.loss), config.train, device, precision=precision
     )
-    batches = [_pare_batch(2, 32, 8) for _ in range(3)]
+    batches = [_loader_batch(2, 32, 8) for _ in range(3)]
     trainer = Trainer(config, Rank(), model, runner, lambda step: batches[step])
     trainer.register([WindowMetrics()])
     per_step = []
