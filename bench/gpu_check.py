@@ -7,12 +7,15 @@ Everything runs through the project's own code:
 
 1. bench/model_step.py's training step (forward + PareLoss + backward + Adam) for hrnet_w32 at batch 64 in
    fp32, bf16 and channels_last + bf16 (the model config is the one trained in 2);
+1b. bench/device_step.py: the training's own step (StepRunner, bf16, channels-last, fused Adam) on the device,
+   printed step by step: the host's time to issue it against the device's to run it (the host's share), and
+   the synchronisations counted by ``torch.cuda.set_sync_debug_mode("warn")`` (the goal is none between logs);
 2. `pare train`'s job on synthetic shards (train.use_gpu=true, bf16, 200 steps, 8 loader processes):
    steps/s and the share of step time spent waiting for the loader, as the loop logged them to MLflow;
 3. `pare evaluate`'s job (evaluate.use_gpu=true) with the model trained in 2 on synthetic 3DPW-like shards.
 
-Goals printed next to the figures: a bf16 training step at least 2x as fast as fp32, and the loader wait under
-5 % of step time with 8 loader processes. ``--tiny`` runs on the CPU with resnet_small at 64 px and a handful
+Goals printed next to the figures: a bf16 training step at least 2x as fast as fp32, no synchronisation in a
+training step between two logs, and the loader wait under 5 % of step time with 8 loader processes. ``--tiny`` runs on the CPU with resnet_small at 64 px and a handful
 of steps: its figures say nothing about speed, and its goals are not judged. Asked for CUDA (the default
 without ``--tiny``) where torch sees none, it stops with exit status 2 and says why: it never falls back to
 the CPU. Prints figures; never passes or fails on time.
@@ -68,6 +71,7 @@ class Sizes:
     batch: int
     step_repeats: int
     step_warmup: int
+    device_steps: int
     train_steps: int
     log_every: int
     loader_workers: int
@@ -91,6 +95,7 @@ def full_sizes() -> Sizes:
         batch=64,
         step_repeats=20,
         step_warmup=3,
+        device_steps=20,
         train_steps=200,
         log_every=20,
         loader_workers=GOAL_LOADER_WORKERS,
@@ -113,6 +118,7 @@ def tiny_sizes() -> Sizes:
         batch=2,
         step_repeats=1,
         step_warmup=1,
+        device_steps=3,
         train_steps=6,
         log_every=2,
         loader_workers=1,
@@ -224,6 +230,29 @@ def model_step_rows(sizes: Sizes, model_config: ModelConfig, assets: Path, devic
     return rows
 
 
+def device_step_row(sizes: Sizes, config: PareConfig, assets: Path, device_name: str) -> Row:
+    """bench/device_step.py's per-step figures of the training's step (printed as they come), and its row."""
+    import torch
+
+    device_step = bench_module("device_step")
+    device = torch.device(device_name)
+    result = device_step.measure_steps(config, str(assets), device, sizes.device_steps, sizes.step_warmup)
+    release_gpu_memory(device)
+    print(f"training step on {device_name}, step by step ({result['precision']}):")
+    print(device_step.per_step_table(result), flush=True)
+    syncs = [figures.syncs for figures in result["steps"]]
+    if syncs[0] is None:
+        goal = "0 syncs per non-logging step: not judged (no CUDA: nothing to synchronise with)"
+    else:
+        goal = f"0 syncs per non-logging step: {verdict(max(syncs) == 0, True, '')}"
+    return Row(
+        f"training step on the device: {sizes.backbone} {sizes.image_size} px, batch {sizes.batch}",
+        "StepRunner, bf16, channels-last, fused Adam",
+        device_step.summary(result),
+        goal,
+    )
+
+
 def training_args(sizes: Sizes, gpu: bool) -> argparse.Namespace:
     """bench/train.py's options for one bf16 run of ``sizes``."""
     return argparse.Namespace(
@@ -314,7 +343,8 @@ def machine(device: str) -> str:
 
 
 def run_check(sizes: Sizes, device: str, root: Path) -> list[Row]:
-    """Shards, then the model step, training and evaluation; the table's rows."""
+    """Shards, then the model step, the training's step on the device, training and evaluation; the table's
+    rows."""
     from pipelines.config.loader import load_config
     from pipelines.synthetic_shards import make_synthetic_shards
 
@@ -326,6 +356,7 @@ def run_check(sizes: Sizes, device: str, root: Path) -> list[Row]:
     overrides = bench_module("train").training_overrides(root, made.train, made.body_model, 1, args)
     config = load_config(None, overrides)
     rows = model_step_rows(sizes, config.model, made.body_model, device)
+    rows.append(device_step_row(sizes, config, made.body_model, device))
     row, checkpoint = train_row(sizes, config, gpu)
     return [*rows, row, evaluate_row(sizes, root, made, checkpoint, gpu)]
 

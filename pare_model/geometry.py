@@ -9,12 +9,16 @@ Conventions (those of SMPL, SPIN and PARE):
 - The weak-perspective camera ``[s, tx, ty]`` of a square crop of ``crop_size`` pixels maps to
   the translation ``[tx, ty, 2 f / (crop_size s)]`` of a pinhole camera of focal length ``f``
   whose principal point is the crop centre.
+
+The 6D decoding and the camera functions run in float32 under autocast (:mod:`pare_model.full_precision`).
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+from pare_model.full_precision import float32
 
 FOCAL_LENGTH = 5000.0
 """Focal length in pixels that SPIN and PARE assume for the 224 x 224 crop."""
@@ -136,6 +140,7 @@ def matrix_to_axis_angle(matrix: torch.Tensor) -> torch.Tensor:
     return quaternion_to_axis_angle(matrix_to_quaternion(matrix))
 
 
+@float32
 def rot6d_to_matrix(rot6d: torch.Tensor) -> torch.Tensor:
     """(..., 6) 6D rotation -> (..., 3, 3) rotation matrix by Gram-Schmidt (Zhou et al.).
 
@@ -155,6 +160,7 @@ def matrix_to_rot6d(matrix: torch.Tensor) -> torch.Tensor:
     return matrix[..., :, :2].reshape(matrix.shape[:-2] + (6,))
 
 
+@float32
 def weak_perspective_to_translation(
     cam: torch.Tensor, focal_length: float = FOCAL_LENGTH, crop_size: float = CROP_SIZE
 ) -> torch.Tensor:
@@ -175,6 +181,7 @@ def translation_to_weak_perspective(
     return torch.stack([2.0 * focal_length / (crop_size * tz), tx, ty], dim=-1)
 
 
+@float32
 def perspective_projection(
     points: torch.Tensor,
     translation: torch.Tensor,
@@ -194,13 +201,19 @@ def perspective_projection(
     if rotation is not None:
         points = torch.einsum("bij,bnj->bni", rotation, points)
     points = points + translation[:, None, :]
-    focal = torch.as_tensor(focal_length, dtype=points.dtype, device=points.device)
-    focal = focal.reshape(-1, 1, 1) if focal.ndim <= 1 else focal[:, None, :]
-    center = torch.as_tensor(camera_center, dtype=points.dtype, device=points.device)
-    center = center.reshape(-1, 1, 1) if center.ndim <= 1 else center[:, None, :]
-    return points[..., :2] / points[..., 2:3] * focal + center
+    return points[..., :2] / points[..., 2:3] * _per_batch(focal_length, points) + _per_batch(camera_center, points)
 
 
+def _per_batch(value: torch.Tensor | float, points: torch.Tensor) -> torch.Tensor | float:
+    """A scalar as it is (a Python number never becomes a device tensor: that copy would wait for the GPU); a
+    (B,) or (B, 2) tensor shaped to broadcast over (B, N, 2)."""
+    if not isinstance(value, torch.Tensor):
+        return float(value)
+    value = value.to(device=points.device, dtype=points.dtype)
+    return value.reshape(-1, 1, 1) if value.ndim <= 1 else value[:, None, :]
+
+
+@float32
 def project_to_crop(
     points: torch.Tensor,
     cam: torch.Tensor,

@@ -179,5 +179,5 @@ class PareLoss(nn.Module):
         weighted = {name: weights[name] * raw[name] for name in LOSS_TERMS}
         total = cast(torch.Tensor, config.loss_scale * sum(weighted.values()))
         terms = {name: value.detach() for name, value in weighted.items()}
-        terms["segm_weight"] = cam.new_tensor(segm_weight, dtype=torch.float32)
+        terms["segm_weight"] = cam.new_full((), segm_weight, dtype=torch.float32)  # no copy to the device
         return total, terms

@@ -23,6 +23,7 @@ EXPECTED_ROWS = [
     ("model step: resnet_small 64 px, batch 2", "fp32"),
     ("model step: resnet_small 64 px, batch 2", "bf16"),
     ("model step: resnet_small 64 px, batch 2", "channels_last + bf16"),
+    ("training step on the device: resnet_small 64 px, batch 2", "StepRunner, bf16, channels-last, fused Adam"),
     ("pare train: synthetic shards, 1 worker", "train.use_gpu=false, bf16, 6 steps, batch 2, 1 loader process"),
     ("pare evaluate: synthetic 3DPW-like shards, 1 actor", "evaluate.use_gpu=false, batch 8"),
 ]
@@ -40,9 +41,10 @@ def run_check(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> 
 
 
 def table_rows(stdout: str) -> list[list[str]]:
-    """The Markdown table's body rows, as cells."""
+    """The result table's body rows, as cells (the per-step table printed before it is not part of it)."""
+    table = stdout[stdout.index("| part |") :]
     lines = [
-        line for line in stdout.splitlines() if line.startswith("| ") and not line.startswith(("| part |", "| ---"))
+        line for line in table.splitlines() if line.startswith("| ") and not line.startswith(("| part |", "| ---"))
     ]
     return [[cell.strip() for cell in line.strip("|").split(" | ")] for line in lines]
 
@@ -60,7 +62,11 @@ def test_the_tiny_check_prints_every_row_with_figures_and_goals(tmp_path, ray_cl
         numbers = [float(n) for n in NUMBER.findall(figures)]
         assert numbers and numbers[0] > 0, (part, setting, figures)
         assert goal, (part, setting)
-    steps, bf16, channels_last_bf16, train, evaluate = rows
+    steps, bf16, channels_last_bf16, device_step, train, evaluate = rows
+    assert re.search(r"^host work \d+ % of step time .*syncs n/a on CPU$", device_step[2]), device_step
+    assert "0 syncs per non-logging step: not judged" in device_step[3]
+    per_step = re.findall(r"^\| (\d+) \| [\d.]+ \| [\d.]+ \| \d+ % \| n/a \|$", done.stdout, re.MULTILINE)
+    assert per_step == ["0", "1", "2"], done.stdout[-3000:]  # the per-step table of the 3 device steps
     assert "train " in steps[2] and "img/s" in steps[2] and "forward " in steps[2]
     for row in (bf16, channels_last_bf16):
         assert re.search(r"bf16 >= 2x fp32: \d+\.\d\dx, not judged \(tiny run\)", row[3]), row

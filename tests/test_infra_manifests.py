@@ -123,3 +123,38 @@ def test_rayjob_entrypoints_are_valid_pare_commands(path):
         if argv[0] in ("evaluate", "occlusion-analysis"):
             assert args.checkpoint or args.run, argv
             assert config.evaluate.ray_address == "auto" and args.shards
+
+
+def _gpu_group_per_gpu_cpus() -> float:
+    """CPUs per GPU of the RayCluster's gpu worker group (its pods' CPU limit over their GPUs)."""
+    cluster = yaml.safe_load((ROOT / "infra" / "kuberay" / "raycluster.yaml").read_text())
+    (group,) = [g for g in cluster["spec"]["workerGroupSpecs"] if g["groupName"] == "gpu"]
+    (container,) = group["template"]["spec"]["containers"]
+    limits = container["resources"]["limits"]
+    return float(limits["cpu"]) / float(limits["nvidia.com/gpu"])
+
+
+@pytest.mark.parametrize("path", [p for p in MANIFESTS if p.name.startswith("rayjob-")], ids=lambda p: p.name)
+def test_gpu_training_workers_have_a_cpu_for_each_loader_process_and_fit_the_gpu_nodes(path):
+    """A GPU training worker runs ``loader.num_workers`` loader processes beside itself: with fewer CPUs than that
+    plus one they share cores and the GPU waits for data; and Ray places a worker only where a GPU comes with
+    that many CPUs."""
+    from pipelines.cli import build_parser
+    from pipelines.config.loader import load_config
+
+    manifest = yaml.safe_load(path.read_text())
+    checked = 0
+    for argv in _pare_commands(manifest["spec"]["entrypoint"]):
+        args = build_parser().parse_args(argv)
+        if argv[0] != "train":
+            continue
+        config_file = next(a for a in args.args if a.endswith(".yaml"))
+        config = load_config(ROOT / "configs" / Path(config_file).name, [a for a in args.args if "=" in a])
+        if not config.train.use_gpu:
+            continue
+        train, loader = config.train, config.loader
+        assert train.cpus_per_worker >= loader.num_workers + 1, (path.name, train.cpus_per_worker, loader.num_workers)
+        assert _gpu_group_per_gpu_cpus() >= train.cpus_per_worker, (path.name, _gpu_group_per_gpu_cpus())
+        checked += 1
+    if path.name == "rayjob-train.yaml":
+        assert checked == 1

@@ -155,8 +155,19 @@ class TrainConfig:
     cpus_per_worker: int = 1
     """CPUs reserved per worker (the loader processes share them)."""
 
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
-    """Mixed precision on GPU (bf16, or fp16 with a gradient scaler); on CPU only fp32 and bf16 (slow here)."""
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    """'auto': bf16 autocast where the worker's device runs bf16 natively (a CUDA GPU with bf16; a CPU with
+    avx512_bf16 or AMX), fp32 elsewhere; each worker decides at start-up and says so once (MLflow tag
+    ``pare.precision``). Or 'fp32', 'bf16' (emulated, so slow, on a CPU without those instructions; refused on a
+    GPU without bf16), 'fp16' (GPUs only, with a gradient scaler). The body model and the camera projection
+    always run in fp32."""
+
+    channels_last: bool = True
+    """Model and input in channels-last (NHWC) memory format, which bf16 convolutions need to be fast; false: NCHW."""
+
+    compile: bool = False
+    """Compile the network with torch.compile (on every worker, at start-up; see docs/benchmarks.md for whether
+    it pays for its compile time)."""
 
     torch_threads: int = 0
     """Intra-op threads per worker; 0: cpus_per_worker."""

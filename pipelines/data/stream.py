@@ -20,6 +20,7 @@ import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import torch
 import webdataset as wds
@@ -206,12 +207,27 @@ class ValidationStream(IterableDataset):
                     yield example
 
 
+def one_thread_each(worker_id: int) -> None:
+    """A loader process's start: one OpenCV thread and one torch thread. Loader processes are the parallelism;
+    by default each would start a thread per CPU of the machine (48-64 processes of a GPU node, each with as
+    many threads as the node has CPUs)."""
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
+
+
 def make_loader(
-    dataset: IterableDataset, config: LoaderConfig, batch_size: int | None = None, drop_last: bool = True
+    dataset: IterableDataset,
+    config: LoaderConfig,
+    batch_size: int | None = None,
+    drop_last: bool = True,
+    device: torch.device | None = None,
+    num_workers: int | None = None,
 ) -> DataLoader:
-    """A torch DataLoader over a stream, with ``config.num_workers`` loader processes; its batches are
-    :class:`~pipelines.data.batch.TrainingBatch` dicts."""
-    workers = config.num_workers
+    """A torch DataLoader over a stream, with ``config.num_workers`` loader processes (or ``num_workers``), each
+    with one OpenCV thread; its batches are :class:`~pipelines.data.batch.TrainingBatch` dicts. They are pinned
+    (page-locked, so that the copy to the GPU overlaps the step) when the batches go to a CUDA ``device``, and
+    only then: pinning opens a CUDA context, which a CPU worker on a GPU node must not."""
+    workers = config.num_workers if num_workers is None else num_workers
     return DataLoader(
         dataset,
         batch_size=batch_size or config.batch_size,
@@ -219,6 +235,7 @@ def make_loader(
         prefetch_factor=config.prefetch_factor if workers else None,
         persistent_workers=False,
         drop_last=drop_last,
-        pin_memory=torch.cuda.is_available(),
+        pin_memory=device is not None and device.type == "cuda",
+        worker_init_fn=one_thread_each if workers else None,
         multiprocessing_context="forkserver" if workers else None,
     )

@@ -41,7 +41,7 @@ def run_attention_pictures(config: PareConfig, num: int, output_dir: str | Path)
     files, tiles, captions = [], [], []
     for batch in unit_batches(Unit(urls, max_samples=num), context.image_size, batch_size=min(num, 16)):
         with torch.no_grad():
-            output = context.model(to_model_input(batch["image"]).to(context.device))
+            output = context.model(to_model_input(batch["image"], context.device))
         if "pred_part_attention" not in output:
             raise EvaluationError("attention pictures need a PARE-head checkpoint (the HMR head has no part attention)")
         for index, key in enumerate(batch["key"]):

@@ -189,14 +189,18 @@ class Unit:
     max_samples: int = 0
 
 
-def unit_batches(unit: Unit, image_size: int, batch_size: int, label_size: int = 56) -> Iterator[dict]:
-    """Batches of un-augmented examples of a unit, read with the training loader's validation stream."""
+def unit_batches(
+    unit: Unit, image_size: int, batch_size: int, label_size: int = 56, context: EvalContext | None = None
+) -> Iterator[dict]:
+    """Batches of un-augmented examples of a unit, read with the training loader's validation stream: decoded in
+    ``context.loader_workers`` loader processes (a GPU actor's), else in this process."""
     from pipelines.config.train import LoaderConfig
     from pipelines.data.stream import ValidationStream, make_loader
 
-    config = LoaderConfig(batch_size=batch_size, num_workers=0, label_size=label_size)
+    workers = context.loader_workers if context is not None else 0
+    config = LoaderConfig(batch_size=batch_size, num_workers=workers, label_size=label_size)
     stream = ValidationStream(unit.urls, config, image_size, unit.part, unit.parts, unit.max_samples)
-    return iter(make_loader(stream, config, drop_last=False))
+    return iter(make_loader(stream, config, drop_last=False, device=context.device if context else None))
 
 
 def evaluate_unit(context: EvalContext, unit: Unit, batch_size: int, baseline: bool) -> EvalPart:
@@ -205,7 +209,7 @@ def evaluate_unit(context: EvalContext, unit: Unit, batch_size: int, baseline: b
 
     part = EvalPart()
     SKIPPED.clear()
-    for batch in unit_batches(unit, context.image_size, batch_size):
+    for batch in unit_batches(unit, context.image_size, batch_size, context=context):
         part.unreadable += int(batch["skipped"].sum())
         target = ground_truth(context, batch)
         if not target.keep.any():

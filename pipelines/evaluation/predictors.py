@@ -49,6 +49,8 @@ class EvalContext:
     def __init__(self, spec: ContextSpec) -> None:
         torch.set_num_threads(max(1, spec.threads))
         self.device = torch.device(spec.device)
+        # a GPU actor's other CPUs decode in loader processes, so that the GPU does not wait for the JPEGs
+        self.loader_workers = max(1, spec.threads - 1) if self.device.type == "cuda" else 0
         self.model = None
         if spec.predictor == "model":
             self.model = _load_model(spec).to(self.device).eval()
@@ -73,7 +75,7 @@ class EvalContext:
 
     @torch.no_grad()
     def predict_model(self, images: torch.Tensor, batch: dict) -> Prediction:
-        output = self.model(to_model_input(images).to(self.device))
+        output = self.model(to_model_input(images, self.device))
         return output["pred_pose"].float(), output["pred_shape"].float()
 
     def predict_mean_pose(self, images: torch.Tensor, batch: dict) -> Prediction:

@@ -108,7 +108,7 @@ def _person_record(person: PersonCrop, out: dict[str, np.ndarray], index: int, m
 def _run_batch(model: PareModel, group: list[ImagePeople], device: torch.device) -> dict[str, np.ndarray]:
     crops = np.stack([p.crop for item in group for p in item.people])
     with torch.no_grad():
-        output = model(to_model_input(crops).to(device))
+        output = model(to_model_input(crops, device))
     return {k: v.float().cpu().numpy() for k, v in output.items()}
 
 

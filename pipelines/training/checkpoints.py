@@ -4,8 +4,8 @@ A checkpoint folder (reported to Ray Train, which copies it to ``storage_path``)
 
 - ``model.pt``: the network alone in the project's model format
   (:mod:`pare_model.checkpoint.native`), usable by ``pare predict`` / ``pare evaluate``;
-- ``state.pt``: optimizer, gradient scaler, step, epoch, counters and torch's RNG state, plain tensors
-  and numbers (read with ``weights_only=True``).
+- ``state.pt``: optimizer, gradient scaler, step, epoch, counters and torch's random state (the CPU's and,
+  where the process uses CUDA, each visible GPU's), plain tensors and numbers (read with ``weights_only=True``).
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ def save_checkpoint(
             "restarts": state.restarts,
         },
         "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
     }
     torch.save(payload, folder / STATE_FILE)
 
@@ -61,14 +62,28 @@ def load_checkpoint(folder: Path, model, optimizer, scaler) -> LoopState:
     checkpoint = read_model_checkpoint(folder / MODEL_FILE)
     model.load_network_state_dict(checkpoint.network)
     payload = torch.load(folder / STATE_FILE, map_location="cpu", weights_only=True)
-    optimizer.load_state_dict(payload["optimizer"])
+    optimizer.load_state_dict(_as_built(payload["optimizer"], optimizer))
     if scaler is not None and payload["scaler"]:
         scaler.load_state_dict(payload["scaler"])
     torch.set_rng_state(payload["torch_rng"])
+    cuda_states = payload.get("cuda_rng") or []  # absent before 2026-12; empty from a CPU worker
+    if cuda_states and torch.cuda.is_initialized() and len(cuda_states) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda_states)
     loop = payload["loop"]
     return LoopState(
         **{k: loop[k] for k in ("step", "epoch", "nan_skips", "skipped_samples", "best_pa_mpjpe", "restarts")}
     )
+
+
+def _as_built(saved: dict, optimizer) -> dict:
+    """The saved optimizer state with the implementation flags of ``optimizer`` as built now (``fused``,
+    ``foreach``, ``capturable``): ``load_state_dict`` takes them from the file, and a checkpoint of an unfused Adam
+    must not turn a fused one back (its state then follows the parameters to their device)."""
+    groups = [
+        group | {key: current[key] for key in ("fused", "foreach", "capturable") if key in current}
+        for group, current in zip(saved["param_groups"], optimizer.param_groups, strict=False)
+    ]
+    return {**saved, "param_groups": groups}
 
 
 def load_initial_weights(path: str, model) -> None:

@@ -82,6 +82,19 @@ def _check_init_checkpoint(path: str, config: PareConfig) -> None:
     )
 
 
+def _check_bf16_gpus() -> None:
+    """``train.precision=bf16`` on this machine's GPUs (a cluster's workers check their own when they start)."""
+    import torch
+
+    for index in range(torch.cuda.device_count()):
+        major, minor = torch.cuda.get_device_capability(index)
+        if major < 8:
+            raise TrainingError(
+                f"train.precision=bf16 but GPU {index} ({torch.cuda.get_device_name(index)}, compute capability "
+                f"{major}.{minor}) has no bf16 (it needs 8.0 or later); use train.precision=fp16 or auto (fp32 there)"
+            )
+
+
 def _check(config: PareConfig) -> None:
     """What would fail the same way in every Ray Train worker and on every restart, checked before any starts."""
     train = config.train
@@ -90,8 +103,10 @@ def _check(config: PareConfig) -> None:
 
         if not torch.cuda.is_available() and not train.ray_address:
             raise TrainingError("train.use_gpu=true but this machine has no CUDA GPU; set train.use_gpu=false")
+        if train.precision == "bf16" and torch.cuda.is_available():
+            _check_bf16_gpus()
     elif train.precision == "fp16":
-        raise TrainingError("train.precision=fp16 needs GPUs; use fp32 (or bf16) on CPU workers")
+        raise TrainingError("train.precision=fp16 needs GPUs; use auto, fp32 or bf16 on CPU workers")
     if train.init_checkpoint:
         _check_init_checkpoint(train.init_checkpoint, config)
     _check_occluders(config)

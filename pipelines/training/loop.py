@@ -17,6 +17,7 @@ import os
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
+from importlib.util import find_spec
 from pathlib import Path
 
 import torch
@@ -45,6 +46,7 @@ from pipelines.training.hooks import (
 )
 from pipelines.training.loop_config import DatasetShards, LoopConfig
 from pipelines.training.lr_schedule import learning_rate_at
+from pipelines.training.precision import Precision, resolve_precision
 from pipelines.training.progress import ProgressWriter
 from pipelines.training.step import NanPolicy, StepRunner, clip_gradients
 from pipelines.training.trainer import NO_SCORE, Hook, Rank, Trainer
@@ -90,16 +92,15 @@ def _device(config: PareConfig) -> torch.device:
 
 
 def build_optimizer(model: torch.nn.Module, train: TrainConfig) -> torch.optim.Optimizer:
-    """Adam over the model's parameters (PARE's optimizer); ``train.lr_schedule`` sets its rate at each step."""
-    return torch.optim.Adam(model.parameters(), lr=learning_rate_at(train, 0), weight_decay=train.weight_decay)
+    """Adam over the model's parameters (PARE's optimizer); ``train.lr_schedule`` sets its rate at each step.
 
-
-def _move_optimizer_state(optimizer: torch.optim.Optimizer, device: torch.device) -> None:
-    """Optimizer tensors restored on the CPU follow the model to its device."""
-    for group in optimizer.state.values():
-        for key, value in group.items():
-            if isinstance(value, torch.Tensor) and key != "step":
-                group[key] = value.to(device)
+    Fused (one kernel over all parameters, on CUDA and CPU): it can skip a non-finite step on the device's word
+    (``found_inf``), so the step never waits for the device to ask (:mod:`pipelines.training.step`)."""
+    parameters = list(model.parameters())
+    fused = all(p.device.type in ("cuda", "cpu") and p.is_floating_point() for p in parameters)
+    return torch.optim.Adam(
+        parameters, lr=learning_rate_at(train, 0), weight_decay=train.weight_decay, fused=fused or None
+    )
 
 
 def _restore(config: PareConfig, model, optimizer, scaler) -> LoopState:
@@ -130,6 +131,7 @@ class Worker:
     scaler: object
     state: LoopState
     logger: object  # RunLogger on rank 0, else None
+    precision: Precision
 
 
 def start_worker(loop_config: LoopConfig) -> Worker:
@@ -142,13 +144,17 @@ def start_worker(loop_config: LoopConfig) -> Worker:
     torch.set_num_threads(train.torch_threads or train.cpus_per_worker)
     torch.manual_seed(train.seed)
     where = Rank(context.get_world_rank(), context.get_world_size(), _device(config))
+    precision = resolve_precision(train.precision, train.channels_last, where.device)
+    if where.device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # the input size never changes: find the fastest convolutions once
     model = build_model_from_assets(config.model, loop_config.asset_dir)
+    model.to(where.device, memory_format=precision.memory_format)  # before the optimizer: its state follows
     optimizer = build_optimizer(model, train)
-    scaler = torch.amp.GradScaler("cuda") if train.precision == "fp16" and where.device.type == "cuda" else None
+    scaler = torch.amp.GradScaler("cuda") if precision.name == "fp16" else None
     state = _restore(config, model, optimizer, scaler)
-    model.to(where.device)
-    _move_optimizer_state(optimizer, where.device)
     network = model if where.world_size == 1 else _data_parallel(model)
+    if train.compile:
+        network = torch.compile(network)
     logger = None
     if where.is_main:
         from pipelines.training.tracking import RunLogger
@@ -159,7 +165,7 @@ def start_worker(loop_config: LoopConfig) -> Worker:
             config.tracking.timeout_s,
             config.tracking.system_metrics,
         )
-    return Worker(loop_config, config, where, model, network, optimizer, scaler, state, logger)
+    return Worker(loop_config, config, where, model, network, optimizer, scaler, state, logger, precision)
 
 
 def _data_parallel(model: torch.nn.Module) -> torch.nn.Module:
@@ -206,7 +212,7 @@ class DataSchedule:
                 config.train.seed,
                 start_step=step,
             )
-            self.batches = iter(make_loader(stream, config.loader))
+            self.batches = iter(make_loader(stream, config.loader, device=where.device))
             self.on_stage(current.name)
         return next(self.batches)
 
@@ -223,9 +229,10 @@ def _validation(w: Worker):
             ValidationStream(urls, config.loader, config.model.image_size, where.rank, where.world_size, per_rank),
             config.loader,
             drop_last=False,
+            device=where.device,
         )
         share_rank0_buffers(w.core, where.world_size)
-        ours, baseline = validate(w.core, val_loader, where.device)
+        ours, baseline = validate(w.core, val_loader, where.device, w.precision.memory_format)
         ours, baseline = merge_over_ranks(ours), merge_over_ranks(baseline)
         if ours.count == 0:
             return {}
@@ -306,6 +313,7 @@ def train_loop(loop_config: LoopConfig) -> None:
         w.where.world_size,
         w.scaler,
         NanPolicy(config.train.nan_policy, config.train.max_nan_skips),
+        precision=w.precision,
     )
     schedule = DataSchedule(w, lambda name: w.logger and w.logger.tag("pare.stage", name))
     trainer = Trainer(
@@ -321,6 +329,10 @@ def train_loop(loop_config: LoopConfig) -> None:
     trainer.register([*default_hooks(w, loop_config.status_uri), *([FaultInjection(faults)] if faults.any() else [])])
     if w.logger is not None:
         w.logger.attach(trainer.say)  # the logger's notices reach the user through the driver's progress
+        w.logger.tag("pare.precision", w.precision.describe().removeprefix("precision: "))
+    trainer.say(w.precision.describe())
+    if w.where.device.type == "cuda" and config.tracking.system_metrics and not find_spec("pynvml"):
+        trainer.say("no GPU system metrics: they need nvidia-ml-py (pip install 'pare-pipeline[gpu]')")
     if w.state.step:
         trainer.say(f"resuming at step {w.state.step} (restart {w.state.restarts})")
     trainer.run()

@@ -1,8 +1,10 @@
 """The training loop as a trainer with hooks (the shape of detectron2's ``TrainerBase`` and ``HookBase``).
 
 :class:`Trainer` owns the step counter and the data schedule; :class:`~pipelines.training.step.StepRunner`
-does one batch; the :class:`Hook` s do everything due around it, in order: the logging window,
-pictures, validation, MLflow, the driver's progress file, the checkpoint. Each hook writes what
+does one batch without waiting for its device (which batches were not finite is learnt whenever the
+trainer logs, validates or checkpoints: :meth:`Trainer.settle`); the :class:`Hook` s do everything due
+around it, in order: the logging window, pictures, validation, MLflow, the driver's progress file, the
+checkpoint. Each hook writes what
 it measured into ``trainer.metrics`` for the hooks after it. Fault injection is a hook too,
 registered only when a test sets its environment variables.
 """
@@ -105,6 +107,13 @@ class Trainer:
             hook.after_train(self)
         return True
 
+    def settle(self) -> None:
+        """Learn which batches since the last time were not finite (the NaN policy may stop the run here), before
+        anything is logged, validated or checkpointed; the step never waits for the device otherwise."""
+        for step in self.runner.settle():
+            self.state.nan_skips += 1
+            self.say(f"step {step}: non-finite values, batch skipped ({self.state.nan_skips} so far)")
+
     def run_step(self) -> None:
         started = time.perf_counter()
         batch = self.next_batch(self.state.step)
@@ -112,12 +121,11 @@ class Trainer:
         for hook in self.hooks:
             hook.before_step(self)
         out = self.runner(batch, self.state.step, waited)
-        if not out.taken:
-            self.state.nan_skips += 1
-            self.say(f"step {self.state.step}: non-finite values, batch skipped ({self.state.nan_skips} so far)")
-            return
         self.state.step += 1
         self.state.epoch = self.state.step // self.config.train.steps_per_epoch
+        train = self.config.train
+        if self.due(train.log_every) or self.due(train.validate_every) or self.due(train.checkpoint_every):
+            self.settle()
         self.metrics = {}
         for hook in self.hooks:
             hook.after_step(self, out)

@@ -22,8 +22,11 @@ def _mesh(body_model, rotations: torch.Tensor, betas: torch.Tensor) -> tuple[tor
 
 
 @torch.no_grad()
-def validate(model, loader, device: torch.device) -> tuple[MetricAccumulator, MetricAccumulator]:
-    """(model metrics, mean-pose baseline metrics) over this rank's share of the validation set."""
+def validate(
+    model, loader, device: torch.device, memory_format: torch.memory_format = torch.channels_last
+) -> tuple[MetricAccumulator, MetricAccumulator]:
+    """(model metrics, mean-pose baseline metrics) over this rank's share of the validation set (in float32: the
+    metrics of ``pare evaluate``)."""
     was_training = model.training
     model.eval()
     ours, baseline = MetricAccumulator(), MetricAccumulator()
@@ -35,7 +38,7 @@ def validate(model, loader, device: torch.device) -> tuple[MetricAccumulator, Me
             keep = batch["has_smpl"] > 0
             if not keep.any():
                 continue
-            images = to_model_input(batch["image"][keep]).to(device)
+            images = to_model_input(batch["image"][keep], device, memory_format)
             pose = batch["pose"][keep].to(device)
             betas = batch["betas"][keep].to(device)
             gt_rotations = axis_angle_to_matrix(pose.reshape(-1, 24, 3))
