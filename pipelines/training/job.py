@@ -69,7 +69,7 @@ def _check_init_checkpoint(path: str, config: PareConfig) -> None:
 
     try:
         with local_file(path) as local:  # a remote one (s3://...) is copied for the check
-            if not local.is_file():
+            if not local.exists():  # a folder: the reader says what to pass instead
                 raise TrainingError(f"train.init_checkpoint {path} does not exist")
             checkpoint = read_model_checkpoint(local)
     except StorageError as error:
