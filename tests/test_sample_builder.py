@@ -229,6 +229,18 @@ def test_bad_images_and_poor_fits_are_rejected(models, pictures, tmp_path):
     assert "nope.jpg" in results[0].detail
 
 
+def test_a_jpeg_cut_short_is_rejected_although_it_decodes(models, pictures, tmp_path):
+    """libjpeg fills the rows past the cut with grey and only warns: the crop would be silently wrong."""
+    folder, samples = pictures
+    data = (folder / "0.jpg").read_bytes()
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(data[: len(data) * 2 // 3])
+    assert cv2.imread(str(cut)) is not None  # what made it slip through
+    record = dataclasses.replace(record_of(folder, samples[0]), image=ImageRef(str(cut)))
+    result = SampleBuilder(models, CropConfig(), QualityConfig()).build([record])[0]
+    assert isinstance(result, Rejected) and result.reason == "corrupt_image" and "cut short" in result.detail
+
+
 def test_tar_bytes_are_deterministic_and_readable_by_tarfile():
     members = sample_members("a_b", b"jpg-bytes", b"png-bytes", b'{"x": 1}')
     first, second = tar_bytes(members), tar_bytes(members)
