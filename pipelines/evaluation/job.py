@@ -46,6 +46,8 @@ class EvaluationResult:
     lost: int = 0
     """Of those, samples neither evaluated nor left out for lack of ground truth (unreadable or in damaged shards)."""
     damaged: tuple[str, ...] = ()
+    non_finite: int = 0
+    """Samples left out because their ground truth holds NaN or infinity."""
 
 
 def shard_folders(config: PareConfig) -> tuple[list, list[str]]:
@@ -131,6 +133,7 @@ def _run_info(config: PareConfig, source, folders, part: EvalPart, expected: int
         "shards": [{"uri": f.uri, "samples": f.total, "manifest_sha256": f.digest} for f in folders],
         "without_ground_truth": part.without_ground_truth,
         "unreadable": part.unreadable,
+        "non_finite_ground_truth": part.non_finite,
         "samples_expected": expected,
         "samples_lost": lost,
         "damaged_shards": damaged,
@@ -160,7 +163,7 @@ def run_evaluation(config: PareConfig, shared: EvaluationActors | None = None) -
     subsets = check_subsets(evaluate.subsets, [name for names in part.subsets for name in names])
     summary = summarise(part, subsets, evaluate.baseline)
     expected = expected_samples(folders, evaluate.max_samples)
-    lost = expected - len(part) - part.without_ground_truth
+    lost = expected - len(part) - part.without_ground_truth - part.non_finite
     info = _run_info(config, source, folders, part, expected, lost, damaged)
     output_dir = Path(evaluate.output_dir)
     files = write_reports(output_dir, part, summary, info, evaluate.baseline)
@@ -178,6 +181,7 @@ def run_evaluation(config: PareConfig, shared: EvaluationActors | None = None) -
         expected,
         lost,
         tuple(damaged),
+        part.non_finite,
     )
 
 
@@ -198,6 +202,12 @@ def summary_text(result: EvaluationResult) -> str:
         lines.append(
             f"  left out: {result.without_ground_truth} samples without 3D ground truth, "
             f"{result.unreadable} unreadable (see pare shards validate)"
+        )
+    if result.non_finite:
+        lines.append(
+            f"  EXCLUDED: {result.non_finite} samples whose ground truth holds NaN or infinity (pare shards validate "
+            "names them; rebuild the shards with pare preprocess, which rejects such records); the numbers above "
+            "cover the rest"
         )
     if result.lost:
         lines.append(

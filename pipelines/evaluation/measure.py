@@ -126,6 +126,8 @@ class EvalPart:
     baseline: dict[str, list[np.ndarray]] = field(default_factory=lambda: {name: [] for name in ERROR_FIELDS})
     without_ground_truth: int = 0
     unreadable: int = 0
+    non_finite: int = 0
+    """Samples left out because their ground truth holds NaN or infinity (:mod:`pipelines.data.samples`)."""
 
     def add(self, batch: dict, target: Target, model: dict, baseline: dict | None) -> None:
         kept = target.keep.tolist()
@@ -150,6 +152,7 @@ class EvalPart:
                 mine[name].extend(theirs[name])
         self.without_ground_truth += other.without_ground_truth
         self.unreadable += other.unreadable
+        self.non_finite += other.non_finite
         return self
 
     def arrays(self, which: str = "model") -> dict[str, np.ndarray]:
@@ -187,12 +190,13 @@ def unit_batches(unit: Unit, image_size: int, batch_size: int, label_size: int =
 
 def evaluate_unit(context: EvalContext, unit: Unit, batch_size: int, baseline: bool) -> EvalPart:
     """Errors of the context's predictor (and the mean-pose baseline) on every usable sample of a unit."""
-    from pipelines.data.samples import SKIPPED
+    from pipelines.data.samples import NON_FINITE, SKIPPED
 
     part = EvalPart()
     SKIPPED.clear()
     for batch in unit_batches(unit, context.image_size, batch_size):
-        part.unreadable += int(batch["skipped"].sum())
+        part.non_finite += int(batch["non_finite"].sum())
+        part.unreadable += int(batch["skipped"].sum()) - int(batch["non_finite"].sum())
         target = ground_truth(context, batch)
         if not target.keep.any():
             part.without_ground_truth += len(target.keep)
@@ -200,6 +204,7 @@ def evaluate_unit(context: EvalContext, unit: Unit, batch_size: int, baseline: b
         ours = measure(context, context.predictor, batch["image"], batch, target)
         base = measure_baseline(context, target) if baseline else None
         part.add(batch, target, ours, base)
-    part.unreadable += sum(SKIPPED.values())
+    part.non_finite += SKIPPED[NON_FINITE]
+    part.unreadable += sum(SKIPPED.values()) - SKIPPED[NON_FINITE]
     SKIPPED.clear()
     return part
