@@ -51,6 +51,8 @@ class TrainingResult:
     registered_model: str
     resumed: bool
     seconds: float
+    skipped_samples: int = 0
+    """Samples and shard reads the loaders skipped (unreadable, or ground truth with NaN or infinity)."""
 
 
 def _storage_path(path: str) -> str:
@@ -362,6 +364,7 @@ def run_training(config: PareConfig) -> TrainingResult:
         registered_model=registered,
         resumed=handle.resumed,
         seconds=time.monotonic() - started,
+        skipped_samples=int(final.get("skipped_samples", 0)),
     )
 
 
