@@ -48,6 +48,14 @@ class CocoEftOptions:
     """Convention of EFT's ``parm_cam``: ``spin`` (the fitter's f = 5000 projection) or ``eft_visualizer``."""
 
 
+def _whole(entry: dict, key: str) -> int:
+    """``entry[key]`` as a whole number; NaN, infinity or text is a ``bad_annotation`` reject (not a crash)."""
+    value = entry.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or abs(value) == float("inf"):
+        raise RecordRejected("bad_annotation", f"{key} is {value!r}, not a whole number")
+    return int(value)
+
+
 class CocoEftReader(Reader):
     """COCO person keypoints (pycocotools) joined with EFT SMPL fits by annotation id."""
 
@@ -91,6 +99,7 @@ class CocoEftReader(Reader):
         fits, duplicate_fits = self._fits()
         seen: set = set()
         person_cats = set(coco.getCatIds(catNms=["person"])) or {1}
+        yield from self._orphans(coco, person_cats)
         for image_id in sorted(coco.imgs):
             image = coco.imgs[image_id]
             people = [a for a in coco.imgToAnns.get(image_id, []) if a.get("category_id") in person_cats]
@@ -108,6 +117,17 @@ class CocoEftReader(Reader):
                     yield self._record(image, ann, person, fits, duplicate_fits, offset)
                 except RecordRejected as error:
                     yield self.rejected(error.reason, error.detail, sample_id, self.options.annotations)
+
+    def _orphans(self, coco, person_cats: set) -> Iterator[Item]:
+        """A reject for each person annotation whose image_id names no image of the file (NaN, say): pycocotools
+        files it under that id, which no image visits, so it would be lost without a word."""
+        for image_id, anns in coco.imgToAnns.items():
+            if image_id in coco.imgs:
+                continue
+            for ann in anns:
+                if ann.get("category_id") in person_cats:
+                    detail = f"image_id {image_id!r} names no image of {self.options.annotations}"
+                    yield self.rejected("bad_annotation", detail, str(ann.get("id", "")), self.options.annotations)
 
     def _record(
         self, image: dict, ann: dict, person: int, fits: dict, duplicate_fits: set, offset: float
@@ -134,10 +154,10 @@ class CocoEftReader(Reader):
             center=np.zeros(2),
             box_size=0.0,
             keypoints_2d=keypoints,
-            image_size=(int(image["height"]), int(image["width"])) if "height" in image else None,
+            image_size=(_whole(image, "height"), _whole(image, "width")) if "height" in image else None,
             source=options.annotations,
             person_index=person,
-            extra={"image_id": int(image["id"]), "annotation_id": int(ann["id"])},
+            extra={"image_id": _whole(image, "id"), "annotation_id": _whole(ann, "id")},
         )
         annot_id = ann["id"]
         if annot_id in duplicate_fits:
