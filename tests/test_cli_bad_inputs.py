@@ -8,11 +8,13 @@ Unreachable servers are 127.0.0.1 on a closed port only.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 import re
 import socket
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -87,6 +89,8 @@ def bad(procedural_dir, tmp_path_factory) -> Path:
     not_shards.mkdir()
     (not_shards / "manifest.json").write_text("{not json")
     (root / "garbage.db").write_bytes(b"this is not a database" * 10)
+    with contextlib.closing(sqlite3.connect(root / "notes.db")) as notes, notes:
+        notes.execute("CREATE TABLE notes (text TEXT)")  # an SQLite database, not an MLflow store
     _bad_body_models(root, procedural_dir)
     _bad_shard_folders(root)
     _hostile_3dpw_source(root / "pw3d_evil")
@@ -454,6 +458,11 @@ def _cases(procedural_dir: Path) -> list[tuple[str, list[str], str]]:
             "cannot read",
         ),
         (
+            "compare-store-not-mlflow",
+            ["compare", "--experiment", "pare", "--tracking-uri", "sqlite:///{bad}/notes.db"],
+            "not an MLflow store",
+        ),
+        (
             "compare-store-folder",
             ["compare", "--experiment", "pare", "--tracking-uri", "sqlite:///{bad}/folder"],
             "folder",
@@ -660,3 +669,18 @@ def test_a_user_error_in_a_train_worker_stops_the_run_instead_of_being_retried(r
     final = read_status(str(status))
     assert final["state"] == "stopped" and final["reason"] == "user_error"
     assert "SMPL_NEUTRAL.pkl" in final["message"]
+
+
+def test_a_config_file_and_overrides_after_shards_are_settings_not_folders():
+    """``--shards`` takes every word up to the next option (argparse's nargs='+'): they used to become shard
+    folders, so that ``pare evaluate --shards DIR evaluate.batch_size=3`` evaluated a folder named after the
+    override."""
+    from pipelines.cli import build_parser
+    from pipelines.commands.evaluate import _config
+
+    quickstart = str(ROOT / "configs" / "quickstart.yaml")
+    argv = ["evaluate", "--shards", "a", "evaluate.batch_size=3", "s3://b/date=1", quickstart]
+    config = _config(build_parser().parse_args([*argv, "--out", "o", "evaluate.max_samples=5"]))
+    assert config.evaluate.shards == ["a", "s3://b/date=1"]
+    assert (config.evaluate.batch_size, config.evaluate.max_samples) == (3, 5)
+    assert config.quickstart.train_samples == 960  # from configs/quickstart.yaml
