@@ -22,7 +22,6 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-import onnxruntime
 import torch
 
 from pare_model.body_model.procedural.files import write_asset_folder
@@ -30,6 +29,7 @@ from pare_model.body_model.procedural.generator import generate
 from pare_model.checkpoint import build_model_from_assets
 from pare_model.export import ExportModule, example_crops, output_names
 from pare_model.model_config import ModelConfig
+from pipelines.export.check import import_onnxruntime
 from pipelines.export.job import write_file
 
 
@@ -52,6 +52,7 @@ def _runtimes(module: ExportModule, folder: Path, image_size: int) -> dict[str, 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit.load is deprecated in torch 2.13
         scripted = torch.jit.load(str(folder / "model.ts"))
+    onnxruntime = import_onnxruntime()  # telemetry off, as `pare export` runs it
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()
     session = onnxruntime.InferenceSession(str(folder / "model.onnx"), options, providers=["CPUExecutionProvider"])
@@ -79,7 +80,7 @@ def main() -> None:
     args = parser.parse_args()
     print(
         f"cpu: {platform.machine()} {platform.processor() or ''}, torch {torch.__version__} with "
-        f"{torch.get_num_threads()} threads, onnxruntime {onnxruntime.__version__}"
+        f"{torch.get_num_threads()} threads, onnxruntime {import_onnxruntime().__version__}"
     )
     print("model: freshly initialised PARE head + body model layer (procedural stand-in, not SMPL); uint8 crops in")
     header = f"{'backbone':<13} {'crop':>4} {'batch':>5} {'runtime':<14} {'ms/batch':>9} {'crops/s':>8} {'vs eager':>8}"

@@ -113,10 +113,15 @@ def _resolve_global(module: str, name: str) -> Any:
     return None
 
 
+DEFAULT_ADVICE = "Check where the file came from."
+"""What a refusal tells the user to do when the caller says nothing about the kind of file it loads."""
+
+
 class _RestrictedUnpickler(pickle.Unpickler):
-    def __init__(self, file: io.BufferedIOBase, source: str):
+    def __init__(self, file: io.BufferedIOBase, source: str, advice: str = DEFAULT_ADVICE):
         super().__init__(file, encoding="latin1")
         self._source = source
+        self._advice = advice
 
     def find_class(self, module: str, name: str) -> Any:
         found = _resolve_global(module, name)
@@ -131,8 +136,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
         raise UnsafePickleError(
             f"refusing to load {self._source}: it asks to call {module}.{name}, and a pickle "
             "that names code can run it while loading. Only numpy arrays, scipy sparse "
-            "matrices and chumpy arrays are allowed. If the file is a body model from the "
-            "official SMPL site, check that it was not replaced; otherwise convert it to .npz."
+            f"matrices and chumpy arrays are allowed. {self._advice}"
         )
 
     def persistent_load(self, pid: Any) -> Any:
@@ -224,10 +228,11 @@ class _BoundedWalk(BoundedWalk):
         return super().rebuild(value, depth)  # a set
 
 
-def loads_pickle(data: bytes, source: str = "pickle data") -> Any:
-    """Unpickle ``data`` with the restricted rules of this module."""
+def loads_pickle(data: bytes, source: str = "pickle data", advice: str = DEFAULT_ADVICE) -> Any:
+    """Unpickle ``data`` with the restricted rules of this module; ``advice`` ends the message of a refused global
+    (what to do about this kind of file: where a genuine one comes from)."""
     try:
-        loaded = _RestrictedUnpickler(io.BytesIO(data), source).load()
+        loaded = _RestrictedUnpickler(io.BytesIO(data), source, advice).load()
     except PickleLoadError:
         raise
     except Exception as error:  # corrupt or truncated input raises many kinds of errors
@@ -235,11 +240,12 @@ def loads_pickle(data: bytes, source: str = "pickle data") -> Any:
     return _BoundedWalk(source, len(data)).visit(loaded)
 
 
-def load_pickle(path: str | Path) -> Any:
-    """Read a pickle file of plain numeric data (SMPL models, 3DPW sequences, camera files)."""
+def load_pickle(path: str | Path, advice: str = DEFAULT_ADVICE) -> Any:
+    """Read a pickle file of plain numeric data (SMPL models, 3DPW sequences, camera files); see
+    :func:`loads_pickle` for ``advice``."""
     path = Path(path)
     try:
         data = path.read_bytes()
     except OSError as error:
         raise PickleLoadError(f"cannot read {path}: {error.strerror or error}") from error
-    return loads_pickle(data, source=str(path))
+    return loads_pickle(data, source=str(path), advice=advice)

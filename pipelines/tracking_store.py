@@ -21,7 +21,7 @@ import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from pare_model.errors import UserFacingError
 
@@ -100,6 +100,50 @@ def prepare_tracking(
             "(pare train's default: sqlite:///<train.storage_path>/mlflow.db)"
         )
     return uri
+
+
+MLFLOW_TABLES = ("experiments", "runs", "metrics", "params", "tags", "alembic_version")
+"""Tables every MLflow sqlite store has; a database without them is someone else's (MLflow would add its tables)."""
+
+
+def read_only_uri(uri: str, setting: str = "tracking.tracking_uri") -> str:
+    """A URI that reads the existing local store at ``uri`` without writing to it, after checking it is an MLflow
+    store; a server's URI as it is.
+
+    MLflow opens a sqlite file read-write, adds its tables to a database that lacks them and may add a default
+    experiment; it creates a file store's ``.trash`` folder. A reading command opens an sqlite store through a
+    read-only SQLite URI, and refuses a database or folder that MLflow did not write."""
+    path = local_store_path(uri)
+    if path is None:
+        return uri
+    if not uri.startswith("sqlite:"):
+        if not (path / ".trash").is_dir():
+            raise TrackingStoreError(
+                f"{path} (from {setting} {uri}) is not an MLflow file store (it has no .trash folder, which MLflow "
+                "makes in every store); pass the store your runs were logged to"
+            )
+        return uri
+    missing = [table for table in MLFLOW_TABLES if table not in _sqlite_tables(path, uri)]
+    if missing:
+        raise TrackingStoreError(
+            f"{path} (from {setting} {uri}) is an SQLite database but not an MLflow store: it has no "
+            f"{', '.join(missing)} table; it was left as it is (MLflow would have added its tables to it). Pass the "
+            "store your runs were logged to (pare train's default: sqlite:///<train.storage_path>/mlflow.db)"
+        )
+    # SQLAlchemy unquotes the database part once and SQLite's URI parser once more: quoted twice
+    return f"sqlite:///file:{quote(quote(str(path.resolve())))}?mode=ro&uri=true"
+
+
+def _sqlite_tables(path: Path, uri: str) -> set[str]:
+    import sqlite3
+
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{quote(str(path.resolve()))}?mode=ro", uri=True)) as db:
+            return {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.DatabaseError as error:
+        raise TrackingStoreError(
+            f"cannot read the MLflow store {uri}: {path} is not an SQLite database ({error})"
+        ) from None
 
 
 def first_line(error: BaseException) -> str:

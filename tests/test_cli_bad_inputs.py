@@ -8,10 +8,13 @@ Unreachable servers are 127.0.0.1 on a closed port only.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
+import re
 import socket
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -86,7 +89,108 @@ def bad(procedural_dir, tmp_path_factory) -> Path:
     not_shards.mkdir()
     (not_shards / "manifest.json").write_text("{not json")
     (root / "garbage.db").write_bytes(b"this is not a database" * 10)
+    with contextlib.closing(sqlite3.connect(root / "notes.db")) as notes, notes:
+        notes.execute("CREATE TABLE notes (text TEXT)")  # an SQLite database, not an MLflow store
+    _bad_body_models(root, procedural_dir)
+    _bad_shard_folders(root)
+    _hostile_3dpw_source(root / "pw3d_evil")
     return root
+
+
+def _body_model_copy(root: Path, procedural_dir: Path, name: str) -> Path:
+    folder = root / name
+    folder.mkdir()
+    for path in procedural_dir.iterdir():
+        (folder / path.name).write_bytes(path.read_bytes())
+    return folder
+
+
+def _bad_body_models(root: Path, procedural_dir: Path) -> None:
+    """Body-model folders whose kinematic tree names parent 99, or a cycle (joint 1 under joint 4, under joint 1),
+    and one whose J_regressor_extra.npy is not a .npy file."""
+    import pickle
+
+    from pare_model.safe_pickle import load_pickle
+
+    for name, joint, parent in (("parent99_body_model", 5, 99), ("cycle_body_model", 1, 4)):
+        folder = _body_model_copy(root, procedural_dir, name)
+        model = load_pickle(folder / "SMPL_NEUTRAL.pkl")
+        model["kintree_table"] = model["kintree_table"].copy()
+        model["kintree_table"][0, joint] = parent
+        (folder / "SMPL_NEUTRAL.pkl").write_bytes(pickle.dumps(model, protocol=2))
+    folder = _body_model_copy(root, procedural_dir, "garbage_npy_body_model")
+    (folder / "J_regressor_extra.npy").write_bytes(b"garbage, not an array\n" * 40)
+
+
+def _tar(members: list[tuple[str, bytes]]) -> bytes:
+    import io
+    import tarfile
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def _shard_folder(folder: Path, shard: bytes, edit=None) -> None:
+    """A shard folder holding ``shard`` as its one shard, with a manifest whose sizes and checksums match it."""
+    import hashlib
+
+    from pipelines.data.manifest import build_manifest, manifest_text
+
+    folder.mkdir(parents=True)
+    (folder / "shard-000000.tar").write_bytes(shard)
+    (folder / "rejects.jsonl").write_text("")
+    entry = {"name": "shard-000000.tar", "samples": 1, "bytes": len(shard), "sha256": hashlib.sha256(shard).hexdigest()}
+    manifest = build_manifest(
+        dataset="3dpw",
+        split="test",
+        reader="3dpw",
+        source={},
+        config_hash="",
+        samples_per_shard=1,
+        sample_format={"crop_resolution": 8},
+        shards=[entry | {"first_key": "a", "last_key": "a"}],
+        inputs=1,
+        rejects=[],
+        samples=[],
+    )
+    if edit:
+        edit(manifest)
+    (folder / "manifest.json").write_text(manifest_text(manifest))
+
+
+def _bad_shard_folders(root: Path) -> None:
+    """Shard folders whose manifests match their shards: a shard whose first member is written twice (webdataset's
+    ValueError), one whose first header says its member is 1 GB long (tarfile's ReadError); and manifests without
+    totals or sample_format, or whose 'shards' is a string."""
+    members = [("a.jpg", b"\xff\xd8 not really"), ("a.labels.png", b"png"), ("a.json", b"{}")]
+    _shard_folder(root / "shards_twice", _tar(members[:1] + members))
+    shard = bytearray(_tar(members))
+    shard[124:136] = b"%011o\0" % (1 << 30)  # the size field, then the header's checksum recomputed
+    shard[148:156] = b" " * 8
+    shard[148:156] = b"%06o\0 " % sum(shard[:512])
+    _shard_folder(root / "shards_1gb_header", bytes(shard))
+    _shard_folder(root / "shards_no_totals", _tar(members), lambda manifest: manifest.pop("totals"))
+    _shard_folder(root / "shards_no_format", _tar(members), lambda manifest: manifest.pop("sample_format"))
+    _shard_folder(root / "shards_string", _tar(members), lambda manifest: manifest.update(shards="shard-000000.tar"))
+
+
+def _hostile_3dpw_source(root: Path) -> None:
+    """A 3DPW layout whose sequence file is a pickle that asks to run code."""
+    import os
+    import pickle
+
+    class Hostile:
+        def __reduce__(self):
+            return (os.system, ("echo this must never run",))
+
+    (root / "sequenceFiles" / "test").mkdir(parents=True)
+    (root / "imageFiles").mkdir()
+    (root / "sequenceFiles" / "test" / "outdoors_evil_00.pkl").write_bytes(pickle.dumps({"poses": Hostile()}, 2))
 
 
 def _hostile_pickles() -> dict[str, bytes]:
@@ -126,13 +230,15 @@ def _cases(procedural_dir: Path) -> list[tuple[str, list[str], str]]:
         ("body-model-truncated-pickle", ["body-model", "info", "{bad}/broken_body_model"], "SMPL_NEUTRAL.pkl"),
         ("body-model-billion-laughs-pickle", ["body-model", "info", "{bad}/bomb_body_model"], "SMPL_NEUTRAL.pkl"),
         ("body-model-self-referencing-pickle", ["body-model", "info", "{bad}/self_body_model"], "SMPL_NEUTRAL.pkl"),
+        ("body-model-parent-99", ["body-model", "info", "{bad}/parent99_body_model"], "the parent 99"),
+        ("body-model-garbage-npy", ["body-model", "info", "{bad}/garbage_npy_body_model"], "not a .npy file"),
         ("body-model-synth-out-is-file", ["body-model", "synth", "--out", "{bad}/empty"], "{bad}/empty"),
         ("body-model-negative-seed", ["body-model", "synth", "--out", "{out}/bm", "--seed", "-1"], "--seed"),
         # checkpoint
         ("checkpoint-missing", ["checkpoint", "info", "{bad}/nothing.pt"], "does not exist"),
         ("checkpoint-empty", ["checkpoint", "info", "{bad}/empty"], "not a readable PyTorch checkpoint"),
         ("checkpoint-truncated", ["checkpoint", "info", "{bad}/truncated.pt"], "not a readable PyTorch checkpoint"),
-        ("checkpoint-is-folder", ["checkpoint", "info", "{bad}/folder"], "does not exist"),
+        ("checkpoint-is-folder", ["checkpoint", "info", "{bad}/folder"], "is a folder, not a checkpoint file"),
         ("checkpoint-binary", ["checkpoint", "info", "{bad}/binary"], "not a readable PyTorch checkpoint"),
         ("checkpoint-other-backbone", ["checkpoint", "info", "{bad}/other_backbone.pt"], "do not fit"),
         ("checkpoint-unknown-backbone", ["checkpoint", "info", "{bad}/unknown_backbone.pt"], "valid backbones"),
@@ -166,6 +272,18 @@ def _cases(procedural_dir: Path) -> list[tuple[str, list[str], str]]:
             "SMPL_NEUTRAL.pkl",
         ),
         (
+            "export-body-model-cycle",
+            ["export", "--checkpoint", "{bad}/good.pt", "--format", "onnx", "--out", "{out}/x.onnx"]
+            + ["--with-body-model", "--body-model-dir", "{bad}/cycle_body_model"],
+            "gives joint 1 the parent 4",
+        ),
+        (
+            "export-check-crops-huge",
+            ["export", "--checkpoint", "{bad}/good.pt", "--format", "onnx", "--out", "{out}/x.onnx"]
+            + ["--check-crops", "100000"],
+            "--check-crops must be from 1 to 64",
+        ),
+        (
             "export-out-exists",
             ["export", "--checkpoint", "{bad}/good.pt", "--format", "onnx", "--out", "{bad}/empty"],
             "pass --force",
@@ -193,19 +311,56 @@ def _cases(procedural_dir: Path) -> list[tuple[str, list[str], str]]:
                 ("boxes-bool", "{bad}/good.pt", "{bad}/images", ["--boxes", "{bad}/bool_boxes.json"], "not a box"),
                 ("boxes-nested", "{bad}/good.pt", "{bad}/images", ["--boxes", "{bad}/deep_boxes.json"], "nested"),
                 ("out-is-file", "{bad}/good.pt", "{bad}/images", ["--out", "{bad}/empty"], "is a file"),
+                ("checkpoint-folder", "{bad}/folder", "{bad}/images", [], "is a folder"),
             ]
         ],
+        (
+            "predict-body-model-cycle",
+            ["predict", "--checkpoint", "{bad}/good.pt", "--images", "{bad}/images", "--out", "{out}/predict"]
+            + ["body_model.asset_dir={bad}/cycle_body_model"],
+            "gives joint 1 the parent 4",
+        ),
         # synth, preprocess, shards, occluders
         ("synth-unknown-layout", ["synth", "--layout", "nope", "--out", "{out}/s", "--num", "1"], "nope"),
         ("synth-zero-samples", ["synth", "--layout", "3dpw", "--out", "{out}/s", "--num", "0", body], "--num"),
         ("preprocess-missing-config", ["preprocess", "{bad}/nothing.yaml"], "does not exist"),
+        (
+            "preprocess-3dpw-pickle-naming-code",
+            ["preprocess", "preprocess.output={out}", "preprocess.sources.pw3d.reader=3dpw"]
+            + ["preprocess.sources.pw3d.root={bad}/pw3d_evil", "preprocess.sources.pw3d.split=test", body],
+            "download the file again from the 3DPW site",
+        ),
         ("shards-validate-missing", ["shards", "validate", "{bad}/nothing"], "{bad}/nothing"),
         ("shards-stats-no-manifest", ["shards", "stats", "{bad}/empty_folder", "--out", "{out}/st"], "manifest"),
         ("shards-bad-manifest", ["shards", "validate", "{bad}/not_shards"], "not valid JSON"),
+        ("shards-member-twice", ["shards", "stats", "{bad}/shards_twice", "--out", "{out}/st"], "duplicate file name"),
+        (  # named by the tar reader here, or earlier by a check of the members' declared sizes
+            "shards-1gb-header",
+            ["shards", "stats", "{bad}/shards_1gb_header", "--out", "{out}/st"],
+            "{bad}/shards_1gb_header/shard-000000.tar",
+        ),
+        ("shards-no-totals", ["shards", "validate", "{bad}/shards_no_totals"], "'totals' is missing"),
+        ("shards-no-sample-format", ["shards", "validate", "{bad}/shards_no_format"], "'sample_format' is missing"),
+        ("shards-manifest-shards-string", ["shards", "stats", "{bad}/shards_string"], "'shards' is a str"),
+        (
+            "shards-stats-negative-samples",
+            ["shards", "stats", "{bad}/shards_twice", "--samples", "-1", "--out", "{out}/st"],
+            "argument --samples: must be from 0 to 256, got -1",
+        ),
+        (
+            "shards-stats-negative-seed",
+            ["shards", "stats", "{bad}/shards_twice", "--seed", "-3", "--out", "{out}/st"],
+            "argument --seed: must be at least 0, got -3",
+        ),
         (
             "occluders-voc-missing",
             ["occluders", "build", "--voc", "{bad}/nothing", "--out", "{out}/bank.npz"],
             "{bad}/nothing",
+        ),
+        (
+            "occluders-min-pixels-zero",
+            ["occluders", "build", "--voc", "{bad}/nothing", "--out", "{out}/bank.npz", "--min-pixels", "0"],
+            "argument --min-pixels: must be at least 1, got 0",
         ),
         # train: each fails on the driver before Ray starts
         ("train-tracking-unreachable", [*train, f"tracking.tracking_uri={DEAD}"], "cannot be reached"),
@@ -222,8 +377,32 @@ def _cases(procedural_dir: Path) -> list[tuple[str, list[str], str]]:
             "loader.occlusion.bank: occluder bank {bad}/nothing.npz does not exist; make it with `pare occluders build",
         ),
         ("train-shards-not-shards", [*train, "data.datasets.coco.shards=[{bad}/not_shards]"], "not valid JSON"),
+        ("train-manifest-shards-string", [*train, "data.datasets.coco.shards=[{bad}/shards_string]"], "is a str"),
         # evaluate, occlusion-analysis, attention
         ("evaluate-nothing", ["evaluate", "--shards", "{bad}/not_shards", "--out", "{out}/ev"], "nothing to evaluate"),
+        (
+            "evaluate-overrides-after-shards",
+            ["evaluate", "--shards", "{bad}/not_shards", "evaluate.nonsense=1", "--out", "{out}/ev"],
+            "unknown config key 'evaluate.nonsense'",
+        ),
+        (
+            "evaluate-no-sample-format",
+            [
+                "evaluate",
+                "--shards",
+                "{bad}/shards_no_format",
+                "--out",
+                "{out}/ev",
+                "evaluate.predictor=mean_pose",
+                body,
+            ],
+            "'sample_format' is missing",
+        ),
+        (
+            "evaluate-checkpoint-folder",
+            ["evaluate", "--checkpoint", "{bad}/folder", "--out", "{out}/ev", body],
+            "is a folder, not a checkpoint file",
+        ),
         ("evaluate-nan-checkpoint", ["evaluate", "--checkpoint", "{bad}/nan.pt", "--out", "{out}/ev", body], "NaN"),
         (
             "evaluate-other-backbone",
@@ -283,6 +462,11 @@ def _cases(procedural_dir: Path) -> list[tuple[str, list[str], str]]:
             "cannot read",
         ),
         (
+            "compare-store-not-mlflow",
+            ["compare", "--experiment", "pare", "--tracking-uri", "sqlite:///{bad}/notes.db"],
+            "not an MLflow store",
+        ),
+        (
             "compare-store-folder",
             ["compare", "--experiment", "pare", "--tracking-uri", "sqlite:///{bad}/folder"],
             "folder",
@@ -334,6 +518,8 @@ def _expected_leftovers(case: str) -> set[str]:
 
 
 CASE_IDS = [case[0] for case in _cases(Path("."))]
+TQDM_BAR = re.compile(r"%\||\[\d+:\d+(:\d+)?, [^\]]*/s\]\s*$")
+"""A tqdm progress bar: ``12%|`` with a total, ``[00:00, ?record/s]`` at the end without one."""
 
 
 @pytest.mark.parametrize("case", CASE_IDS)
@@ -346,11 +532,12 @@ def test_a_bad_input_is_one_line_and_exit_2(case, bad, procedural_dir, tmp_path,
     before_bad = _tree(bad)
     code = main(_fill(argv, bad, out))
     err = capsys.readouterr().err
-    lines = [line for line in err.splitlines() if line.strip() and "%|" not in line]  # tqdm bars are not messages
+    lines = [line for line in err.splitlines() if line.strip() and not TQDM_BAR.search(line)]  # bars are no messages
     assert code == 2, err[-3000:]
     assert len(lines) == 1 and "Traceback" not in err, err[-3000:]
     assert lines[0].startswith("pare"), lines[0]
     assert _fill([phrase], bad, out)[0] in lines[0], lines[0]
+    assert "allow_pickle" not in lines[0], "numpy's advice to load pickles is never the fix"
     assert _tree(out) <= _expected_leftovers(case), f"left behind: {_tree(out)}"
     assert _tree(bad) == before_bad, "an input folder was written to"
 
@@ -486,3 +673,18 @@ def test_a_user_error_in_a_train_worker_stops_the_run_instead_of_being_retried(r
     final = read_status(str(status))
     assert final["state"] == "stopped" and final["reason"] == "user_error"
     assert "SMPL_NEUTRAL.pkl" in final["message"]
+
+
+def test_a_config_file_and_overrides_after_shards_are_settings_not_folders():
+    """``--shards`` takes every word up to the next option (argparse's nargs='+'): they used to become shard
+    folders, so that ``pare evaluate --shards DIR evaluate.batch_size=3`` evaluated a folder named after the
+    override."""
+    from pipelines.cli import build_parser
+    from pipelines.commands.evaluate import _config
+
+    quickstart = str(ROOT / "configs" / "quickstart.yaml")
+    argv = ["evaluate", "--shards", "a", "evaluate.batch_size=3", "s3://b/date=1", quickstart]
+    config = _config(build_parser().parse_args([*argv, "--out", "o", "evaluate.max_samples=5"]))
+    assert config.evaluate.shards == ["a", "s3://b/date=1"]
+    assert (config.evaluate.batch_size, config.evaluate.max_samples) == (3, 5)
+    assert config.quickstart.train_samples == 960  # from configs/quickstart.yaml

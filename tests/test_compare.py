@@ -51,8 +51,11 @@ RUNS = {
 DEFAULT_METRICS = ["val/pa_mpjpe", "val/pck", "val/pve", "train/loss"]
 
 
-def make_experiment(uri: str, name: str, runs: dict, artifacts: Path | None = None) -> dict[str, str]:
-    """An experiment holding ``runs`` (see RUNS), logged through the MLflow client; run name -> run id."""
+def make_experiment(
+    uri: str, name: str, runs: dict, artifacts: Path | None = None, statuses: dict[str, str | None] | None = None
+) -> dict[str, str]:
+    """An experiment holding ``runs`` (see RUNS), logged through the MLflow client; run name -> run id. Each run ends
+    FINISHED, or with its status in ``statuses``: None leaves it RUNNING, as a process killed with SIGKILL does."""
     from mlflow.entities import Metric, Param
     from mlflow.tracking import MlflowClient
 
@@ -64,7 +67,9 @@ def make_experiment(uri: str, name: str, runs: dict, artifacts: Path | None = No
         now = int(time.time() * 1000)
         points = [Metric(key, value, now + step, step) for key, history in metrics.items() for step, value in history]
         client.log_batch(run.info.run_id, metrics=points, params=[Param(k, v) for k, v in params.items()])
-        client.set_terminated(run.info.run_id)
+        status = (statuses or {}).get(run_name, "FINISHED")
+        if status is not None:
+            client.set_terminated(run.info.run_id, status=status)
         ids[run_name] = run.info.run_id
     return ids
 
@@ -318,6 +323,61 @@ def test_evaluation_runs_are_left_out_unless_named(store, tmp_path, capsys):
     )
     assert code == 0, err
     assert "evaluate-best" in out
+
+
+def test_a_run_that_did_not_finish_is_never_best_and_shows_its_status(tmp_path, capsys):
+    """A run SIGKILLed mid-training stays RUNNING in MLflow with the lowest loss so far; it used to be printed in
+    bold as the best run."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    runs = {
+        "finished": ({"lr": "0.001"}, {"train/loss": [(0, 2.0), (5, 1.0)]}),
+        "diverged": ({"lr": "inf"}, {"train/loss": [(0, 2.0), (5, NAN)]}),
+        "killed": ({"lr": "0.01"}, {"train/loss": [(0, 2.0), (3, 0.5)]}),
+        "slower": ({"lr": "0.0001"}, {"train/loss": [(0, 2.0), (5, 1.5)]}),
+    }
+    ids = make_experiment(uri, "pare", runs, tmp_path / "artifacts", {"diverged": "FAILED", "killed": None})
+    code, out, err = compare(capsys, "--experiment", "pare", "--tracking-uri", uri, "--out", str(tmp_path / "r"))
+    assert code == 0, err
+    statuses = {row[0]: row[1] for row in table(out, "Runs")[1:]}
+    assert statuses == {label(ids, "finished"): "FINISHED", label(ids, "diverged"): "FAILED"} | {
+        label(ids, "killed"): "RUNNING",
+        label(ids, "slower"): "FINISHED",
+    }
+    cells = {(row[0], row[1]): row[3:] for row in table(out, "Metrics")[1:]}
+    assert cells["train/loss", "final"] == ["**1**", "nan", "0.5", "1.5"]
+    assert cells["train/loss", "best"] == ["**1**", "2", "0.5", "1.5"]
+
+
+def _digest(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_the_store_is_only_read(store, tmp_path, capsys):
+    path = Path(store[0].removeprefix("sqlite:///"))
+    before, files = _digest(path), sorted(path.parent.iterdir())
+    code, _, err = compare(capsys, "--experiment", "pare-exp", "--tracking-uri", store[0], "--out", str(tmp_path))
+    assert code == 0, err
+    assert _digest(path) == before and sorted(path.parent.iterdir()) == files
+
+
+def test_a_database_that_is_not_an_mlflow_store_is_left_as_it_is(tmp_path, capsys):
+    """MLflow used to add its 66 tables to it, then say that the experiment does not exist."""
+    import sqlite3
+
+    path = tmp_path / "mine.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE notes (text TEXT)")
+        db.execute("INSERT INTO notes VALUES ('mine')")
+    db.close()
+    before = _digest(path)
+    code, _, err = compare(
+        capsys, "--experiment", "pare", "--tracking-uri", f"sqlite:///{path}", "--out", str(tmp_path / "o")
+    )
+    assert code == 2 and err.count("\n") == 1, err
+    assert "is an SQLite database but not an MLflow store" in err and "experiments" in err
+    assert _digest(path) == before and sorted(p.name for p in tmp_path.iterdir()) == ["mine.db"]
 
 
 @pytest.mark.slow

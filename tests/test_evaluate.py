@@ -463,3 +463,53 @@ def test_a_small_evaluation_starts_fewer_actors():
     assert actors_for(EvaluateConfig(num_actors=4, samples_per_actor=500, max_samples=200), [folder(*[1000] * 9)]) == 1
     with pytest.raises(ValueError, match="samples_per_actor must be >= 1"):
         EvaluateConfig(samples_per_actor=0)
+
+
+def rewrite_first_sample(source: Path, target: Path, edit) -> str:
+    """A copy of a shard folder whose first sample's annotation is changed by ``edit`` (a dict -> None), with the
+    manifest's sizes and checksums recomputed, so that only the content is wrong; the sample's key."""
+    import hashlib
+    import io
+    import shutil
+    import tarfile
+
+    shutil.copytree(source, target)
+    manifest = json.loads((target / "manifest.json").read_text())
+    shard = target / manifest["shards"][0]["name"]
+    with tarfile.open(shard) as tar:
+        members = [(info, tar.extractfile(info).read()) for info in tar.getmembers()]
+    buffer, key = io.BytesIO(), ""
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for info, data in members:
+            if not key and info.name.endswith(".json"):
+                annotation = json.loads(data)
+                edit(annotation)
+                data, key = json.dumps(annotation).encode(), annotation["key"]
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    shard.write_bytes(buffer.getvalue())
+    for entry in manifest["shards"]:
+        data = (target / entry["name"]).read_bytes()
+        entry["bytes"], entry["sha256"] = len(data), hashlib.sha256(data).hexdigest()
+    manifest["totals"]["bytes"] = sum(entry["bytes"] for entry in manifest["shards"])
+    (target / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return key
+
+
+def test_a_sample_whose_ground_truth_is_nan_is_excluded_and_reported(
+    procedural_dir, training_shards, tmp_path, ray_cluster, capsys
+):
+    """A NaN root rotation used to be scored: the loader's augmentation turned it into the identity (855 mm for the
+    sample instead of 103 on a real model). It is left out, counted on the console and in metrics.json."""
+    folder = tmp_path / "3dpw" / "test"
+    key = rewrite_first_sample(training_shards / "3dpw" / "test", folder, lambda a: a["pose"].__setitem__(0, math.nan))
+    out = tmp_path / "eval"
+    argv = ["evaluate", "--shards", str(folder), "--out", str(out), f"body_model.asset_dir={procedural_dir}"]
+    assert main([*argv, "evaluate.predictor=ground_truth", "evaluate.log_to=none"]) == 0
+    console = capsys.readouterr().out
+    metrics = json.loads((out / "metrics.json").read_text())
+    total = json.loads((folder / "manifest.json").read_text())["totals"]["samples"]
+    assert metrics["non_finite_ground_truth"] == 1 and metrics["samples_lost"] == 0
+    assert metrics["subsets"]["3dpw"]["num_samples"] == total - 1
+    assert key not in {row["key"] for row in read_csv(out / "per_sample.csv")}
+    assert "EXCLUDED: 1 samples whose ground truth holds NaN or infinity" in console

@@ -172,7 +172,7 @@ BAD_CASES = [
     ("out-unwritable", ["--out", "/proc/pare.onnx"], "cannot write in /proc"),  # even for root
     ("body-model-missing", ["--with-body-model", "--body-model-dir", "{bad}/no_body"], "--body-model-dir: body"),
     ("body-model-dir-alone", ["--body-model-dir", "{bad}/no_body"], "only read with --with-body-model"),
-    ("no-check", ["--check-crops", "0"], "--check-crops must be at least 1"),
+    ("no-check", ["--check-crops", "0"], "--check-crops must be from 1 to 64"),
     ("bad-tolerance", ["--tolerance", "nan"], "--tolerance must be between 0 and 1"),
 ]
 
@@ -199,3 +199,35 @@ def test_the_body_model_folder_can_come_from_the_environment(debug_checkpoint, b
     argv = ["export", "--checkpoint", str(debug_checkpoint), "--format", "onnx", "--out", str(tmp_path / "x.onnx")]
     assert main([*argv, "--with-body-model"]) == 2
     assert "PARE_BODY_MODEL_DIR: body model folder" in capsys.readouterr().err
+
+
+def test_an_onnx_export_writes_nothing_outside_out(debug_checkpoint, tmp_path):
+    """onnxruntime (1.32, Linux) writes a device id and an event database under the user's cache folder and a file in
+    the temp folder unless its telemetry is off when it starts; torch makes its compile-cache folder in the temp
+    folder when it first builds a model on the meta device. A real `pare` process, with every such place empty."""
+    import os
+    import subprocess
+    import sys
+
+    places = {name: tmp_path / name for name in ("home", "cache", "tmp", "config", "out")}
+    for folder in places.values():
+        folder.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ORT_", "TORCHINDUCTOR_", "XDG_"))} | {
+        "HOME": str(places["home"]),
+        "XDG_CACHE_HOME": str(places["cache"]),
+        "XDG_CONFIG_HOME": str(places["config"]),
+        "TMPDIR": str(places["tmp"]),
+    }
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("pare")), "export", "--checkpoint", str(debug_checkpoint)]
+        + ["--format", "onnx", "--out", str(places["out"] / "pare.onnx")],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=places["out"],
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert [p.name for p in places["out"].iterdir()] == ["pare.onnx"]
+    for name in ("home", "cache", "tmp", "config"):
+        assert not any(places[name].rglob("*")), f"{name}: {sorted(map(str, places[name].rglob('*')))}"

@@ -109,6 +109,30 @@ def test_unreadable_images_are_rejected_with_a_reason(debug_model, coco_dir, tmp
     assert json.loads((out / "ok_person0.json").read_text())["box_source"] == "whole image"
 
 
+def test_a_truncated_jpeg_is_rejected_with_a_reason(debug_model, coco_dir, tmp_path):
+    """OpenCV decodes the first half of a JPEG without an error (grey below the cut); it used to be predicted on."""
+    images = tmp_path / "images"
+    images.mkdir()
+    whole = (coco_dir / "000000000785.jpg").read_bytes()
+    (images / "half.jpg").write_bytes(whole[: len(whole) // 2])
+    (images / "ok.jpg").write_bytes(whole)
+    out = tmp_path / "out"
+    summary = run_predict(debug_model, images, None, PredictConfig(output_dir=str(out), detector="none"))
+    assert summary.num_images == 1 and summary.num_people == 1
+    rejects = [json.loads(line) for line in (out / "rejects.jsonl").read_text().splitlines()]
+    assert rejects == [{"image": "half.jpg", "reason": "truncated image file (a JPEG without its end marker)"}]
+
+
+def test_no_real_jpeg_is_taken_for_a_truncated_one():
+    """Every JPEG of the real fixtures (COCO, Human3.6M, MPI-INF-3DHP and MPII photographs) is whole."""
+    from preprocessing.samples.images import jpeg_is_truncated
+
+    photos = sorted(require_real_fixture("mmpose/coco/test_coco.json").parents[2].rglob("*.jpg"))
+    assert len(photos) >= 10
+    assert [path.name for path in photos if jpeg_is_truncated(path.read_bytes())] == []
+    assert all(jpeg_is_truncated(path.read_bytes()[: path.stat().st_size * 9 // 10]) for path in photos)
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [

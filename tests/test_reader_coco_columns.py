@@ -80,7 +80,8 @@ def _random_coco(seed: int) -> dict:
 
 def _pycocotools_visits(coco_data: dict) -> list[tuple]:
     """(sample id, person index, image file) per visited annotation, or (sample id, 'duplicate_id'), as the
-    reader used to walk pycocotools' index."""
+    reader used to walk pycocotools' index; first, in file order, (sample id, 'bad_annotation') for each person
+    annotation whose image_id names no image, which that index never reached (the reader lost them silently)."""
     from pycocotools.coco import COCO
 
     coco = COCO()
@@ -89,7 +90,11 @@ def _pycocotools_visits(coco_data: dict) -> list[tuple]:
         coco.createIndex()
     persons = set(coco.getCatIds(catNms=["person"])) or {1}
     seen: set[int] = set()
-    visits: list[tuple] = []
+    visits: list[tuple] = [
+        (str(a["id"]), "bad_annotation")
+        for a in coco_data["annotations"]
+        if a.get("category_id") in persons and a["image_id"] not in coco.imgs
+    ]
     for image_id in sorted(coco.imgs):
         people = [a for a in coco.imgToAnns.get(image_id, []) if a.get("category_id") in persons]
         for person, ann in enumerate(sorted(people, key=lambda a: a["id"])):
@@ -149,18 +154,24 @@ def test_odd_annotations_and_fits_are_rejected_as_the_dict_code_rejects_them(tmp
     assert items["5"].fit_source == "eft"  # annotId 5.0 joins annotation 5, as a dict lookup by 5 finds it
 
 
-@pytest.mark.parametrize(
-    ("images", "annotations", "problem"),
-    [
-        ([{"id": "1", "file_name": "a.jpg"}], [], r"images\[0\] has id '1'"),
-        ([{"id": 1, "file_name": "a.jpg"}], [{"id": 1.5, "image_id": 1}], r"annotations\[0\] has id 1.5"),
-        ([{"id": 1, "file_name": "a.jpg"}], [{"id": 1}], r"annotations\[0\] has image_id None"),
-    ],
-)
-def test_ids_that_are_not_integers_stop_the_source(tmp_path, images, annotations, problem):
-    root = _write(tmp_path, {"images": images, "annotations": annotations, "categories": []})
-    with pytest.raises(SourceError, match=problem + ".*COCO ids are integers"):
+def test_an_image_id_that_is_not_an_integer_stops_the_source(tmp_path):
+    root = _write(tmp_path, {"images": [{"id": "1", "file_name": "a.jpg"}], "annotations": [], "categories": []})
+    with pytest.raises(SourceError, match=r"images\[0\] has id '1'.*COCO ids are integers"):
         _items(root)
+
+
+def test_a_person_annotation_whose_ids_are_not_integers_is_a_reject(tmp_path):
+    image = {"id": 1, "file_name": "a.jpg"}
+    annotations = [
+        {"id": 1.5, "image_id": 1, "category_id": 1},
+        {"id": 2, "category_id": 1},
+        {"id": "3", "image_id": 1, "category_id": 2},  # not a person: not a record of this reader
+    ]
+    root = _write(tmp_path, {"images": [image], "annotations": annotations, "categories": []})
+    items = _items(root)
+    assert [(i.sample_id, i.reason) for i in items] == [("1.5", "bad_annotation"), ("2", "bad_annotation")]
+    assert "id 1.5, image_id 1: COCO ids are integers" in items[0].detail
+    assert "id 2, image_id None" in items[1].detail
 
 
 def test_a_conversion_is_made_once_per_file_content(tmp_path):
@@ -168,7 +179,7 @@ def test_a_conversion_is_made_once_per_file_content(tmp_path):
     cache = tmp_path / "cache"
     first = _items(root, cache, eft=EFT)
     folders = sorted(cache.iterdir())
-    assert [f.name.split("-v1-")[0] for f in folders] == ["coco-keypoints", "eft-fits"]
+    assert [f.name.rsplit("-v", 1)[0] for f in folders] == ["coco-keypoints", "eft-fits"]
     made = {f: (f / "meta.json").stat().st_mtime_ns for f in folders}
     assert [repr(i) for i in _items(root, cache, eft=EFT)] == [repr(i) for i in first]
     assert {f: (f / "meta.json").stat().st_mtime_ns for f in folders} == made  # read again, not converted again

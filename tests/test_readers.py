@@ -39,6 +39,33 @@ def test_coco_on_the_real_fixture():
     assert not first.has_smpl and first.image.path.endswith(".jpg")
 
 
+def test_coco_numbers_that_are_nan_are_rejects_not_crashes_or_losses(tmp_path):
+    """The real fixture's file with NaN where COCO has whole numbers: an image's height (int() used to raise and end
+    the job), an annotation's id and another's image_id, and a fourth annotation whose image_id names no image
+    (pycocotools filed it under that id, which no image visits: it was lost without a reject). Every person
+    annotation ends up a record or a reject."""
+    path = require_real_fixture("mmpose/coco/test_coco.json")
+    data = json.loads(path.read_text())
+    people = [a for a in data["annotations"] if a["category_id"] == 1 and not a["iscrowd"]]
+    assert len(people) >= 4 and len(data["images"]) >= 2
+    data["images"][0]["height"] = float("nan")
+    spoiled = {people[1]["id"], people[2]["id"], people[3]["id"]}
+    people[1]["id"] = float("nan")
+    people[2]["image_id"] = float("nan")
+    people[3]["image_id"] = 987654321
+    (tmp_path / "coco.json").write_text(json.dumps(data))
+    reader = build_reader("coco_eft", str(tmp_path), "train", {"annotations": "coco.json", "images": "."})
+    good, rejected = split_items(reader)
+    assert len(good) + len(rejected) == len(people)
+    bad = [r for r in rejected if r.reason == "bad_annotation"]
+    on_first_image = [a for a in people if a["image_id"] == data["images"][0]["id"]]
+    assert len(bad) == len({id(a) for a in on_first_image} | {id(people[1]), id(people[2]), id(people[3])})
+    assert any("height is nan" in r.detail for r in bad)
+    assert sum("COCO ids are integers" in r.detail for r in bad) == 2
+    assert any("image_id 987654321 names no image" in r.detail for r in bad)
+    assert not {str(key) for key in spoiled} & {g.sample_id for g in good}
+
+
 def test_mpii_json_and_h5_real_fixtures():
     json_path = require_real_fixture("mmpose/mpii/test_mpii.json")
     good, rejected = split_items(

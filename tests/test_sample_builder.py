@@ -18,7 +18,15 @@ import numpy as np
 import pytest
 
 from preprocessing.bodies import BodyModels, pose_bodies
-from preprocessing.record import CropCamera, ImageRef, PerspectiveCamera, RecordRejected, Rejected, SampleRecord
+from preprocessing.record import (
+    CropCamera,
+    ImageRef,
+    PerspectiveCamera,
+    RecordRejected,
+    Rejected,
+    SampleRecord,
+    validate_record,
+)
 from preprocessing.render import affine_for_cv2, apply_affine, crop_affine, invert_affine, render_part_labels
 from preprocessing.render.cameras import weak_perspective_translation
 from preprocessing.samples import CropConfig, QualityConfig
@@ -242,6 +250,33 @@ def test_bad_images_and_poor_fits_are_rejected(models, pictures, tmp_path):
     reasons = [r.reason if isinstance(r, Rejected) else "ok" for r in results]
     assert reasons == ["missing_image", "corrupt_image", "poor_fit", "ok"]
     assert "nope.jpg" in results[0].detail
+
+
+def test_a_jpeg_cut_short_is_rejected_although_it_decodes(models, pictures, tmp_path):
+    """libjpeg fills the rows past the cut with grey and only warns: the crop would be silently wrong."""
+    folder, samples = pictures
+    data = (folder / "0.jpg").read_bytes()
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(data[: len(data) * 2 // 3])
+    assert cv2.imread(str(cut)) is not None  # what made it slip through
+    record = dataclasses.replace(record_of(folder, samples[0]), image=ImageRef(str(cut)))
+    result = SampleBuilder(models, CropConfig(), QualityConfig()).build([record])[0]
+    assert isinstance(result, Rejected) and result.reason == "corrupt_image" and "cut short" in result.detail
+
+
+def test_ground_truth_that_comes_out_non_finite_is_rejected(models, pictures):
+    """A crop camera whose scale is positive and finite but tiny puts the body at an infinite depth: its translation
+    is infinite. The fit-quality filter would catch this one; with it off (preprocess.quality.* = 0) the sample used to
+    be written with Infinity in its camera."""
+    folder, samples = pictures
+    good = record_of(folder, samples[0])
+    camera = CropCamera(np.array([1e-320, 0.0, 0.0]), good.camera.center, good.camera.box_size)  # subnormal
+    validate_record(dataclasses.replace(good, camera=camera))  # every field the reader gave is finite
+    with np.errstate(over="ignore", invalid="ignore"):
+        unfiltered = QualityConfig(min_keypoints_in_silhouette=0.0, max_reprojection_error=0.0)
+        result = SampleBuilder(models, CropConfig(), unfiltered).build([dataclasses.replace(good, camera=camera)])
+    assert isinstance(result[0], Rejected) and result[0].reason == "nan_parameters", result[0]
+    assert "camera.translation" in result[0].detail
 
 
 def test_tar_bytes_are_deterministic_and_readable_by_tarfile():

@@ -167,3 +167,38 @@ def test_training_survives_the_mlflow_server_going_away(procedural_dir, training
     assert Path(result.checkpoint).is_file() and Path(result.best_checkpoint).is_file()
     output = capfd.readouterr()
     assert "unreachable" in output.out + output.err
+
+
+def test_data_the_loaders_skipped_is_shown_and_summarised(
+    procedural_dir, training_shards, tmp_path, ray_cluster, capfd
+):
+    """Every training shard cut short (manifest unchanged): the run used to finish with exit 0 and not a word."""
+    import shutil
+
+    from pipelines.cli import main
+    from tests.train_helpers import small_train_overrides
+
+    damaged = tmp_path / "coco-cut"
+    shutil.copytree(training_shards / "coco-eft" / "train", damaged)
+    for shard in damaged.glob("shard-*.tar"):
+        shard.write_bytes(shard.read_bytes()[: shard.stat().st_size * 6 // 10])
+    overrides = small_train_overrides(
+        procedural_dir,
+        training_shards,
+        tmp_path / "store",
+        f"data.datasets.coco.shards=[{damaged}]",
+        "train.num_workers=1",
+        "train.max_steps=20",
+        "train.log_every=10",
+        "train.checkpoint_every=20",
+        "train.validate_every=20",
+        "train.images_every=0",
+        "tracking.system_metrics=false",
+        "tracking.registered_model=",
+        "data.validation_max_samples=8",
+        f"train.ray_address={ray_cluster.get_runtime_context().gcs_address}",
+    )
+    assert main(["train", *overrides]) == 0
+    out = capfd.readouterr().out
+    assert "step 10: the loaders skipped" in out and "`pare shards validate` lists the problems" in out, out[-3000:]
+    assert "SKIPPED: the loaders dropped" in out, out[-3000:]

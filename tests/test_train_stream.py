@@ -67,8 +67,9 @@ def test_validation_covers_every_sample_once_over_ranks(training_shards):
     assert len(limited) == 10
 
 
-def _handmade_shard(folder, count: int) -> str:
-    """A shard of ``count`` samples written with the preprocessor's own encoders (no Ray needed)."""
+def _handmade_shard(folder, count: int, edit=None) -> str:
+    """A shard of ``count`` samples written with the preprocessor's own encoders (no Ray needed); ``edit(index,
+    annotation)`` may change each annotation first."""
     from preprocessing.samples.encode import encode_jpeg, encode_json, encode_png, sample_members, tar_bytes
 
     rng = np.random.default_rng(0)
@@ -87,6 +88,8 @@ def _handmade_shard(folder, count: int) -> str:
             "has_segm": 1,
             "extra": {"index": index},
         }
+        if edit:
+            edit(index, annotation)
         crop = rng.integers(0, 256, (96, 96, 3), dtype=np.uint8)
         labels = rng.integers(0, 25, (96, 96), dtype=np.uint8)
         members += sample_members(
@@ -95,6 +98,29 @@ def _handmade_shard(folder, count: int) -> str:
     path = folder / "shard-000000.tar"
     path.write_bytes(tar_bytes(members))
     return str(path)
+
+
+def test_ground_truth_with_nan_or_infinity_is_dropped_and_counted(tmp_path):
+    """The geometric augmentation turned a NaN root rotation into the identity (cv2.Rodrigues), so that evaluation
+    scored such a sample and training learnt from it; it is dropped and counted, unless the array is not used."""
+
+    def spoil(index: int, annotation: dict) -> None:
+        if index == 1:
+            annotation["pose"][0] = np.nan
+        elif index == 2:
+            annotation["keypoints_2d"][5, 0] = np.inf
+        elif index == 3:
+            annotation["betas"][0] = np.nan
+        elif index == 4:  # 3D joints the sample does not use
+            annotation["joints_3d"][0, 0], annotation["has_joints_3d"] = np.nan, 0
+        elif index == 5:
+            annotation["joints_3d"][7, 2] = -np.inf
+
+    url = _handmade_shard(tmp_path, 7, spoil)
+    batches = list(make_loader(ValidationStream([url], FAST, 64, 0, 1), FAST, drop_last=False))
+    assert [key for batch in batches for key in batch["key"]] == ["handmade_0", "handmade_4", "handmade_6"]
+    assert sum(int(b["non_finite"].sum()) for b in batches) == 4 == sum(int(b["skipped"].sum()) for b in batches)
+    assert all(torch.isfinite(b["pose"]).all() for b in batches)
 
 
 def test_batches_have_exactly_the_typed_training_batch_keys(tmp_path):
@@ -133,6 +159,7 @@ def test_batches_have_exactly_the_typed_training_batch_keys(tmp_path):
             "has_segm": ((4,), torch.float32),
             "occluders": ((4,), torch.int64),
             "skipped": ((4,), torch.int64),
+            "non_finite": ((4,), torch.int64),
         }
     assert sorted(validation["key"]) == [f"handmade_{i}" for i in range(4)]
 

@@ -42,6 +42,10 @@ DOWNLOAD_HINT = (
     "J_regressor_h36m.npy, smpl_mean_params.npz) from their data packages, or generate the "
     "procedural stand-in with `pare body-model synth --out DIR`."
 )
+BODY_MODEL_ADVICE = (
+    "If the file is a body model from the official SMPL site, check that it was not replaced; otherwise convert "
+    "its arrays to .npz."
+)
 _OFFICIAL_NAMES = {"neutral": "neutral", "male": "m", "female": "f"}
 
 
@@ -113,9 +117,9 @@ def read_model_file(path: Path) -> dict[str, np.ndarray]:
             with np.load(path, allow_pickle=False) as archive:
                 raw = {key: archive[key] for key in archive.files}
         except (OSError, ValueError, zipfile.BadZipFile) as error:
-            raise AssetError(f"{path} is not a readable .npz file ({error})") from error
+            raise numpy_file_error(path, error) from error
     else:
-        raw = load_pickle(path)
+        raw = load_pickle(path, advice=BODY_MODEL_ADVICE)
         if not isinstance(raw, dict):
             raise AssetError(f"{path} holds a {type(raw).__name__}, expected the dict of an SMPL model")
     missing = [key for key in _MODEL_SHAPES if key not in raw]
@@ -132,7 +136,50 @@ def read_model_file(path: Path) -> dict[str, np.ndarray]:
     for key in ("v_template", "weights", "J_regressor", "posedirs", "shapedirs"):
         if not np.isfinite(model[key]).all():
             raise AssetError(f"{path}: '{key}' holds NaN or infinite values")
+    _check_kinematic_tree(model["kintree_table"], path)
     return model
+
+
+def _check_kinematic_tree(table: np.ndarray, path: Path) -> None:
+    """Every joint but the root has an earlier joint as its parent, as in SMPL (and as smplx's chain needs:
+    it walks the joints in order, so a parent out of range or a cycle would index past its transforms)."""
+    parents = table[0]
+    for joint in range(1, NUM_JOINTS):
+        parent = parents[joint]
+        if not 0 <= parent < joint:
+            raise AssetError(
+                f"{path}: 'kintree_table' gives joint {joint} the parent {parent}; in SMPL every joint's parent is an "
+                f"earlier joint (0..{joint - 1}), so the skeleton is a tree rooted at joint 0. The file is damaged or "
+                "not an SMPL model. " + DOWNLOAD_HINT
+            )
+
+
+NUMPY_MAGIC = {".npy": (b"\x93NUMPY", "numpy's .npy header"), ".npz": (b"PK", "a zip archive's header")}
+
+
+def numpy_file_error(path: Path, error: Exception, what: str = "") -> AssetError:
+    """What is wrong with a ``.npy`` / ``.npz`` file numpy refused, said plainly.
+
+    numpy reads any file without its header as a pickle, so its error for a damaged file or one of another kind
+    suggests ``allow_pickle=True``, which would let the file run code: never the fix here."""
+    kind = ".npz" if path.suffix == ".npz" else ".npy"
+    magic, header = NUMPY_MAGIC[kind]
+    try:
+        with open(path, "rb") as handle:
+            start = handle.read(len(magic))
+    except OSError:
+        start = magic  # unreadable: numpy's own error says why
+    if start != magic:
+        return AssetError(
+            f"{what}{path} is not a {kind} file: it does not start with {header} (damaged, empty, or another kind of "
+            f"file under a {kind} name). " + DOWNLOAD_HINT
+        )
+    if "pickled" in str(error):
+        return AssetError(
+            f"{what}{path} holds Python objects rather than numbers; they are not loaded, as loading them could run "
+            "code from the file. Save the arrays as plain numbers (numpy.save with allow_pickle=False)"
+        )
+    return AssetError(f"{what}{path} is not a readable {kind} file ({error})")
 
 
 def _read_regressor(folder: Path, name: str, rows: int) -> np.ndarray:
@@ -142,7 +189,7 @@ def _read_regressor(folder: Path, name: str, rows: int) -> np.ndarray:
     try:
         array = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as error:
-        raise AssetError(f"{path} is not a readable .npy file ({error})") from error
+        raise numpy_file_error(path, error) from error
     _check_shape(name, array, (rows, NUM_VERTICES), str(path))
     return array.astype(np.float64)
 
@@ -158,7 +205,7 @@ def _read_mean_params(folder: Path) -> dict[str, np.ndarray]:
     except KeyError as error:
         raise AssetError(f"{path} lacks {error}; it needs 'pose' (144), 'shape' (10) and 'cam' (3)") from error
     except (OSError, ValueError, zipfile.BadZipFile) as error:
-        raise AssetError(f"{path} is not a readable .npz file ({error})") from error
+        raise numpy_file_error(path, error) from error
     for key, size in (("pose", 144), ("shape", 10), ("cam", 3)):
         _check_shape(key, params[key], (size,), str(path))
     return params
@@ -219,7 +266,7 @@ def read_part_map(path: Path) -> np.ndarray:
         try:
             part_map = np.load(path, allow_pickle=False).astype(np.int64)
         except (OSError, ValueError) as error:
-            raise AssetError(f"cannot read part map {path}: {error}") from error
+            raise numpy_file_error(path, error, "part map ") from error
         _check_shape("part map", part_map, (NUM_VERTICES,), str(path))
     if part_map.min() < 0 or part_map.max() >= NUM_JOINTS:
         raise AssetError(f"{path}: every vertex needs a part in 0..23; {int((part_map < 0).sum())} have none")

@@ -49,6 +49,13 @@ class CheckpointError(UserFacingError):
 def read_checkpoint_file(path: str | Path) -> Any:
     """Load ``path`` with ``weights_only=True`` on the CPU; see the module docstring."""
     path = Path(path)
+    if path.is_dir():
+        inside = path / "model.pt"
+        hint = f"did you mean {inside}?" if inside.is_file() else "pass the file itself"
+        raise CheckpointError(
+            f"checkpoint {path} is a folder, not a checkpoint file: {hint} (a .pt file written by `pare train`, "
+            "e.g. <storage_path>/<run_name>/best/model.pt, or a released PARE .ckpt)"
+        )
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist; pass the path of a .ckpt or .pt file")
     try:

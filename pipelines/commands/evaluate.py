@@ -3,14 +3,40 @@
 from __future__ import annotations
 
 import argparse
+import re
 
+from pare_model.errors import UserFacingError
 from pipelines.commands.config import _split_config_args
+
+OVERRIDE = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*=")
+"""The start of a ``key=value`` override; a shard folder never starts so (``s3://b/date=1`` has its ``=`` after a
+``/``)."""
+
+
+def _settings_after_shards(args: argparse.Namespace) -> list[str]:
+    """The config file and overrides the user gave after ``--shards`` (whose ``nargs='+'`` takes every word up to the
+    next option), moved from the shard folders to the settings, in order; the settings."""
+    shards = args.shards or []
+    config_files = [value for value in shards if value.endswith((".yaml", ".yml"))]
+    overrides = [value for value in shards if OVERRIDE.match(value)]
+    args.shards = [value for value in shards if value not in config_files and value not in overrides] or None
+    settings = list(args.args)
+    if config_files:
+        if len(config_files) > 1 or (settings and "=" not in settings[0]):
+            raise UserFacingError(
+                f"more than one config file given ({', '.join(([settings[0]] if settings else []) + config_files)}); "
+                "pass one, before the key=value overrides"
+            )
+        settings = config_files + settings
+    if args.shards is None and shards:
+        raise UserFacingError(f"--shards names no shard folder, only settings ({' '.join(shards)}); add the folder")
+    return settings + overrides
 
 
 def _config(args: argparse.Namespace):
     from pipelines.config.loader import load_config
 
-    path, overrides = _split_config_args(args.args)
+    path, overrides = _split_config_args(_settings_after_shards(args))
     flags = {"checkpoint": args.checkpoint, "run_id": args.run}
     overrides = [*overrides, *(f"evaluate.{key}={value}" for key, value in flags.items() if value)]
     if args.shards:
@@ -47,7 +73,12 @@ def _attention(args: argparse.Namespace) -> int:
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", help="model checkpoint: `pare train`'s model.pt or a released PARE .ckpt")
     parser.add_argument("--run", help="MLflow run id of a `pare train` run (its best model; results logged to it)")
-    parser.add_argument("--shards", nargs="+", metavar="DIR", help="shard folders (`pare preprocess` output)")
+    parser.add_argument(
+        "--shards",
+        nargs="+",
+        metavar="DIR",
+        help="shard folders (`pare preprocess` output); a config file or key=value override after them still counts",
+    )
     parser.add_argument("--out", help="output folder")
     parser.add_argument(
         "args", nargs="*", metavar="[CONFIG] [key=value ...]", help="a YAML config file and/or overrides"

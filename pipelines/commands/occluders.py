@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from pipelines.commands.numbers import whole_number
+
 
 def _build(args: argparse.Namespace) -> int:
     from pipelines.occluder_bank.build import build_bank
@@ -30,7 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     build.add_argument("--voc", required=True, help="the VOCdevkit/VOC2012 folder")
     build.add_argument("--out", required=True, help="the bank file to write (.npz)")
-    build.add_argument("--min-pixels", type=int, default=500, help="smallest object mask in pixels (PARE: 500)")
+    build.add_argument(
+        "--min-pixels", type=whole_number(1), default=500, help="smallest object mask in pixels (PARE: 500)"
+    )
     build.add_argument("--ray-address", default="", help="Ray cluster (empty: a local one)")
     build.add_argument("--quiet", action="store_true", help="no progress bar")
     build.set_defaults(handler=_build)

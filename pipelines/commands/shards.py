@@ -10,7 +10,11 @@ import argparse
 import json
 from pathlib import Path
 
+from pipelines.commands.numbers import whole_number
+
 MAX_PRINTED = 20
+MAX_SHEET_SAMPLES = 256
+"""Most samples on a contact sheet: each is a 424-pixel tile held in memory until the sheet is drawn."""
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -74,6 +78,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     stats = commands.add_parser("stats", help="counts, fit-quality histograms and a contact sheet of samples")
     stats.add_argument("dir", help="a dataset/split folder or a folder above several (path or URI)")
     stats.add_argument("--out", default=None, help="output folder (default: DIR/stats; ./shard-stats for URIs)")
-    stats.add_argument("--samples", type=int, default=16, help="samples on the contact sheet (default 16)")
-    stats.add_argument("--seed", type=int, default=0, help="which random samples (default 0)")
+    stats.add_argument(
+        "--samples",
+        type=whole_number(0, MAX_SHEET_SAMPLES),
+        default=16,
+        help="samples on the contact sheet (default 16)",
+    )
+    stats.add_argument("--seed", type=whole_number(0), default=0, help="which random samples (default 0)")
     stats.set_defaults(handler=_stats)

@@ -29,6 +29,11 @@ def _run(args: argparse.Namespace) -> int:
             ]
         )
     )
+    if result.skipped_samples:
+        print(
+            f"  SKIPPED: the loaders dropped {result.skipped_samples} samples or shard reads (unreadable, or ground "
+            "truth with NaN or infinity); check the shards with `pare shards validate`"
+        )
     return 0
 
 

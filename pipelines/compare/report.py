@@ -1,9 +1,11 @@
 """The comparison report: ``comparison.md``, ``comparison.csv``, ``curves.png`` and ``bars.png``.
 
-- Markdown: the params that differ across runs (one column per run; all params when there is
-  one run), then the final and best value of each metric per run, the best run's value in bold
-  (ties are all bold; nothing is bold with fewer than two values to compare). A metric a run did
-  not log shows as ``—``.
+- Markdown: each run's MLflow status, the params that differ across runs (one column per run;
+  all params when there is one run), then the final and best value of each metric per run, the
+  best finished run's value in bold (ties are all bold; nothing is bold with fewer than two values
+  of finished runs to compare). A run that is still RUNNING (or was killed before it could end
+  its MLflow run), FAILED or KILLED is shown but never bold. A metric a run did not log shows as
+  ``—``.
 - CSV: one row per run, ``run_id, run_name, status, param:<name>..., final:<metric>...,
   best:<metric>...``; floats at full precision, empty for a metric the run did not log.
 - ``curves.png``: one subplot per metric, every run's history against the step.
@@ -22,6 +24,15 @@ from pipelines.compare.runs import Comparison, RunData, lower_is_better
 
 MISSING = "—"
 KINDS = ("final", "best")
+FINISHED = "FINISHED"
+"""The one MLflow run status whose values can be best: the run ended normally."""
+STATUS_NOTES = {
+    FINISHED: "ended normally",
+    "RUNNING": "not ended: still running, or killed before it could end its run; never best",
+    "SCHEDULED": "not started; never best",
+    "FAILED": "ended with an error; never best",
+    "KILLED": "stopped before the end; never best",
+}
 
 
 @dataclass(frozen=True)
@@ -66,13 +77,19 @@ def differing_params(runs: Sequence[RunData]) -> tuple[list[str], int]:
 
 
 def best_run_ids(runs: Sequence[RunData], metric: str, kind: str) -> set[str]:
-    """Ids of the runs whose ``kind`` ("final"/"best") value of ``metric`` is best; empty with fewer than two values."""
-    values = {run.run_id: getattr(run, kind).get(metric, math.nan) for run in runs}
+    """Ids of the finished runs whose ``kind`` ("final"/"best") value of ``metric`` is best; empty with fewer than two
+    values of finished runs."""
+    values = {run.run_id: getattr(run, kind).get(metric, math.nan) for run in runs if run.status == FINISHED}
     finite = {run_id: value for run_id, value in values.items() if not math.isnan(value)}
     if len(finite) < 2:
         return set()
     target = min(finite.values()) if lower_is_better(metric) else max(finite.values())
     return {run_id for run_id, value in finite.items() if value == target}
+
+
+def runs_section(runs: Sequence[RunData]) -> str:
+    rows = [[run.label, run.status, STATUS_NOTES.get(run.status, "never best")] for run in runs]
+    return "## Runs\n\n" + _table(["run", "status", "meaning"], rows)
 
 
 def params_section(runs: Sequence[RunData]) -> str:
@@ -100,13 +117,14 @@ def metrics_section(comparison: Comparison) -> str:
                 cells.append(f"**{text}**" if run.run_id in bold else text)
             rows.append([metric, kind, direction, *cells])
     table = _table(["metric", "value", "better", *(run.label for run in runs)], rows)
-    legend = "Final: the value at the last step. Best: the min or max over the history. Bold: the best run."
+    legend = "Final: the value at the last step. Best: the min or max over the history. Bold: the best finished run."
     return f"## Metrics\n\n{legend}\n\n{table}"
 
 
 def markdown(comparison: Comparison) -> str:
     title = f"# {len(comparison.runs)} run(s) of experiment `{comparison.experiment}`"
-    return "\n\n".join([title, params_section(comparison.runs), metrics_section(comparison)]) + "\n"
+    sections = [title, runs_section(comparison.runs), params_section(comparison.runs), metrics_section(comparison)]
+    return "\n\n".join(sections) + "\n"
 
 
 def _csv_value(value: float | None) -> str:

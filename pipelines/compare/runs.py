@@ -23,7 +23,7 @@ from mlflow.entities import Experiment, Run, ViewType
 from mlflow.tracking import MlflowClient
 
 from pare_model.errors import UserFacingError
-from pipelines.tracking_store import first_line, prepare_tracking
+from pipelines.tracking_store import first_line, prepare_tracking, read_only_uri
 
 COMPARE_TAG = "pare.compare_runs"
 """Tag of a comparison run: the comma-separated ids of the runs it compares."""
@@ -211,7 +211,7 @@ def read_comparison(
     uri = prepare_tracking(
         resolve_tracking_uri(tracking_uri), COMPARE_TIMEOUT_S, read_only=True, setting="--tracking-uri"
     )
-    client, found = _open_store(uri, experiment)
+    client, found = _open_store(read_only_uri(uri, "--tracking-uri"), experiment)
     runs = select_runs(list_runs(client, found.experiment_id), wanted_runs, experiment)
     chosen = choose_metrics(runs, metrics)
     return Comparison(uri, experiment, found.experiment_id, chosen, [read_run(client, run, chosen) for run in runs])

@@ -24,6 +24,7 @@ class TrainingBatch(LossTargets):
     image: Tensor  # (B, S, S, 3) uint8 RGB crops, S = model.image_size; to_model_input makes network input
     occluders: Tensor  # (B,) int64 synthetic occluders pasted into each crop (0 when occlusion is off)
     skipped: Tensor  # (B,) int64 samples and shards the loader process dropped before each example
+    non_finite: Tensor  # (B,) int64 of those, samples whose ground truth held NaN or infinity
     key: list[str]  # B sample keys, as in the shards
     dataset: list[str]  # B dataset names (e.g. "coco-eft", "3dpw")
     extra: list[str]  # B JSON texts of the samples' dataset-specific extras ("{}" when none)

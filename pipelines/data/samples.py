@@ -1,8 +1,10 @@
 """From a raw shard sample (bytes) to a training or validation example (arrays).
 
-A sample that cannot be decoded (a broken JPEG, PNG or JSON, a missing member, wrong shapes) is
-counted by reason in :data:`SKIPPED` and dropped, never silently: the loader attaches the counts
-to the next batch and the training loop logs them.
+A sample that cannot be decoded (a broken JPEG, PNG or JSON, a missing member, wrong shapes), and
+one whose ground truth holds NaN or infinity (:data:`NON_FINITE`; the geometric augmentation would
+turn a NaN root rotation into the identity, silently), is counted by reason in :data:`SKIPPED` and
+dropped, never silently: the loader attaches the counts to the next batch, the training loop logs
+and shows them, and evaluation reports them.
 """
 
 from __future__ import annotations
@@ -29,10 +31,20 @@ def label_fits(crop_side: int, label_side: int) -> bool:
 
 SKIPPED: Counter = Counter()
 """Samples and shards dropped in this process since the last batch, by reason."""
+NON_FINITE = "non_finite_ground_truth"
+"""The :data:`SKIPPED` reason of a sample whose ground truth holds NaN or infinity."""
 
 
 class BadSample(ValueError):
-    """A shard sample that cannot be used; the message says what is wrong with it."""
+    """A shard sample that cannot be used; the message says what is wrong with it, ``reason`` the kind."""
+
+    reason = "bad_sample"
+
+
+class NonFiniteGroundTruth(BadSample):
+    """A sample whose keypoints, or 3D joints, pose or shape where it has them, hold NaN or infinity."""
+
+    reason = NON_FINITE
 
 
 def decode_raw(sample: dict) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -61,6 +73,21 @@ def _array(annotation: dict, name: str, shape: tuple[int, ...]) -> np.ndarray:
     return value
 
 
+def check_finite(annotation: dict) -> None:
+    """Raise :class:`NonFiniteGroundTruth` when ground truth the sample uses holds NaN or infinity: its 2D keypoints,
+    its 3D joints when ``has_joints_3d``, its pose and shape when ``has_smpl``."""
+    used = ["keypoints_2d"]
+    used += ["joints_3d"] if annotation.get("has_joints_3d") else []
+    used += ["pose", "betas"] if annotation.get("has_smpl") else []
+    for name in used:
+        try:
+            finite = bool(np.isfinite(np.asarray(annotation.get(name), dtype=np.float64)).all())
+        except (TypeError, ValueError):
+            continue  # not numbers: refused as a bad shape by _array
+        if not finite:
+            raise NonFiniteGroundTruth(f"sample {annotation.get('key', '?')}: {name} holds NaN or infinity")
+
+
 class SampleTransform:
     """Decode + augment + occlude one raw sample; one instance per loader process (it holds the RNG).
 
@@ -83,8 +110,8 @@ class SampleTransform:
     def __call__(self, sample: dict) -> dict | None:
         try:
             return self._example(sample)
-        except BadSample:
-            SKIPPED["bad_sample"] += 1
+        except BadSample as error:
+            SKIPPED[error.reason] += 1
             return None
 
     def draw(self) -> Draw:
@@ -93,6 +120,7 @@ class SampleTransform:
 
     def _example(self, sample: dict) -> dict:
         crop, labels, annotation = decode_raw(sample)
+        check_finite(annotation)
         box_size = float(annotation.get("crop", {}).get("box_size", 0) or 0)
         if box_size <= 0:
             raise BadSample(f"sample {sample.get('__key__')}: crop.box_size is missing")
@@ -127,5 +155,6 @@ class SampleTransform:
             "extra": json.dumps(annotation.get("extra") or {}),
         }
         example["skipped"] = np.int64(sum(SKIPPED.values()))
+        example["non_finite"] = np.int64(SKIPPED[NON_FINITE])
         SKIPPED.clear()
         return example

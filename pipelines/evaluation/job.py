@@ -48,6 +48,8 @@ class EvaluationResult:
     damaged: tuple[str, ...] = ()
     missing_joints: int = 0
     """Samples left out because their 3D joints lack a joint the protocol evaluates (validity 0)."""
+    non_finite: int = 0
+    """Samples left out because their ground truth holds NaN or infinity."""
 
 
 def shard_folders(config: PareConfig) -> tuple[list, list[str]]:
@@ -134,6 +136,7 @@ def _run_info(config: PareConfig, source, folders, part: EvalPart, expected: int
         "without_ground_truth": part.without_ground_truth,
         "missing_joints": part.missing_joints,
         "unreadable": part.unreadable,
+        "non_finite_ground_truth": part.non_finite,
         "samples_expected": expected,
         "samples_lost": lost,
         "damaged_shards": damaged,
@@ -164,7 +167,7 @@ def run_evaluation(config: PareConfig, shared: EvaluationActors | None = None) -
         print(incomplete_note(found))
     summary = summarise(part, subsets, evaluate.baseline)
     expected = expected_samples(folders, evaluate.max_samples)
-    lost = expected - len(part) - part.without_ground_truth - part.missing_joints
+    lost = expected - len(part) - part.without_ground_truth - part.missing_joints - part.non_finite
     info = _run_info(config, source, folders, part, expected, lost, damaged)
     output_dir = Path(evaluate.output_dir)
     files = write_reports(output_dir, part, summary, info, evaluate.baseline)
@@ -183,6 +186,7 @@ def run_evaluation(config: PareConfig, shared: EvaluationActors | None = None) -
         lost,
         tuple(damaged),
         part.missing_joints,
+        part.non_finite,
     )
 
 
@@ -223,6 +227,12 @@ def summary_text(result: EvaluationResult) -> str:
         lines.append(
             f"  left out: {result.without_ground_truth} samples without 3D ground truth, {missing}"
             f"{result.unreadable} unreadable (see pare shards validate)"
+        )
+    if result.non_finite:
+        lines.append(
+            f"  EXCLUDED: {result.non_finite} samples whose ground truth holds NaN or infinity (pare shards validate "
+            "names them; rebuild the shards with pare preprocess, which rejects such records); the numbers above "
+            "cover the rest"
         )
     if result.lost:
         lines.append(

@@ -133,6 +133,8 @@ class EvalPart:
     unreadable: int = 0
     missing_joints: int = 0
     """Samples left out because their 3D joints lack a joint the protocol evaluates."""
+    non_finite: int = 0
+    """Samples left out because their ground truth holds NaN or infinity (:mod:`pipelines.data.samples`)."""
 
     def count_left_out(self, target: Target) -> None:
         """Count the samples of a batch that ``target`` leaves out, by why."""
@@ -164,6 +166,7 @@ class EvalPart:
         self.without_ground_truth += other.without_ground_truth
         self.unreadable += other.unreadable
         self.missing_joints += other.missing_joints
+        self.non_finite += other.non_finite
         return self
 
     def arrays(self, which: str = "model") -> dict[str, np.ndarray]:
@@ -205,12 +208,13 @@ def unit_batches(
 
 def evaluate_unit(context: EvalContext, unit: Unit, batch_size: int, baseline: bool) -> EvalPart:
     """Errors of the context's predictor (and the mean-pose baseline) on every usable sample of a unit."""
-    from pipelines.data.samples import SKIPPED
+    from pipelines.data.samples import NON_FINITE, SKIPPED
 
     part = EvalPart()
     SKIPPED.clear()
     for batch in unit_batches(unit, context.image_size, batch_size, context=context):
-        part.unreadable += int(batch["skipped"].sum())
+        part.non_finite += int(batch["non_finite"].sum())
+        part.unreadable += int(batch["skipped"].sum()) - int(batch["non_finite"].sum())
         target = ground_truth(context, batch)
         if not target.keep.any():
             part.count_left_out(target)
@@ -218,6 +222,7 @@ def evaluate_unit(context: EvalContext, unit: Unit, batch_size: int, baseline: b
         ours = measure(context, context.predictor, batch["image"], batch, target)
         base = measure_baseline(context, target) if baseline else None
         part.add(batch, target, ours, base)
-    part.unreadable += sum(SKIPPED.values())
+    part.non_finite += SKIPPED[NON_FINITE]
+    part.unreadable += sum(SKIPPED.values()) - SKIPPED[NON_FINITE]
     SKIPPED.clear()
     return part

@@ -88,10 +88,10 @@ def _checkpoint_of_run(config: PareConfig, run_id: str) -> tuple[str, str, str]:
 
 
 def _local_copy(location: str, folder: Path) -> str:
-    """The checkpoint as a local file (a remote one copied into ``folder/checkpoint``), or '' when it does not exist."""
+    """The checkpoint as a local path (a remote one copied into ``folder/checkpoint``), or '' when it does not exist."""
     if not is_remote(location):
         path = Path(location.removeprefix("file://"))
-        return str(path) if path.is_file() else ""
+        return str(path) if path.exists() else ""  # a folder: the reader says what to pass instead
     target = folder / "checkpoint" / posixpath.basename(location.rstrip("/"))
     return str(target) if fetch_file(location, target) else ""
 

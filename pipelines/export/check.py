@@ -8,8 +8,9 @@ same for vertices in metres as for attention maps that sum to one.
 from __future__ import annotations
 
 import math
+import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -39,18 +40,35 @@ class Difference:
     ok: bool
 
 
-def run_exported(path: Path, fmt: Format, crops: torch.Tensor, names: Sequence[str]) -> list[np.ndarray]:
-    """The outputs ``names`` of the exported file at ``path`` for (B, S, S, 3) uint8 ``crops``."""
+ONNXRUNTIME_TELEMETRY_ENV = "ORT_DISABLE_TELEMETRY"
+"""onnxruntime (1.32 on Linux) writes a device id and an event database under the user's cache folder
+(``Microsoft/DeveloperTools/.onnxruntime``) and a ``.ses`` file in the temp folder unless this variable is set when
+it starts; setting it afterwards does nothing."""
+
+
+def import_onnxruntime():
+    """onnxruntime, with its telemetry off: nothing written outside the files a command names."""
+    os.environ[ONNXRUNTIME_TELEMETRY_ENV] = "1"
+    import onnxruntime
+
+    onnxruntime.disable_telemetry_events()  # in case it was imported before, without the variable
+    return onnxruntime
+
+
+def exported_runner(path: Path, fmt: Format, names: Sequence[str]) -> Callable[[torch.Tensor], list[np.ndarray]]:
+    """A function giving the outputs ``names`` of the exported file at ``path`` for (B, S, S, 3) uint8 crops."""
     if fmt == "torchscript":
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="`torch.jit.load` is deprecated", category=DeprecationWarning)
             module = torch.jit.load(str(path), map_location="cpu")
-        with torch.no_grad():
-            return [value.numpy() for value in module(crops)]
-    import onnxruntime
 
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return list(session.run(list(names), {INPUT_NAME: crops.numpy()}))
+        def run_torchscript(crops: torch.Tensor) -> list[np.ndarray]:
+            with torch.no_grad():
+                return [value.numpy() for value in module(crops)]
+
+        return run_torchscript
+    session = import_onnxruntime().InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return lambda crops: list(session.run(list(names), {INPUT_NAME: crops.numpy()}))
 
 
 def compare(

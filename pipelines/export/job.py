@@ -12,12 +12,15 @@ the newer exporter, cannot follow smplx's kinematic chain, which indexes a Pytho
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
+import shutil
 import tempfile
 import uuid
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -41,11 +44,15 @@ from pare_model.export import (
 from pare_model.image_input import to_model_input
 from pare_model.model import build_model
 from pipelines.config.body_model import BodyModelConfig
-from pipelines.export.check import EPS, TOLERANCE, Difference, Format, compare, run_exported, table
+from pipelines.export.check import EPS, TOLERANCE, Difference, Format, compare, exported_runner, table
 
 BODY_MODEL_ENV = "PARE_BODY_MODEL_DIR"
 """A body model folder that overrides the config's, as for the MLflow model."""
 ONNX_OPSET = 17
+MAX_CHECK_CROPS = 64
+"""Most crops the check may run on (``--check-crops``); enough to cover a batch dimension several times over."""
+CHECK_BATCH = 8
+"""Crops the check runs at a time, so that its memory does not grow with ``--check-crops``."""
 METADATA_KEY = "pare_export"
 """ONNX: the metadata property holding the export's JSON description; TorchScript: the extra file
 ``pare_export.json``."""
@@ -187,31 +194,68 @@ def write_file(module: ExportModule, fmt: Format, path: Path, image_size: int, d
 
 
 def run_export(request: ExportRequest, body_model: BodyModelConfig) -> ExportResult:
-    """Write ``request.out`` and check it; on a failed check nothing is left under that name."""
-    if request.num_crops < 1:
-        raise UserFacingError(f"--check-crops must be at least 1, got {request.num_crops}")
+    """Write ``request.out`` and check it; on a failed check nothing is left under that name, and nothing is
+    written outside the folder of ``request.out`` (:func:`_staging`)."""
+    if not 1 <= request.num_crops <= MAX_CHECK_CROPS:
+        raise UserFacingError(
+            f"--check-crops must be from 1 to {MAX_CHECK_CROPS} (the check's crops are made in memory), "
+            f"got {request.num_crops}"
+        )
     if not 0 < request.tolerance < 1:
         raise UserFacingError(f"--tolerance must be between 0 and 1 (a relative difference), got {request.tolerance}")
     check_out(request.out, request.force)
-    model, description = _load(request, body_model)
-    image_size = description["model_config"]["image_size"]
-    names = description["outputs"]
-    module = ExportModule(model, names).eval()
-    request.out.parent.mkdir(parents=True, exist_ok=True)
-    partial = request.out.with_name(f".{request.out.name}.partial-{uuid.uuid4().hex[:12]}")
-    try:
+    with _staging(request.out) as staging:
+        model, description = _load(request, body_model)
+        image_size = description["model_config"]["image_size"]
+        names = description["outputs"]
+        module = ExportModule(model, names).eval()
+        partial = staging / request.out.name
         write_file(module, request.format, partial, image_size, description)
         crops = example_crops(request.num_crops, image_size, seed=1)
-        with torch.no_grad():
-            output = model(to_model_input(crops))
-        eager = [np.asarray(output[name].numpy()) for name in names]
-        rows = compare(names, run_exported(partial, request.format, crops, names), eager, request.tolerance)
+        eager, exported = _outputs(model, partial, request.format, crops, names)
+        rows = compare(names, exported, eager, request.tolerance)
         result = ExportResult(request.out, request.format, description, rows, request.num_crops)
         if result.ok:
             os.replace(partial, request.out)
         return result
+
+
+TORCH_CACHE_ENV = "TORCHINDUCTOR_CACHE_DIR"
+"""Where torch keeps its compile caches. torch makes the folder (by default ``torchinductor_<user>`` in the temp
+folder) when it first imports its compiler, which building a model on the meta device does; nothing is compiled."""
+
+
+@contextlib.contextmanager
+def _staging(out: Path) -> Iterator[Path]:
+    """A hidden folder beside ``out`` for the file being written and, unless the user chose a place for it, torch's
+    cache folder; removed afterwards, whatever happens."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = out.with_name(f".{out.name}.partial-{uuid.uuid4().hex[:12]}")
+    staging.mkdir()
+    before = os.environ.get(TORCH_CACHE_ENV)
+    if before is None:
+        os.environ[TORCH_CACHE_ENV] = str(staging / "torch-cache")
+    try:
+        yield staging
     finally:
-        partial.unlink(missing_ok=True)
+        if before is None:
+            os.environ.pop(TORCH_CACHE_ENV, None)
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _outputs(model: nn.Module, path: Path, fmt: Format, crops: torch.Tensor, names: list[str]):
+    """(eager outputs, the written file's outputs) on ``crops``, run :data:`CHECK_BATCH` crops at a time."""
+    run = exported_runner(path, fmt, names)
+    eager: list[list[np.ndarray]] = [[] for _ in names]
+    exported: list[list[np.ndarray]] = [[] for _ in names]
+    for start in range(0, len(crops), CHECK_BATCH):
+        batch = crops[start : start + CHECK_BATCH]
+        with torch.no_grad():
+            output = model(to_model_input(batch))
+        for index, (name, value) in enumerate(zip(names, run(batch), strict=True)):
+            eager[index].append(np.asarray(output[name].numpy()))
+            exported[index].append(np.asarray(value))
+    return [np.concatenate(parts) for parts in eager], [np.concatenate(parts) for parts in exported]
 
 
 def summary_text(result: ExportResult) -> str:

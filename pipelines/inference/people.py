@@ -13,6 +13,7 @@ from PIL import Image
 from pare_model.errors import UserFacingError
 from pipelines.inference.boxes import detect_people, hog_available, whole_image_box
 from preprocessing.crop import crop_image, square_box
+from preprocessing.samples.images import jpeg_is_truncated
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 MAX_IMAGE_PIXELS = 100_000_000
@@ -107,10 +108,15 @@ def image_pixels(path: Path) -> int | None:
     return width * height
 
 
-def read_rgb(path: Path) -> np.ndarray | None:
-    """The image as (H, W, 3) uint8 RGB, or None when it is unreadable."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    return None if image is None else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+def read_rgb(path: Path) -> np.ndarray | str:
+    """The image as (H, W, 3) uint8 RGB, or why it cannot be used: unreadable, or a JPEG cut short
+    (:func:`~preprocessing.samples.images.jpeg_is_truncated`), which ``cv2.imread`` would decode with grey rows."""
+    with open(path, "rb") as handle:
+        data = handle.read()
+    if jpeg_is_truncated(data):
+        return "truncated image file (a JPEG without its end marker)"
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+    return "unreadable image file" if image is None else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def visible_fraction(bbox: list[float], image: np.ndarray) -> float:
@@ -147,8 +153,8 @@ def iter_people(
             )
             continue
         image = read_rgb(path)
-        if image is None:
-            rejects.append({"image": path.name, "reason": "unreadable image file"})
+        if isinstance(image, str):
+            rejects.append({"image": path.name, "reason": image})
             continue
         people, rejected_before = [], len(rejects)
         for index, (bbox, source) in enumerate(_boxes_for(path.name, image, boxes, detector)):

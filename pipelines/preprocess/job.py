@@ -37,6 +37,7 @@ from pipelines.data.manifest import (
     shard_name,
     shard_problems,
 )
+from pipelines.data.reading import ManifestError, check_manifest
 from pipelines.io.cluster import actors_for_work, cluster_cpus
 from pipelines.io.storage import Storage
 from pipelines.preprocess.plan import SourcePlan, build_readers, config_hash, plan_records
@@ -102,9 +103,11 @@ def _existing_manifest(storage: Storage, folder: str) -> dict | None:
     if not storage.exists(path):
         return None
     try:
-        return json.loads(storage.read_text(path))
-    except ValueError:
+        manifest = json.loads(storage.read_text(path))
+        check_manifest(manifest, path)
+    except (ValueError, ManifestError):  # damaged: the folder is rebuilt
         return None
+    return manifest
 
 
 def _is_up_to_date(storage: Storage, plan: SourcePlan, overwrite: bool) -> bool:

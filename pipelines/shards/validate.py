@@ -79,11 +79,9 @@ def validate_folder(storage: Storage, folder: str, show_progress: bool = True) -
     seen: set[str] = set()
     counts: Counter = Counter()
     firsts: dict[str, tuple[str, str]] = {}
-    from pipelines.data.reading import iter_samples
-
     total = manifest["totals"]["samples"]
     for shard, sample in tqdm(
-        iter_samples(storage, folder, manifest),
+        _readable_samples(storage, folder, manifest, report),
         total=total,
         desc=f"validate {folder}",
         unit="sample",
@@ -108,6 +106,18 @@ def validate_folder(storage: Storage, folder: str, show_progress: bool = True) -
             report.problems.append(f"{name}: first/last keys {firsts[name]} differ from the manifest")
     report.problems += _totals_problems(storage, folder, manifest, report.samples)
     return report
+
+
+def _readable_samples(storage: Storage, folder: str, manifest: dict, report: ValidationReport):
+    """(shard name, raw sample) of every shard; a shard that stops being readable adds a problem and the next is read."""
+    from pipelines.data.reading import ShardReadError, shard_samples
+
+    for entry in manifest["shards"]:
+        try:
+            for sample in shard_samples(storage, folder, entry["name"]):
+                yield entry["name"], sample
+        except ShardReadError as error:
+            report.problems.append(f"{entry['name']}: not a readable tar of samples ({error.reason})")
 
 
 def _totals_problems(storage: Storage, folder: str, manifest: dict, samples: int) -> list[str]:

@@ -52,14 +52,25 @@ class WorkerNodes(Hook):
 
 
 class WindowMetrics(Hook):
-    """Every ``log_every`` steps: the window's step statistics, all-reduced over ranks, and the loop's counters."""
+    """Every ``log_every`` steps: the window's step statistics, all-reduced over ranks, and the loop's counters. Data
+    the loaders skipped is shown to the user when it first happens and each time the count has doubled since."""
+
+    def __init__(self) -> None:
+        self.shown_skipped = 0
 
     def after_step(self, trainer: Trainer, out: StepOutput) -> None:
         if not trainer.due(trainer.config.train.log_every):
             return
         runner, state = trainer.runner, trainer.state
         reduced = runner.stats.reduced(trainer.where.world_size, trainer.where.device)
-        state.skipped_samples += int(reduced.pop("_skipped"))
+        skipped = int(reduced.pop("_skipped"))
+        state.skipped_samples += skipped
+        if skipped and state.skipped_samples >= 2 * self.shown_skipped:
+            self.shown_skipped = state.skipped_samples
+            trainer.say(
+                f"step {state.step}: the loaders skipped {state.skipped_samples} samples or shard reads so far "
+                "(unreadable, or ground truth with NaN or infinity); `pare shards validate` lists the problems"
+            )
         trainer.metrics |= reduced | {
             "train/learning_rate": runner.optimizer.param_groups[0]["lr"],
             "train/segm_weight": out.terms["segm_weight"].item(),
@@ -171,7 +182,12 @@ class Status(Hook):
         if trainer.where.is_main:
             write_status(
                 self.status_uri,
-                {"state": "finished", "step": trainer.state.step, "best_pa_mpjpe": trainer.state.best_pa_mpjpe},
+                {
+                    "state": "finished",
+                    "step": trainer.state.step,
+                    "best_pa_mpjpe": trainer.state.best_pa_mpjpe,
+                    "skipped_samples": trainer.state.skipped_samples,
+                },
             )
 
     def on_stop(self, trainer: Trainer, reason: str, message: str) -> None:

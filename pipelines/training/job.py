@@ -51,6 +51,8 @@ class TrainingResult:
     registered_model: str
     resumed: bool
     seconds: float
+    skipped_samples: int = 0
+    """Samples and shard reads the loaders skipped (unreadable, or ground truth with NaN or infinity)."""
 
 
 def _storage_path(path: str) -> str:
@@ -69,7 +71,7 @@ def _check_init_checkpoint(path: str, config: PareConfig) -> None:
 
     try:
         with local_file(path) as local:  # a remote one (s3://...) is copied for the check
-            if not local.is_file():
+            if not local.exists():  # a folder: the reader says what to pass instead
                 raise TrainingError(f"train.init_checkpoint {path} does not exist")
             checkpoint = read_model_checkpoint(local)
     except StorageError as error:
@@ -399,6 +401,7 @@ def run_training(config: PareConfig) -> TrainingResult:
         registered_model=registered,
         resumed=handle.resumed,
         seconds=time.monotonic() - started,
+        skipped_samples=int(final.get("skipped_samples", 0)),
     )
 
 

@@ -6,7 +6,9 @@ logged (real SMPL files are licensed): the model loads it from the folder record
 time (its model config), or from ``PARE_BODY_MODEL_DIR`` where that differs, e.g. on a serving machine.
 
 ``predict`` takes (B, S, S, 3) uint8 RGB person crops at the model's input size and returns
-the pose (B, 24, 3, 3), shape (B, 10), camera (B, 3), 3D joints (B, 49, 3) and vertices.
+the pose (B, 24, 3, 3), shape (B, 10), camera (B, 3), 3D joints (B, 49, 3) and vertices. It runs
+them ``max_batch`` at a time; served by ``mlflow models serve``, the model also puts the request
+limits of :mod:`pipelines.training.serving_limits` in front of MLflow's scoring server.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from pathlib import Path
 
 import mlflow.pyfunc
 import numpy as np
+
+from pipelines.training.serving_limits import ServingLimits, install_in_scoring_server
 
 OUTPUTS = {
     "pred_pose": (24, 3, 3),
@@ -43,11 +47,14 @@ class PareMlflowModel(mlflow.pyfunc.PythonModel):
 
     def __init__(self) -> None:
         self.model = None
+        self.limits = ServingLimits()
 
     def load_context(self, context) -> None:
         from pare_model.checkpoint.native import read_model_checkpoint
         from pare_model.model import build_model_from_assets
 
+        self.limits = ServingLimits.from_environment()
+        install_in_scoring_server(self.limits)
         checkpoint = read_model_checkpoint(context.artifacts["checkpoint"])
         recorded = (context.model_config or {}).get("body_model_dir", "")
         body_model_dir = os.environ.get("PARE_BODY_MODEL_DIR") or recorded
@@ -61,9 +68,14 @@ class PareMlflowModel(mlflow.pyfunc.PythonModel):
         from pare_model.image_input import to_model_input
 
         crops = np.asarray(model_input, dtype=np.uint8)
-        with torch.no_grad():
-            output = self.model(to_model_input(crops))
-        return {name: output[name].numpy() for name in OUTPUTS}
+        step = self.limits.max_batch
+        parts: dict[str, list[np.ndarray]] = {name: [] for name in OUTPUTS}
+        for start in range(0, max(len(crops), 1), step):
+            with torch.no_grad():
+                output = self.model(to_model_input(crops[start : start + step]))
+            for name in OUTPUTS:
+                parts[name].append(output[name].numpy())
+        return {name: np.concatenate(values) for name, values in parts.items()}
 
 
 @contextmanager

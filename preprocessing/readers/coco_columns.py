@@ -4,8 +4,10 @@ Tables ``images`` (``id``, ``file_name``, and ``height`` / ``width`` as ``int()`
 and ``annotations`` (``id``, ``image_id``, ``category_id``, ``iscrowd``'s truth, and ``keypoints`` and
 ``bbox`` converted as the reader converts them). A row whose values the columns cannot hold as the
 reader would read them (keypoints that are not 51 numbers, a box without area, an image without a
-name) keeps the fields the reader reads as JSON, and the reader treats it as before. Ids must be
-integers, as COCO defines them: anything else stops the conversion with a message naming it.
+name) keeps the fields the reader reads as JSON, and the reader treats it as before. An annotation whose
+``id`` or ``image_id`` is not an integer (NaN, text) is kept as JSON with ``valid_ids`` 0: the reader
+rejects it, as it rejects one whose ``image_id`` names no image (:func:`unvisited`). An image id that is
+not an integer stops the conversion with a message naming it.
 
 :func:`visit_order` gives what pycocotools' index gave the reader: images in id order (a repeated
 image id: its last entry), each image's person annotations by annotation id (then file order),
@@ -26,7 +28,7 @@ from preprocessing.readers.eft_columns import join_key
 from preprocessing.readers.files import SourceError, SourceFiles
 from preprocessing.readers.json_stream import stream_object
 
-KIND, VERSION = "coco-keypoints", 1
+KIND, VERSION = "coco-keypoints", 2
 IMAGE_COLUMNS = [Column("id", "i8"), Column("height", "i8"), Column("width", "i8"), Column("has_size", "u1")]
 ANNOTATION_COLUMNS = [
     Column("id", "i8"),
@@ -35,15 +37,20 @@ ANNOTATION_COLUMNS = [
     Column("crowd", "u1"),
     Column("keypoints", "f8", (51,)),
     Column("bbox", "f8", (4,)),
+    Column("valid_ids", "u1"),
 ]
 ANNOTATION_FIELDS = ("id", "image_id", "category_id", "iscrowd", "keypoints", "bbox")
 """The fields the reader reads; a kept annotation keeps these."""
 _NUMBER = (int, float)
 
 
+def _is_id(value: Any) -> bool:
+    return type(value) is int and -(2**63) <= value < 2**63
+
+
 def _id(item: Any, field: str, where: str, url: str) -> int:
     value = item.get(field) if isinstance(item, dict) else None
-    if type(value) is not int or not -(2**63) <= value < 2**63:
+    if not _is_id(value):
         raise SourceError(
             f"COCO annotation file {url}: {where} has {field} {value!r}; COCO ids are integers. "
             "Is it a COCO keypoints file?"
@@ -80,8 +87,12 @@ def _box_ok(box: Any) -> bool:
 
 
 def _annotation_row(ann: Any, index: int, url: str) -> tuple[dict, Any]:
-    where = f"annotations[{index}]"
-    values = {"id": _id(ann, "id", where, url), "image_id": _id(ann, "image_id", where, url)}
+    if not isinstance(ann, dict):
+        _id(ann, "id", f"annotations[{index}]", url)  # not an object: not a COCO file
+    if not (_is_id(ann.get("id")) and _is_id(ann.get("image_id"))):
+        kept = {key: ann[key] for key in ANNOTATION_FIELDS if key in ann}
+        return {"category_id": join_key(ann.get("category_id")), "valid_ids": False}, kept
+    values = {"id": ann["id"], "image_id": ann["image_id"], "valid_ids": True}
     values.update(category_id=join_key(ann.get("category_id")), crowd=bool(ann.get("iscrowd", 0)))
     try:
         keypoints = np.asarray(ann.get("keypoints", []), dtype=np.float64)
@@ -142,10 +153,9 @@ def visit_order(tables: Tables) -> Visits:
     order = np.argsort(image_ids, kind="stable")
     unique_ids = np.unique(image_ids)
     last_row = order[np.searchsorted(image_ids[order], unique_ids, side="right") - 1]
-    categories = tables.meta["person_categories"] or [1.0]
     annotation_image = tables.column("annotations", "image_id")
     annotation_id = tables.column("annotations", "id")
-    wanted = np.isin(tables.column("annotations", "category_id"), categories) & np.isin(annotation_image, unique_ids)
+    wanted = _people_rows(tables) & np.isin(annotation_image, unique_ids)
     rows = np.nonzero(wanted)[0]
     rows = rows[np.lexsort((rows, annotation_id[rows], annotation_image[rows]))]
     image = annotation_image[rows]
@@ -155,3 +165,30 @@ def visit_order(tables: Tables) -> Visits:
     repeated = np.ones(len(rows), bool)
     repeated[np.unique(annotation_id[rows], return_index=True)[1]] = False
     return Visits(rows, last_row[np.searchsorted(unique_ids, image)], np.arange(len(rows)) - group_start, repeated)
+
+
+def _people_rows(tables: Tables) -> np.ndarray:
+    """Whether each annotation is a person's with integer ids."""
+    categories = tables.meta["person_categories"] or [1.0]
+    valid = tables.column("annotations", "valid_ids").astype(bool)
+    return np.isin(tables.column("annotations", "category_id"), categories) & valid
+
+
+def unvisited(tables: Tables) -> list[tuple[str, str]]:
+    """(sample id, why) of each person annotation :func:`visit_order` leaves out: an ``id`` or ``image_id`` that
+    is not an integer, or an ``image_id`` naming no image of the file (pycocotools files it under that id, which
+    no image visits). The reader rejects them; without this they would be lost without a word."""
+    categories = tables.meta["person_categories"] or [1.0]
+    person = np.isin(tables.column("annotations", "category_id"), categories)
+    bad_ids = np.nonzero(person & ~tables.column("annotations", "valid_ids").astype(bool))[0]
+    found = [
+        (str(raw.get("id", "")), f"id {raw.get('id')!r}, image_id {raw.get('image_id')!r}: COCO ids are integers")
+        for raw in tables.raw("annotations", bad_ids)
+    ]
+    image_ids = tables.column("annotations", "image_id")
+    orphans = np.nonzero(_people_rows(tables) & ~np.isin(image_ids, tables.column("images", "id")))[0]
+    for ident, image in zip(
+        tables.take("annotations", "id", orphans).tolist(), image_ids[orphans].tolist(), strict=True
+    ):
+        found.append((str(ident), f"image_id {image} names no image of the file"))
+    return found

@@ -18,7 +18,7 @@ import numpy as np
 from preprocessing.crop import square_box
 from preprocessing.keypoints import COCO17_TO_SPIN, spin_indices
 from preprocessing.readers.base import Item, Reader, pixel_offset
-from preprocessing.readers.coco_columns import coco_tables, visit_order
+from preprocessing.readers.coco_columns import coco_tables, unvisited, visit_order
 from preprocessing.readers.columns import Tables
 from preprocessing.readers.eft import attach_fit, check_camera_option, parse_fit
 from preprocessing.readers.eft_columns import eft_tables, fit_entries, fit_index
@@ -51,6 +51,14 @@ class CocoEftOptions:
     """Convention of EFT's ``parm_cam``: ``spin`` (the fitter's f = 5000 projection) or ``eft_visualizer``."""
 
 
+def _whole(entry: dict, key: str) -> int:
+    """``entry[key]`` as a whole number; NaN, infinity or text is a ``bad_annotation`` reject (not a crash)."""
+    value = entry.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or abs(value) == float("inf"):
+        raise RecordRejected("bad_annotation", f"{key} is {value!r}, not a whole number")
+    return int(value)
+
+
 class CocoEftReader(Reader):
     """COCO person keypoints joined with EFT SMPL fits by annotation id.
 
@@ -80,6 +88,8 @@ class CocoEftReader(Reader):
         offset = pixel_offset(self.files, self.options.pixel_offset)
         coco = coco_tables(self.files, self.options.annotations, self.cache_root)
         visits = visit_order(coco)
+        for sample_id, why in unvisited(coco):
+            yield self.rejected("bad_annotation", why, sample_id, self.options.annotations)
         annotation_ids = coco.column("annotations", "id")[visits.rows]
         fits, fit_rows, duplicate_fits = self._fits(annotation_ids)
         crowd = coco.column("annotations", "crowd")[visits.rows].astype(bool)
@@ -127,10 +137,10 @@ class CocoEftReader(Reader):
             center=np.zeros(2),
             box_size=0.0,
             keypoints_2d=keypoints,
-            image_size=(int(image["height"]), int(image["width"])) if "height" in image else None,
+            image_size=(_whole(image, "height"), _whole(image, "width")) if "height" in image else None,
             source=options.annotations,
             person_index=person,
-            extra={"image_id": int(image["id"]), "annotation_id": int(ann["id"])},
+            extra={"image_id": _whole(image, "id"), "annotation_id": _whole(ann, "id")},
         )
         annot_id = ann["id"]
         if duplicate_fit:

@@ -33,6 +33,10 @@ TRAIN_SUBJECTS = ("S1", "S5", "S6", "S7", "S8")
 TEST_SUBJECTS = ("S9", "S11")
 FRONTAL_CAMERA = "60457274"
 """Protocol 2 evaluates S9 and S11 through this camera only."""
+CAMERAS_ADVICE = (
+    "The Human3.6M camera pickles of SPIN and mmhuman3d hold only such arrays: get the file again from where it came "
+    "from, or point the reader at Human3.6M's own metadata.xml."
+)
 INTRINSICS_START = 264  # 4 cameras x 11 subjects x 6 extrinsic values come first
 
 
@@ -121,7 +125,7 @@ def load_cameras(files: SourceFiles, relative: str) -> dict[tuple[str, str], H36
     if relative.lower().endswith(".xml"):
         return cameras_from_metadata(files.read_bytes(relative).decode("utf-8", "replace"), url)
     try:
-        data = load_pickle(files.local_path(relative))
+        data = load_pickle(files.local_path(relative), advice=CAMERAS_ADVICE)
     except PickleLoadError as error:
         raise SourceError(f"cannot read the Human3.6M cameras pickle {url}: {error}") from None
     return cameras_from_pickle(data, url)

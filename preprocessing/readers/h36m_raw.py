@@ -60,6 +60,10 @@ from preprocessing.record import GENDERS, ImageRef, PerspectiveCamera, RecordRej
 
 H36M32_TO_17 = np.array([11, 6, 7, 8, 1, 2, 3, 12, 24, 14, 15, 17, 18, 19, 25, 26, 27])
 """The 17 annotated joints among the 32 of the CDF files, in SPIN's Human3.6M order."""
+MOSH_ADVICE = (
+    "MoSh fits of Human3.6M hold only such arrays: get the file again from where it came from and check that it "
+    "was not replaced."
+)
 GT_INDICES = gt_indices(H36M17_TO_SPIN_GT)
 MOSH_ROOT_FIX = Rotation.from_rotvec([np.pi, 0.0, 0.0])
 MOSH_STEP = 5
@@ -184,7 +188,7 @@ class H36mRawReader(Reader):
     def load_mosh(self, relative: str) -> MoshFit:
         url = self.files.url(relative)
         try:
-            data = load_pickle(self.files.local_path(relative))
+            data = load_pickle(self.files.local_path(relative), advice=MOSH_ADVICE)
         except PickleLoadError as error:
             raise SourceError(f"cannot read the MoSh fit {url}: {error}") from None
         if not isinstance(data, dict) or "new_poses" not in data or "betas" not in data:

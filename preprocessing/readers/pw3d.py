@@ -59,6 +59,10 @@ GENDERS = {"m": "male", "male": "male", "f": "female", "female": "female"}
 
 PLAIN_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
 """What a sequence name may be (3DPW's are like ``downtown_walking_00``)."""
+PW3D_ADVICE = (
+    "3DPW's own sequence files hold only such arrays: download the file again from the 3DPW site "
+    "(virtualhumans.mpi-inf.mpg.de/3DPW) and check that it was not replaced."
+)
 PER_ACTOR = ("genders", "betas", "poses", "trans", "poses2d", "campose_valid")
 REQUIRED = ("sequence", *PER_ACTOR, "cam_poses", "cam_intrinsics")
 
@@ -197,7 +201,7 @@ class Pw3dReader(Reader):
         """One sequence pickle, parsed; an unreadable or malformed file raises :class:`SourceError`."""
         url = self.files.url(relative)
         try:
-            raw = load_pickle(self.files.local_path(relative))
+            raw = load_pickle(self.files.local_path(relative), advice=PW3D_ADVICE)
         except PickleLoadError as error:
             raise SourceError(f"cannot read the 3DPW sequence {url}: {error}") from None
         return parse_sequence(raw, url)

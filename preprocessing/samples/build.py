@@ -71,6 +71,22 @@ class BuiltSample:
     has_smpl: bool
 
 
+GROUND_TRUTH = ("keypoints_2d", "joints_3d", "pose", "betas")
+"""The annotation's arrays training and evaluation read as ground truth, besides the fit's camera."""
+
+
+def check_finite_ground_truth(annotation: dict) -> None:
+    """Reject (``nan_parameters``) a sample whose ground truth came out NaN or infinite although the record's was
+    finite: the camera a tiny crop-camera scale puts at infinite depth, a degenerate translation fit."""
+    camera = annotation.get("camera") or {}
+    values = {name: annotation[name] for name in GROUND_TRUTH} | {
+        f"camera.{name}": camera[name] for name in ("intrinsics", "translation") if name in camera
+    }
+    bad = [name for name, value in values.items() if not np.isfinite(np.asarray(value, dtype=np.float64)).all()]
+    if bad:
+        raise RecordRejected("nan_parameters", f"{', '.join(bad)} of the built sample came out NaN or infinite")
+
+
 def _homogeneous(affine: np.ndarray) -> np.ndarray:
     return np.vstack([affine, [0.0, 0.0, 1.0]])
 
@@ -137,6 +153,7 @@ class SampleBuilder:
             labels, quality, camera = self._render_fit(record, fit, to_crop, keypoints)
         start = time.perf_counter()
         annotation = self._annotation(record, to_crop, keypoints, camera, quality, image.shape[:2], reduction)
+        check_finite_ground_truth(annotation)
         members = sample_members(
             record.key,
             encode_jpeg(crop, crop_config.jpeg_quality),

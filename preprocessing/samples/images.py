@@ -80,10 +80,26 @@ def _check_pixels(data: bytes, url: str) -> None:
         )
 
 
+JPEG_START, JPEG_SCAN, JPEG_END = b"\xff\xd8", b"\xff\xda", b"\xff\xd9"
+
+
+def jpeg_is_truncated(data: bytes) -> bool:
+    """Whether ``data`` is a JPEG cut short: no end-of-image marker after its last scan.
+
+    ``cv2.imread`` decodes such a file without an error (libjpeg fills the missing rows with grey and only warns;
+    ``cv2.imdecode`` refuses it in OpenCV 5), while a PNG, BMP or WebP cut short does not decode. The marker cannot occur inside a scan's data, where every 0xFF
+    byte is followed by 0x00 or a restart marker; an embedded thumbnail's end marker comes before the last scan."""
+    if not data.startswith(JPEG_START):
+        return False
+    return data.find(JPEG_END, max(data.rfind(JPEG_SCAN), 0)) < 0
+
+
 def decode_image(data: bytes, url: str, reduction: int = 1) -> np.ndarray:
-    """(H, W, 3) uint8 RGB from encoded bytes, decoded at ``1/reduction`` size; undecodable raises ``corrupt_image``,
-    and one declaring more pixels than the limit ``unreadable_image``."""
+    """(H, W, 3) uint8 RGB from encoded bytes, decoded at ``1/reduction`` size; undecodable or truncated raises
+    ``corrupt_image``, and one declaring more pixels than the limit ``unreadable_image``."""
     _check_pixels(data, url)
+    if jpeg_is_truncated(data):
+        raise RecordRejected("corrupt_image", f"{url} ({len(data)} bytes) is a JPEG cut short (no end marker)")
     image = cv2.imdecode(np.frombuffer(data, np.uint8), _REDUCED[reduction]) if data else None
     if image is None:
         raise RecordRejected("corrupt_image", f"{url} ({len(data)} bytes) is not a decodable image")
