@@ -139,7 +139,7 @@ def _shard_folder(folder: Path, shard: bytes, edit=None) -> None:
     """A shard folder holding ``shard`` as its one shard, with a manifest whose sizes and checksums match it."""
     import hashlib
 
-    from pipelines.data.manifest import build_manifest, manifest_text
+    from pipelines.data.manifest import FitQualityTally, build_manifest, manifest_text
 
     folder.mkdir(parents=True)
     (folder / "shard-000000.tar").write_bytes(shard)
@@ -155,8 +155,8 @@ def _shard_folder(folder: Path, shard: bytes, edit=None) -> None:
         sample_format={"crop_resolution": 8},
         shards=[entry | {"first_key": "a", "last_key": "a"}],
         inputs=1,
-        rejects=[],
-        samples=[],
+        rejects_by_reason={},
+        fit_quality=FitQualityTally().summary(),
     )
     if edit:
         edit(manifest)

@@ -238,15 +238,9 @@ class PoisonAt(Hook):
 def _loader_batch(size: int, image_size: int, label_size: int) -> dict:
     """A batch as the loader makes it (CPU tensors, uint8 images), from bench/device_step.py, which measures the
     same step on a GPU."""
-    import importlib.util
-    from pathlib import Path
+    from bench.device_step import loader_batch  # the repository root is on the tests' path
 
-    path = Path(__file__).resolve().parents[1] / "bench" / "device_step.py"
-    spec = importlib.util.spec_from_file_location("bench_device_step", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.loader_batch(size, image_size, label_size, pin=False)
+    return loader_batch(size, image_size, label_size, pin=False)
 
 
 @pytest.mark.parametrize("setting", ["auto", "fp32"])
