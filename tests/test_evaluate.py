@@ -199,7 +199,9 @@ def test_human36m_ground_truth_is_its_3d_joints_centred_on_the_pelvis(procedural
     part = EvalPart()
     part.count_left_out(target)
     assert (part.without_ground_truth, part.missing_joints) == (1, 1)
-    # SPIN's and PARE's protocols: p1 every camera of S9 and S11, p2 the frontal camera 60457274 alone
+    # SPIN's and PARE's protocols, as nkolot/SPIN datasets/preprocess/h36m.py writes h36m_valid_protocol{1,2}.npz
+    # (which PARE evaluates): `user_list = [9, 11]`, and a frame is kept when `protocol == 1 or camera ==
+    # '60457274'`: p1 every camera of S9 and S11, p2 the frontal camera 60457274 alone
     assert subsets_of("h36m", {"imgname": "S9_Directions_1.60457274_000001.jpg"}) == ["h36m-p1", "h36m-p2"]
     assert subsets_of("h36m", {"subject": "S11", "action": "Walking", "camera": "54138969"}) == ["h36m-p1"]
     assert subsets_of("h36m", {"subject": "S1", "action": "Walking", "camera": "60457274"}) == ["h36m"]

@@ -155,7 +155,8 @@ def visit_order(tables: Tables) -> Visits:
     last_row = order[np.searchsorted(image_ids[order], unique_ids, side="right") - 1]
     annotation_image = tables.column("annotations", "image_id")
     annotation_id = tables.column("annotations", "id")
-    wanted = _people_rows(tables) & np.isin(annotation_image, unique_ids)
+    person, valid = _people_rows(tables)
+    wanted = person & valid & np.isin(annotation_image, unique_ids)
     rows = np.nonzero(wanted)[0]
     rows = rows[np.lexsort((rows, annotation_id[rows], annotation_image[rows]))]
     image = annotation_image[rows]
@@ -167,28 +168,27 @@ def visit_order(tables: Tables) -> Visits:
     return Visits(rows, last_row[np.searchsorted(unique_ids, image)], np.arange(len(rows)) - group_start, repeated)
 
 
-def _people_rows(tables: Tables) -> np.ndarray:
-    """Whether each annotation is a person's with integer ids."""
+def _people_rows(tables: Tables) -> tuple[np.ndarray, np.ndarray]:
+    """(whether each annotation is a person's, whether its ``id`` and ``image_id`` are integers)."""
     categories = tables.meta["person_categories"] or [1.0]
-    valid = tables.column("annotations", "valid_ids").astype(bool)
-    return np.isin(tables.column("annotations", "category_id"), categories) & valid
+    person = np.isin(tables.column("annotations", "category_id"), categories)
+    return person, tables.column("annotations", "valid_ids").astype(bool)
 
 
 def unvisited(tables: Tables) -> list[tuple[str, str]]:
     """(sample id, why) of each person annotation :func:`visit_order` leaves out: an ``id`` or ``image_id`` that
     is not an integer, or an ``image_id`` naming no image of the file (pycocotools files it under that id, which
     no image visits). The reader rejects them; without this they would be lost without a word."""
-    categories = tables.meta["person_categories"] or [1.0]
-    person = np.isin(tables.column("annotations", "category_id"), categories)
-    bad_ids = np.nonzero(person & ~tables.column("annotations", "valid_ids").astype(bool))[0]
+    person, valid = _people_rows(tables)
     found = [
         (str(raw.get("id", "")), f"id {raw.get('id')!r}, image_id {raw.get('image_id')!r}: COCO ids are integers")
-        for raw in tables.raw("annotations", bad_ids)
+        for raw in tables.raw("annotations", np.nonzero(person & ~valid)[0])
     ]
     image_ids = tables.column("annotations", "image_id")
-    orphans = np.nonzero(_people_rows(tables) & ~np.isin(image_ids, tables.column("images", "id")))[0]
-    for ident, image in zip(
-        tables.take("annotations", "id", orphans).tolist(), image_ids[orphans].tolist(), strict=True
-    ):
-        found.append((str(ident), f"image_id {image} names no image of the file"))
+    orphans = np.nonzero(person & valid & ~np.isin(image_ids, tables.column("images", "id")))[0]
+    identities = tables.take("annotations", "id", orphans).tolist()
+    found += [
+        (str(ident), f"image_id {image} names no image of the file")
+        for ident, image in zip(identities, image_ids[orphans].tolist(), strict=True)
+    ]
     return found
