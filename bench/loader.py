@@ -8,7 +8,8 @@
    simplejpeg, as the loader does, and for comparison with OpenCV's decoder, as it did before) and
    its part labels (106 px since sample format 2), draw PARE's augmentation (scale, rotation, flip, shift),
    warp the image to 224 and the labels to the loss's 56, paste 1..7 occluders, colour gain and motion blur,
-   and emit the loss's arrays.
+   and emit the loss's arrays. Timed after a warm-up that fills the shuffle buffer (before the fix of
+   2026-12-08 the timing began after 50 samples and counted the buffer's filling, about a third more tar reads).
 3. Baseline, the way the original PARE loads data: per sample, decode the full source image
    (640 px) and crop it to 224 with the same augmentation, occlusion and photometric steps
    (no part labels: the original renders them on the GPU).
@@ -33,14 +34,21 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 
+def warm_up(config) -> int:
+    """Samples to draw before timing: open shards, build the occluders and fill the shuffle buffer, which reads
+    two samples per sample it gives until it holds ``shuffle_buffer`` (once per loader process, at the start)."""
+    return config.shuffle_buffer + 50
+
+
 def shard_rate(shards: Path, samples: int) -> float:
     from pipelines.config.train import LoaderConfig
     from pipelines.data.stream import MixSource, TrainStream
 
     urls = tuple(str(p) for p in sorted(shards.glob("*.tar")))
-    stream = iter(TrainStream([MixSource("coco", urls, (1.0,) * len(urls), 1.0)], LoaderConfig(), 224, 0, 1, 0))
-    for _ in range(50):
-        next(stream)  # warm up: open shards, fill the shuffle buffer, build the occluders
+    config = LoaderConfig()
+    stream = iter(TrainStream([MixSource("coco", urls, (1.0,) * len(urls), 1.0)], config, 224, 0, 1, 0))
+    for _ in range(warm_up(config)):
+        next(stream)
     start = time.perf_counter()
     for _ in range(samples):
         next(stream)
@@ -124,7 +132,7 @@ def loader_rate(shards: Path, samples: int, workers: int) -> float:
     batches = iter(
         make_loader(TrainStream([MixSource("coco", urls, (1.0,) * len(urls), 1.0)], config, 224, 0, 1, 0), config)
     )
-    for _ in range(2 * workers):
+    for _ in range(-(-workers * warm_up(config) // 64)):
         next(batches)
     count = max(8, samples // 64)
     start = time.perf_counter()

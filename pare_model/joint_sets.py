@@ -17,6 +17,7 @@ a table cannot drift from its permutation.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -326,8 +327,9 @@ def mirror_joint_name(name: str) -> str:
     return name
 
 
+@functools.cache
 def flip_permutation(names: tuple[str, ...]) -> tuple[int, ...]:
-    """Permutation that swaps every left joint with its right counterpart."""
+    """Permutation that swaps every left joint with its right counterpart (computed once per set of names)."""
     index = {name: i for i, name in enumerate(names)}
     missing = [name for name in names if mirror_joint_name(name) not in index]
     if missing:
@@ -389,13 +391,18 @@ def smpl_pose_flip_perm() -> np.ndarray:
     After permuting, negate the y and z components of every joint (``pose[..., 1::3]`` and
     ``pose[..., 2::3]``) to mirror the rotations themselves.
     """
-    joint_perm = np.array(JOINT_SETS["smpl24"].flip_perm)
-    return (3 * joint_perm[:, None] + np.arange(3)[None, :]).reshape(-1)
+    return _SMPL_POSE_FLIP_PERM.copy()
+
+
+_SMPL_POSE_FLIP_PERM = (
+    3 * np.array(JOINT_SETS["smpl24"].flip_perm)[:, None] + np.arange(3)[None, :]
+).reshape(-1)
+_SMPL_POSE_FLIP_PERM.flags.writeable = False
 
 
 def flip_smpl_pose(pose: np.ndarray) -> np.ndarray:
     """Mirror (..., 72) axis-angle SMPL poses left-right (the person seen in a mirror)."""
-    flipped = pose[..., smpl_pose_flip_perm()].copy()
+    flipped = pose[..., _SMPL_POSE_FLIP_PERM]
     flipped[..., 1::3] *= -1
     flipped[..., 2::3] *= -1
     return flipped

@@ -14,6 +14,7 @@ from PIL import Image
 from pare_model.errors import UserFacingError
 from pare_model.input_limits import MAX_SHARD_BYTES
 from pipelines.data.manifest import MANIFEST_FILE, in_folder
+from pipelines.data.tar_headers import plain_members
 from pipelines.io.storage import Storage
 
 SHARD_NAME = re.compile(r"shard-[0-9]{6}\.tar")
@@ -132,7 +133,9 @@ def read_shard(stream, url: str) -> bytes:
     (a 1 MB shard can hold a 16 GB member), and ``pare preprocess`` never writes one. A member declaring more
     bytes than the shard holds makes the shard refused; a header that is not a tar header, unreadable
     (:class:`ShardReadError`). A shard cut short (a copy that stopped) is returned as it is: the samples before
-    the cut are read, the rest counted by the reader.
+    the cut are read, the rest counted by the reader. A shard of plain files, as `pare preprocess` writes them, is
+    recognised from its headers alone (:func:`~pipelines.data.tar_headers.plain_members`); any other is walked
+    with :mod:`tarfile`.
     """
     cap, chunks, size = MAX_SHARD_BYTES.value(), [], 0
     while chunk := stream.read(min(_CHUNK, cap + 1 - size)):  # in pieces: some streams allocate what is asked
@@ -143,6 +146,8 @@ def read_shard(stream, url: str) -> bytes:
                 f"shard {url} holds more than {cap:,} bytes ({MAX_SHARD_BYTES}); raise it if genuine"
             )
     data = b"".join(chunks)
+    if plain_members(data):
+        return data
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
             for member in tar:

@@ -166,8 +166,8 @@ class TrainStream(IterableDataset):
             shuffle_rng = random.Random(int(shard_rng.integers(2**63)))
             shuffled = wds.filters._shuffle(samples, bufsize=buffer, initial=min(buffer, 100), rng=shuffle_rng)
             streams.append(iter(shuffled))
-        while True:
-            raw = next(streams[int(rng.choice(len(streams), p=self.probs))])
+        while True:  # one source: no draw (the mixing draws use ``rng`` alone, so nothing else changes)
+            raw = next(streams[int(rng.choice(len(streams), p=self.probs)) if len(streams) > 1 else 0])
             example = transform(raw)
             if example is not None:
                 yield example
