@@ -15,7 +15,7 @@
    (no part labels: the original renders them on the GPU).
 4. The shard loader through a torch DataLoader with 2 loader processes (both cores).
 
-Prints figures only: it never passes or fails on time.
+Steps 2 and 3 alternate, twice. Prints figures only: it never passes or fails on time.
 """
 
 from __future__ import annotations
@@ -76,14 +76,16 @@ def crops_decoded_with(decode):
         samples.decode_jpeg_bgr = saved
 
 
-def shard_rates(shards: Path, samples: int, rounds: int = 2) -> tuple[float, float]:
-    """(samples/s with the loader's decoder, with OpenCV's), alternated ``rounds`` times; the mean of each."""
-    ours, opencv = [], []
+def alternated_rates(shards: Path, source: Path, samples: int, rounds: int = 2) -> dict[str, list[float]]:
+    """samples/s of the shard loader, of it with OpenCV's crop decoder and of the baseline, the three alternated
+    ``rounds`` times in this process, so that a machine whose speed drifts (other tenants, clocks) moves all three."""
+    rates: dict[str, list[float]] = {"shards": [], "opencv": [], "baseline": []}
     for _ in range(rounds):
-        ours.append(shard_rate(shards, samples))
+        rates["shards"].append(shard_rate(shards, samples))
         with crops_decoded_with(opencv_decode):
-            opencv.append(shard_rate(shards, samples))
-    return sum(ours) / rounds, sum(opencv) / rounds
+            rates["opencv"].append(shard_rate(shards, samples))
+        rates["baseline"].append(baseline_rate(source, samples))
+    return rates
 
 
 def baseline_rate(source: Path, samples: int) -> float:
@@ -164,10 +166,17 @@ def main() -> None:
             f"source JPEGs {args.image_size} px, crops 424 px -> 224 px, occlusion on (procedural), "
             "colour gain + motion blur p=0.5"
         )
-        ours, opencv = shard_rates(shards, args.samples)
-        print(f"shards, 1 core:                        {ours:7.0f} samples/s")
-        print(f"shards, 1 core, OpenCV crop decode:    {opencv:7.0f} samples/s (the loader before simplejpeg)")
-        print(f"baseline (full image + crop), 1 core:  {baseline_rate(source, args.samples):7.0f} samples/s")
+        rates = alternated_rates(shards, source, args.samples)
+
+        def line(name: str) -> str:
+            each = ", ".join(f"{value:.0f}" for value in rates[name])
+            return f"{sum(rates[name]) / len(rates[name]):7.0f} samples/s (each round: {each})"
+
+        print(f"shards, 1 core:                        {line('shards')}")
+        print(f"shards, 1 core, OpenCV crop decode:    {line('opencv')} (the loader before simplejpeg)")
+        print(f"baseline (full image + crop), 1 core:  {line('baseline')}")
+        ratios = ", ".join(f"{a / b:.2f}" for a, b in zip(rates["shards"], rates["baseline"], strict=True))
+        print(f"shards / baseline in each round:       {ratios}")
         rate = loader_rate(shards, args.samples, args.workers)
         print(
             f"DataLoader, {args.workers} loader processes:          {rate:7.0f} samples/s "

@@ -394,9 +394,7 @@ def smpl_pose_flip_perm() -> np.ndarray:
     return _SMPL_POSE_FLIP_PERM.copy()
 
 
-_SMPL_POSE_FLIP_PERM = (
-    3 * np.array(JOINT_SETS["smpl24"].flip_perm)[:, None] + np.arange(3)[None, :]
-).reshape(-1)
+_SMPL_POSE_FLIP_PERM = (3 * np.array(JOINT_SETS["smpl24"].flip_perm)[:, None] + np.arange(3)[None, :]).reshape(-1)
 _SMPL_POSE_FLIP_PERM.flags.writeable = False
 
 
