@@ -69,6 +69,8 @@ class Target:
     value: float
     limit: float
     at_least: bool = False
+    detail: str = ""
+    """What the value is made of, printed after it (e.g. the two figures of a ratio)."""
 
     @property
     def met(self) -> bool:
@@ -76,8 +78,10 @@ class Target:
 
     def line(self) -> str:
         relation = ">=" if self.at_least else "<="
+        detail = f"; {self.detail}" if self.detail else ""
         return (
-            f"    [{'met' if self.met else 'MISSED'}] {self.name}: {self.value:.2f} (target {relation} {self.limit:g})"
+            f"    [{'met' if self.met else 'MISSED'}] {self.name}: {self.value:.2f} "
+            f"(target {relation} {self.limit:g}{detail})"
         )
 
 
@@ -97,6 +101,7 @@ def targets(run: PipelineResult) -> list[Target]:
     """The quickstart's :data:`TARGETS` measured on a finished pipeline (3DPW-like test frames, final model)."""
     test = run.evaluation.summary["3dpw"]
     train = next(iter(run.train_evaluation.summary.values()))
+    local = run.occlusion.local
     return [
         Target("MPJPE / mean-pose MPJPE (test)", test["mpjpe"] / test["baseline"]["mpjpe"], TARGETS["mpjpe_ratio"]),
         Target(
@@ -116,11 +121,20 @@ def targets(run: PipelineResult) -> list[Target]:
         ),
         Target(
             "occlusion: error increase on the joint / far from it",
-            run.occlusion.local["ratio"],
+            local["ratio"],
             TARGETS["local_sensitivity_ratio"],
             at_least=True,
+            detail=_local_detail(local),
         ),
     ]
+
+
+def _local_detail(local: dict) -> str:
+    """The two increases behind the occlusion ratio; an infinite ratio is a far patch that did not raise the error."""
+    figures = f"on the joint {local['near']:+.1f} mm, far {local['far']:+.1f} mm"
+    if local["far"] <= 0 < local["near"]:
+        return figures + ": the far patch did not raise the error, so the ratio is infinite"
+    return figures
 
 
 def _pose_rotations(assets: BodyModelAssets, pose: str) -> torch.Tensor:

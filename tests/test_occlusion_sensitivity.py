@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipelines.occlusion_sensitivity.analysis import Grid, local_sensitivity
+from pipelines.occlusion_sensitivity.analysis import Grid, _ratio, local_sensitivity
 
 GRID = Grid(image_size=120, patch=20, stride=20)  # a 6 x 6 tiling
 
@@ -87,3 +87,17 @@ def test_a_patch_that_only_hurts_on_the_joint_has_an_infinite_ratio():
     errors[0, 30 // GRID.stride, 30 // GRID.stride, 0] = 12.0
     local = local_sensitivity(errors, clean, _joints(points), GRID)
     assert local["far"] == 0.0 and local["near"] > 0 and local["ratio"] == float("inf")
+
+
+def test_the_quickstart_line_of_the_local_ratio_names_its_two_figures():
+    from pipelines.quickstart import Target, _local_detail
+
+    far_lowers = {"near": 14.6, "far": -1.1, "ratio": _ratio(14.6, -1.1)}
+    line = Target("occlusion", far_lowers["ratio"], 2.0, at_least=True, detail=_local_detail(far_lowers)).line()
+    assert "[met]" in line and "inf" in line
+    assert "on the joint +14.6 mm, far -1.1 mm: the far patch did not raise the error" in line
+    ordinary = {"near": 20.4, "far": 1.0, "ratio": _ratio(20.4, 1.0)}
+    line = Target("occlusion", ordinary["ratio"], 2.0, at_least=True, detail=_local_detail(ordinary)).line()
+    assert "20.40" in line and line.endswith("far +1.0 mm)") and "infinite" not in line
+    no_effect = {"near": -0.5, "far": -1.0, "ratio": _ratio(-0.5, -1.0)}
+    assert "[MISSED]" in Target("o", no_effect["ratio"], 2.0, at_least=True, detail=_local_detail(no_effect)).line()
