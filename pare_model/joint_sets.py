@@ -385,16 +385,9 @@ def spin_joint_map() -> np.ndarray:
     return np.array([position[_SPIN_SOURCE.get(name, name)] for name in SPIN_JOINT_NAMES])
 
 
-def smpl_pose_flip_perm() -> np.ndarray:
-    """(72,) permutation of an axis-angle SMPL pose for a horizontal flip.
-
-    After permuting, negate the y and z components of every joint (``pose[..., 1::3]`` and
-    ``pose[..., 2::3]``) to mirror the rotations themselves.
-    """
-    return _SMPL_POSE_FLIP_PERM.copy()
-
-
 _SMPL_POSE_FLIP_PERM = (3 * np.array(JOINT_SETS["smpl24"].flip_perm)[:, None] + np.arange(3)[None, :]).reshape(-1)
+"""(72,) permutation of an axis-angle SMPL pose for a horizontal flip; after permuting, the y and z components of
+every joint are negated (``pose[..., 1::3]`` and ``pose[..., 2::3]``) to mirror the rotations themselves."""
 _SMPL_POSE_FLIP_PERM.flags.writeable = False
 
 
